@@ -1,0 +1,1 @@
+"""HTTP layer: decodes requests into Arrow, encodes answers; never builds SQL."""

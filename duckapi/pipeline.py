@@ -1,0 +1,212 @@
+"""The DAG between a served model and its request input, as one SQL statement.
+
+Built once from a compiled dbt manifest. Every model downstream of the input becomes
+a CTE; the input model itself is replaced by the request's table, so the statement
+reads nothing but the request. dbt compiles fully qualified relation names, which
+are rewritten to the CTE names here (a registered table would not shadow them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: The name under which an engine exposes the request's rows to the statement.
+INPUT_RELATION = "__duckapi_input"
+CTE_PREFIX = "duckapi__"
+
+
+class PipelineError(ValueError):
+    """The project does not describe a servable pipeline; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class Node:
+    unique_id: str
+    name: str
+    relation_name: str | None
+    compiled_sql: str
+    depends_on: tuple[str, ...]
+    materialized: str
+    path: str
+
+    @property
+    def cte_name(self) -> str:
+        return quote_identifier(CTE_PREFIX + self.name)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A served model: where it is mounted and which model its requests replace."""
+
+    path: str
+    output: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    endpoint: Endpoint
+    input_node: Node
+    output_node: Node
+    nodes: tuple[Node, ...]  # topological order, input excluded, output last
+    input_columns: tuple[Column, ...]
+    output_columns: tuple[str, ...]
+
+    @property
+    def body_sql(self) -> str:
+        """WITH ... over the request table; select from `output_cte` to finish it."""
+        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql}\n)"]
+        for node in self.nodes:
+            ctes.append(f"{node.cte_name} as (\n{self._rewrite(node.compiled_sql)}\n)")
+        return "with " + ",\n".join(ctes)
+
+    @property
+    def output_cte(self) -> str:
+        return self.output_node.cte_name
+
+    @property
+    def input_sql(self) -> str:
+        columns = ",\n    ".join(
+            f"cast({quote_identifier(c.name)} as {c.data_type}) as {quote_identifier(c.name)}"
+            for c in self.input_columns
+        )
+        return f"select\n    {columns}\nfrom {INPUT_RELATION}"
+
+    def select_sql(self, projection: str = "*") -> str:
+        """The whole statement: the DAG, then `select <projection> from <output> as o`."""
+        return f"{self.body_sql}\nselect {projection} from {self.output_cte} as o"
+
+    def _rewrite(self, sql: str) -> str:
+        for node in (self.input_node, *self.nodes):
+            if node.relation_name:
+                sql = sql.replace(node.relation_name, node.cte_name)
+        return sql
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _node(raw: dict[str, Any]) -> Node:
+    return Node(
+        unique_id=raw["unique_id"],
+        name=raw["name"],
+        relation_name=raw.get("relation_name"),
+        compiled_sql=(raw.get("compiled_code") or "").strip().rstrip(";"),
+        depends_on=tuple(raw.get("depends_on", {}).get("nodes", ())),
+        materialized=raw.get("config", {}).get("materialized", "view"),
+        path=raw.get("original_file_path", raw["unique_id"]),
+    )
+
+
+def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
+    """Models whose YAML has `meta: {duckapi: {path: ..., input: ...}}` are served."""
+    endpoints = []
+    for raw in manifest["nodes"].values():
+        if raw.get("resource_type") != "model":
+            continue
+        meta = (raw.get("config", {}).get("meta") or raw.get("meta") or {}).get("duckapi")
+        if not meta:
+            continue
+        if "path" not in meta or "input" not in meta:
+            raise PipelineError(
+                f"{raw['original_file_path']}: meta.duckapi of model {raw['name']} needs `path` and `input`"
+            )
+        path = "/" + str(meta["path"]).strip("/") + "/"
+        endpoints.append(Endpoint(path=path, output=raw["name"], input=str(meta["input"])))
+    if not endpoints:
+        raise PipelineError(
+            "no served model: add `meta: {duckapi: {path: /name/, input: <input model>}}` "
+            "to a model in a schema.yml of the project"
+        )
+    return sorted(endpoints, key=lambda e: e.path)
+
+
+def _by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    for raw in manifest["nodes"].values():
+        if raw.get("resource_type") == "model" and raw["name"] == name:
+            return raw
+    raise PipelineError(f"no model named {name!r} in the project")
+
+
+def _contract_columns(raw: dict[str, Any]) -> tuple[Column, ...]:
+    path = raw["original_file_path"]
+    if not raw.get("config", {}).get("contract", {}).get("enforced"):
+        raise PipelineError(
+            f"input model {raw['name']} ({path}) needs `contract: {{enforced: true}}` "
+            "in its YAML: its contract is the API's input schema"
+        )
+    columns = []
+    for col in raw.get("columns", {}).values():
+        if not col.get("data_type"):
+            raise PipelineError(f"{path}: contract column {col['name']} has no data_type")
+        constraints = col.get("constraints") or []
+        not_null = any(c.get("type") == "not_null" for c in constraints)
+        columns.append(Column(col["name"], col["data_type"], not_null))
+    if not columns:
+        raise PipelineError(f"{path}: the contract of {raw['name']} declares no columns")
+    return tuple(columns)
+
+
+def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint) -> Pipeline:
+    """Walk the DAG from the output back to the input model and order it."""
+    nodes = manifest["nodes"]
+    input_raw = _by_name(manifest, endpoint.input)
+    output_raw = _by_name(manifest, endpoint.output)
+    input_id = input_raw["unique_id"]
+
+    order: list[str] = []
+    state: dict[str, str] = {}
+    reaches_input: dict[str, bool] = {input_id: True}
+
+    def visit(uid: str, trail: tuple[str, ...]) -> bool:
+        if uid == input_id:
+            return True
+        if state.get(uid) == "visiting":
+            cycle = " -> ".join(nodes[u]["original_file_path"] for u in (*trail, uid) if u in nodes)
+            raise PipelineError(f"cycle in the DAG: {cycle}")
+        if uid in reaches_input:
+            return reaches_input[uid]
+        state[uid] = "visiting"
+        raw = nodes.get(uid)
+        deps = raw.get("depends_on", {}).get("nodes", ()) if raw else ()
+        reaches = False
+        for dep in deps:
+            if dep in nodes:
+                reaches = visit(dep, (*trail, uid)) or reaches
+        state[uid] = "done"
+        reaches_input[uid] = reaches
+        if reaches:
+            order.append(uid)
+        return reaches
+
+    if not visit(output_raw["unique_id"], ()):
+        raise PipelineError(
+            f"{output_raw['original_file_path']}: model {endpoint.output} does not depend on its input "
+            f"model {endpoint.input}"
+        )
+    pipeline_nodes = tuple(_node(nodes[uid]) for uid in order if nodes[uid].get("relation_name"))
+    for node in pipeline_nodes:
+        if not node.compiled_sql:
+            raise PipelineError(f"{node.path}: model {node.name} has no compiled SQL; run `duckapi build`")
+    return Pipeline(
+        endpoint=endpoint,
+        input_node=_node(input_raw),
+        output_node=_node(output_raw),
+        nodes=pipeline_nodes,
+        input_columns=_contract_columns(input_raw),
+        output_columns=tuple(output_raw.get("columns", {}).keys()),
+    )
+
+
+def build_pipelines(manifest: dict[str, Any]) -> dict[str, Pipeline]:
+    """Every served endpoint's pipeline, keyed by URL path."""
+    return {e.path: build_pipeline(manifest, e) for e in discover_endpoints(manifest)}

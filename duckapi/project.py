@@ -1,0 +1,79 @@
+"""The dbt side: build and compile a project with dbt's Python API, read its manifest.
+
+This is the only module that imports dbt. dbt runs at build time or once at start-up,
+never per request: its adapter is process-global and unsafe under concurrent calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from duckapi.settings import Settings
+
+
+class ProjectError(RuntimeError):
+    """The dbt project could not be built or compiled; the message says what to fix."""
+
+
+def _dbt_args(settings: Settings, command: str, extra: list[str]) -> list[str]:
+    target_path = settings.resolved_target_path
+    args = [
+        command,
+        "--project-dir", str(settings.project_dir),
+        "--profiles-dir", str(settings.project_dir),
+        "--target-path", str(target_path),
+        "--log-path", str(target_path / "logs"),
+    ]
+    if settings.target:
+        args += ["--target", settings.target]
+    return args + extra
+
+
+def run_dbt(settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False) -> None:
+    """Run one dbt command in-process; raise ProjectError naming the failing nodes."""
+    from dbt.cli.main import dbtRunner
+
+    # profiles.yml reads the database path with env_var(): dbt only looks there.
+    os.environ["DUCKAPI_DB_PATH"] = str(settings.db_path)
+    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    args = _dbt_args(settings, command, list(extra or []))
+    if quiet:
+        args.insert(1, "--quiet")
+    # dbt-duckdb loads seeds by a path relative to the working directory.
+    with contextlib.chdir(settings.project_dir):
+        result = dbtRunner().invoke(args)
+    if result.success:
+        return
+    if result.exception is not None:
+        raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {result.exception}")
+    failures = []
+    for node_result in getattr(result.result, "results", []) or []:
+        if str(node_result.status) in ("error", "fail", "runtime error"):
+            node = node_result.node
+            failures.append(f"{node.original_file_path}: {node_result.message}")
+    detail = "; ".join(failures) or "see the dbt log above"
+    raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {detail}")
+
+
+def build(settings: Settings) -> dict[str, Any]:
+    """`dbt build`: seeds, models and tests into the DuckDB file; returns the manifest."""
+    run_dbt(settings, "build")
+    return load_manifest(settings)
+
+
+def compile_manifest(settings: Settings) -> dict[str, Any]:
+    """`dbt compile` once: every model's SQL rendered, written to manifest.json."""
+    run_dbt(settings, "compile", quiet=True)
+    return load_manifest(settings)
+
+
+def load_manifest(settings: Settings) -> dict[str, Any]:
+    path = settings.manifest_path
+    try:
+        return json.loads(Path(path).read_bytes())
+    except FileNotFoundError as exc:
+        raise ProjectError(f"no dbt manifest at {path}: run `duckapi build` first") from exc

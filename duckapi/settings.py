@@ -1,0 +1,89 @@
+"""Every knob in one place: environment variables first, then CLI flags override.
+
+No other module reads the environment; they receive a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_PROJECT = REPO_ROOT / "duckapi_dbt"
+
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one duckapi process."""
+
+    project_dir: Path = BUNDLED_PROJECT
+    # The dbt-built DuckDB file. Requests never open it; dbt builds it.
+    db_path: Path = field(default_factory=lambda: BUNDLED_PROJECT / "dev.duckdb")
+    # Where dbt writes manifest.json; defaults to <project>/target.
+    target_path: Path | None = None
+    target: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # Threads that execute pipelines; each holds at most one DuckDB cursor at a time.
+    executor_threads: int = 8
+    # DuckDB's own worker threads for one query (0 = DuckDB's default, the core count).
+    duckdb_threads: int = 0
+    duckdb_memory_limit: str | None = None
+    max_body_bytes: int = 256 * 1024 * 1024
+    log_level: str = "info"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.resolved_target_path / "manifest.json"
+
+    @property
+    def resolved_target_path(self) -> Path:
+        return self.target_path or (self.project_dir / "target")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
+        """Read DUCKAPI_* (and HOST/PORT) variables; keyword overrides win when not None."""
+        env = dict(os.environ if env is None else env)
+        project_dir = Path(env.get("DUCKAPI_PROJECT_DIR") or BUNDLED_PROJECT).resolve()
+        base = cls(
+            project_dir=project_dir,
+            db_path=Path(env.get("DUCKAPI_DB_PATH") or project_dir / "dev.duckdb").resolve(),
+            target_path=Path(env["DUCKAPI_TARGET_PATH"]).resolve() if env.get("DUCKAPI_TARGET_PATH") else None,
+            target=env.get("DUCKAPI_TARGET") or None,
+            host=env.get("HOST") or "127.0.0.1",
+            port=int(env.get("PORT") or 8000),
+            workers=int(env.get("DUCKAPI_WORKERS") or 1),
+            executor_threads=int(env.get("DUCKAPI_EXECUTOR_THREADS") or 8),
+            duckdb_threads=int(env.get("DUCKAPI_DUCKDB_THREADS") or 0),
+            duckdb_memory_limit=env.get("DUCKAPI_DUCKDB_MEMORY_LIMIT") or None,
+            max_body_bytes=int(env.get("DUCKAPI_MAX_BODY_BYTES") or 256 * 1024 * 1024),
+            log_level=env.get("DUCKAPI_LOG_LEVEL") or "info",
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
+            given["db_path"] = Path(given["project_dir"]) / "dev.duckdb"
+        for key in ("project_dir", "db_path", "target_path"):
+            if key in given:
+                given[key] = Path(given[key]).resolve()  # type: ignore[arg-type]
+        return replace(base, **given)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that recreate these settings in a child process (uvicorn workers)."""
+        env = {
+            "DUCKAPI_PROJECT_DIR": str(self.project_dir),
+            "DUCKAPI_DB_PATH": str(self.db_path),
+            "DUCKAPI_EXECUTOR_THREADS": str(self.executor_threads),
+            "DUCKAPI_DUCKDB_THREADS": str(self.duckdb_threads),
+            "DUCKAPI_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "DUCKAPI_LOG_LEVEL": self.log_level,
+        }
+        if self.target_path:
+            env["DUCKAPI_TARGET_PATH"] = str(self.target_path)
+        if self.target:
+            env["DUCKAPI_TARGET"] = self.target
+        if self.duckdb_memory_limit:
+            env["DUCKAPI_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
+        return env
