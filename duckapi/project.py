@@ -1,14 +1,18 @@
 """The dbt side: build and compile a project with dbt's Python API, read its manifest.
 
 This is the only module that imports dbt. dbt runs at build time or once at start-up,
-never per request: its adapter is process-global and unsafe under concurrent calls.
+never per request. Each invocation runs dbtRunner in a short-lived child process:
+dbt's adapter state is process-global, and dbt-duckdb keeps the database file open
+(and locked) for the life of the process that ran it; the server must hold neither.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +37,36 @@ def _dbt_args(settings: Settings, command: str, extra: list[str]) -> list[str]:
     return args + extra
 
 
-def run_dbt(settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False) -> None:
-    """Run one dbt command in-process; raise ProjectError naming the failing nodes."""
+def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | None:
+    """Run dbtRunner (in the child); None on success, else what failed and where."""
     from dbt.cli.main import dbtRunner
 
-    # profiles.yml reads the database path with env_var(): dbt only looks there.
-    os.environ["DUCKAPI_DB_PATH"] = str(settings.db_path)
+    os.environ.update(env)  # profiles.yml reads the database path with env_var()
+    # dbt-duckdb loads seeds by a path relative to the working directory.
+    with contextlib.chdir(project_dir):
+        result = dbtRunner().invoke(args)
+    if result.success:
+        return None
+    if result.exception is not None:
+        return str(result.exception)
+    failures = []
+    for node_result in getattr(result.result, "results", None) or []:
+        if str(node_result.status) in ("error", "fail", "runtime error"):
+            failures.append(f"{node_result.node.original_file_path}: {node_result.message}")
+    return "; ".join(failures) or "see the dbt log above"
+
+
+def run_dbt(settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False) -> None:
+    """Run one dbt command; raise ProjectError naming the failing files."""
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     args = _dbt_args(settings, command, list(extra or []))
     if quiet:
         args.insert(1, "--quiet")
-    # dbt-duckdb loads seeds by a path relative to the working directory.
-    with contextlib.chdir(settings.project_dir):
-        result = dbtRunner().invoke(args)
-    if result.success:
-        return
-    if result.exception is not None:
-        raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {result.exception}")
-    failures = []
-    for node_result in getattr(result.result, "results", []) or []:
-        if str(node_result.status) in ("error", "fail", "runtime error"):
-            node = node_result.node
-            failures.append(f"{node.original_file_path}: {node_result.message}")
-    detail = "; ".join(failures) or "see the dbt log above"
-    raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {detail}")
+    env = {"DUCKAPI_DB_PATH": str(settings.db_path)}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
+    if error is not None:
+        raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {error}")
 
 
 def build(settings: Settings) -> dict[str, Any]:

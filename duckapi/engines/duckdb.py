@@ -10,6 +10,9 @@ never opened here.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import duckdb
 import pyarrow as pa
 
@@ -35,26 +38,24 @@ class DuckDBEngine:
             sql = self._statements[key] = pipeline.select_sql(projection)
         return sql
 
-    def _run(self, pipeline: Pipeline, table: pa.Table, kind: str) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def _cursor(self, table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
         cursor = self._db.cursor()
-        cursor.register(INPUT_RELATION, table)
-        return cursor.execute(self._statement(pipeline, kind))
+        try:
+            cursor.register(INPUT_RELATION, table)
+            yield cursor
+        finally:
+            cursor.close()
 
     def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
         """The output rows as a JSON array, serialised by DuckDB itself (exact integers)."""
-        cursor = self._run(pipeline, table, "json")
-        try:
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        with self._cursor(table) as cursor:
+            rows = cursor.execute(self._statement(pipeline, "json")).fetchall()
         return b"[" + b",".join(row[0].encode() for row in rows) + b"]"
 
     def execute_arrow(self, pipeline: Pipeline, table: pa.Table) -> pa.Table:
-        cursor = self._run(pipeline, table, "arrow")
-        try:
-            return cursor.to_arrow_table()
-        finally:
-            cursor.close()
+        with self._cursor(table) as cursor:
+            return cursor.sql(self._statement(pipeline, "arrow")).to_arrow_table()
 
     def close(self) -> None:
         self._db.close()

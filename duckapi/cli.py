@@ -1,0 +1,94 @@
+"""The `duckapi` command: build the dbt project, serve it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from duckapi.settings import Settings
+
+app = typer.Typer(help="Serve a dbt project as a real-time analytics API over DuckDB.", no_args_is_help=True)
+err = Console(stderr=True)
+
+ProjectOpt = Annotated[
+    Optional[Path], typer.Option("--project", help="dbt project folder [default: the bundled duckapi_dbt]")
+]
+DbOpt = Annotated[
+    Optional[Path], typer.Option("--db", help="DuckDB file dbt builds [env DUCKAPI_DB_PATH, default <project>/dev.duckdb]")
+]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="dbt target in profiles.yml")]
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def build(project: ProjectOpt = None, db: DbOpt = None, target: TargetOpt = None) -> None:
+    """Run `dbt build` (seeds, models, tests) of the project into its DuckDB file."""
+    from duckapi import project as dbt_project
+
+    settings = _settings(project_dir=project, db_path=db, target=target)
+    try:
+        dbt_project.build(settings)
+    except dbt_project.ProjectError as exc:
+        _fail(exc)
+    err.print(f"built {settings.project_dir} into {settings.db_path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind [env HOST, default 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [env PORT, default 8000]")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [env DUCKAPI_WORKERS, default 1]")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Pipeline threads per worker [env DUCKAPI_EXECUTOR_THREADS, default 8]")
+    ] = None,
+    max_body: Annotated[
+        Optional[int], typer.Option("--max-body", help="Request body limit in bytes [env DUCKAPI_MAX_BODY_BYTES]")
+    ] = None,
+    project: ProjectOpt = None,
+    db: DbOpt = None,
+    target: TargetOpt = None,
+) -> None:
+    """Compile the project once, then serve its models over HTTP with uvicorn."""
+    import uvicorn
+
+    from duckapi import project as dbt_project
+    from duckapi.pipeline import PipelineError, build_pipelines
+
+    settings = _settings(
+        host=host, port=port, workers=workers, executor_threads=threads, max_body_bytes=max_body,
+        project_dir=project, db_path=db, target=target,
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    try:
+        # Compile here once; every worker then loads the manifest this wrote.
+        build_pipelines(dbt_project.compile_manifest(settings))
+    except (dbt_project.ProjectError, PipelineError) as exc:
+        _fail(exc)
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "duckapi.api.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    app()

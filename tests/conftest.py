@@ -1,0 +1,37 @@
+"""Shared fixtures: the bundled project built once per session into a temp folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from duckapi import project
+from duckapi.api.app import create_app
+from duckapi.settings import Settings
+
+
+@dataclass(frozen=True)
+class Built:
+    settings: Settings
+    manifest: dict[str, Any]
+
+
+def settings_in(folder: Path, **overrides: Any) -> Settings:
+    """Settings that keep every file dbt writes inside `folder`."""
+    return Settings.from_env(env={}, db_path=folder / "dev.duckdb", target_path=folder / "target", **overrides)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    settings = settings_in(tmp_path_factory.mktemp("bundled"))
+    return Built(settings, project.build(settings))
+
+
+@pytest.fixture(scope="session")
+def client(built: Built) -> Iterator[TestClient]:
+    with TestClient(create_app(built.settings, built.manifest)) as test_client:
+        yield test_client

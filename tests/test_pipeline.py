@@ -1,0 +1,131 @@
+"""Compiling a dbt manifest into a servable pipeline, and the errors that stop start-up."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.pipeline import PipelineError, build_pipelines
+from duckapi.settings import Settings
+from tests.conftest import Built
+from tests.oracle import ANIMALS, analyse
+
+ANALYSES = [
+    "group_sums", "group_sets", "group_event_value_histogram", "group_histogram",
+    "hist_event_values", "hist_group_event_values", "hist_groups",
+]
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table(
+        {"group_id": pa.array([r["group_id"] for r in rows], pa.string()),
+         "event_value": pa.array([r["event_value"] for r in rows], pa.int64())}
+    )
+
+
+def test_bundled_project_compiles_to_one_endpoint(built: Built) -> None:
+    pipelines = build_pipelines(built.manifest)
+    assert list(pipelines) == ["/analyse_data/"]
+    pipeline = pipelines["/analyse_data/"]
+    assert pipeline.endpoint.output == "analysis" and pipeline.input_node.name == "group_event_values"
+    assert [(c.name, c.data_type, c.not_null) for c in pipeline.input_columns] == [
+        ("group_id", "varchar", True), ("event_value", "bigint", True)
+    ]
+    order = [n.name for n in pipeline.nodes]
+    assert sorted(order) == sorted(ANALYSES + ["analysis"])
+    assert order[-1] == "analysis"
+    assert order.index("group_event_value_histogram") < order.index("hist_group_event_values")
+    assert order.index("group_histogram") < order.index("hist_groups")
+
+
+def test_statement_reads_only_the_request(built: Built) -> None:
+    pipeline = build_pipelines(built.manifest)["/analyse_data/"]
+    sql = pipeline.select_sql()
+    for node in (pipeline.input_node, *pipeline.nodes):
+        assert node.relation_name and node.relation_name not in sql
+    assert "example_data" not in sql  # the seed behind the input model is cut off
+    assert sql.count("__duckapi_input") == 1
+
+
+def test_engine_runs_the_pipeline_over_arrow_rows(built: Built) -> None:
+    pipeline = build_pipelines(built.manifest)["/analyse_data/"]
+    engine = DuckDBEngine(Settings())
+    try:
+        assert json.loads(engine.execute_json(pipeline, _table(ANIMALS))) == analyse(ANIMALS)
+        arrow = engine.execute_arrow(pipeline, _table(ANIMALS))
+        assert arrow.column_names == ANALYSES
+        assert arrow.to_pylist() == analyse(ANIMALS)
+    finally:
+        engine.close()
+
+
+# -- start-up errors, on small hand-made manifests ---------------------------------
+
+def _model(name: str, deps: list[str], sql: str = "select 1", **config: Any) -> dict[str, Any]:
+    return {
+        "unique_id": f"model.p.{name}", "resource_type": "model", "name": name,
+        "relation_name": f'"db"."main"."{name}"', "compiled_code": sql,
+        "depends_on": {"nodes": [f"model.p.{d}" for d in deps]},
+        "config": {"materialized": "view", **config}, "columns": {},
+        "original_file_path": f"models/{name}.sql",
+    }
+
+
+def _manifest() -> dict[str, Any]:
+    source = _model("events", [], contract={"enforced": True})
+    source["columns"] = {"x": {"name": "x", "data_type": "bigint", "constraints": [{"type": "not_null"}]}}
+    out = _model("out", ["events"], 'select sum(x) as s from "db"."main"."events"',
+                 meta={"duckapi": {"path": "/out", "input": "events"}})
+    return {"nodes": {n["unique_id"]: n for n in (source, out)}}
+
+
+def test_hand_made_manifest_compiles_and_runs() -> None:
+    pipeline = build_pipelines(_manifest())["/out/"]
+    engine = DuckDBEngine(Settings())
+    try:
+        assert json.loads(engine.execute_json(pipeline, pa.table({"x": pa.array([1, 2, 3], pa.int64())}))) == [{"s": 6}]
+    finally:
+        engine.close()
+
+
+def test_no_served_model_names_the_convention() -> None:
+    manifest = _manifest()
+    del manifest["nodes"]["model.p.out"]["config"]["meta"]
+    with pytest.raises(PipelineError, match=r"no served model.*meta"):
+        build_pipelines(manifest)
+
+
+def test_input_without_contract_names_the_file() -> None:
+    manifest = _manifest()
+    manifest["nodes"]["model.p.events"]["config"]["contract"] = {"enforced": False}
+    with pytest.raises(PipelineError, match=r"models/events\.sql.*contract"):
+        build_pipelines(manifest)
+
+
+def test_cycle_is_reported_with_files() -> None:
+    manifest = _manifest()
+    nodes = manifest["nodes"]
+    nodes["model.p.a"] = _model("a", ["b", "events"])
+    nodes["model.p.b"] = _model("b", ["a"])
+    nodes["model.p.out"]["depends_on"]["nodes"].append("model.p.a")
+    with pytest.raises(PipelineError, match=r"cycle.*models/a\.sql"):
+        build_pipelines(manifest)
+
+
+def test_output_that_ignores_its_input_is_rejected() -> None:
+    manifest = _manifest()
+    manifest["nodes"]["model.p.out"]["depends_on"]["nodes"] = []
+    with pytest.raises(PipelineError, match=r"models/out\.sql.*does not depend"):
+        build_pipelines(manifest)
+
+
+def test_uncompiled_model_is_rejected() -> None:
+    manifest = copy.deepcopy(_manifest())
+    manifest["nodes"]["model.p.out"]["compiled_code"] = None
+    with pytest.raises(PipelineError, match=r"models/out\.sql.*no compiled SQL"):
+        build_pipelines(manifest)
