@@ -52,7 +52,7 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="Port [env PORT, default 8000]")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes [env DUCKAPI_WORKERS, default 1]")] = None,
     threads: Annotated[
-        Optional[int], typer.Option(help="Pipeline threads per worker [env DUCKAPI_EXECUTOR_THREADS, default 8]")
+        Optional[int], typer.Option(help="Pipeline threads per worker [env DUCKAPI_EXECUTOR_THREADS, default: cores]")
     ] = None,
     max_body: Annotated[
         Optional[int], typer.Option("--max-body", help="Request body limit in bytes [env DUCKAPI_MAX_BODY_BYTES]")

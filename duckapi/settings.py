@@ -27,13 +27,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # Threads that execute pipelines; each holds at most one DuckDB cursor at a time.
-    executor_threads: int = 8
-    # DuckDB's own worker threads for one query (0 = DuckDB's default, the core count).
+    # Threads that execute pipelines, each with its own in-memory DuckDB; requests
+    # beyond this many wait their turn (the work is CPU-bound). 0 = the core count.
+    executor_threads: int = 0
+    # DuckDB threads for one query. 0 = adaptive: one for small inputs, all cores for large.
     duckdb_threads: int = 0
     duckdb_memory_limit: str | None = None
     max_body_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+
+    @property
+    def pipeline_threads(self) -> int:
+        return self.executor_threads or os.cpu_count() or 1
 
     @property
     def manifest_path(self) -> Path:
@@ -56,7 +61,7 @@ class Settings:
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8000),
             workers=int(env.get("DUCKAPI_WORKERS") or 1),
-            executor_threads=int(env.get("DUCKAPI_EXECUTOR_THREADS") or 8),
+            executor_threads=int(env.get("DUCKAPI_EXECUTOR_THREADS") or 0),
             duckdb_threads=int(env.get("DUCKAPI_DUCKDB_THREADS") or 0),
             duckdb_memory_limit=env.get("DUCKAPI_DUCKDB_MEMORY_LIMIT") or None,
             max_body_bytes=int(env.get("DUCKAPI_MAX_BODY_BYTES") or 256 * 1024 * 1024),

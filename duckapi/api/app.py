@@ -39,7 +39,7 @@ class Service:
         self.pipelines: dict[str, Pipeline] = build_pipelines(manifest)
         self.decoders = {path: JsonRowsDecoder(p.input_columns) for path, p in self.pipelines.items()}
         self.engine = DuckDBEngine(settings)
-        self.executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="duckapi")
+        self.executor = ThreadPoolExecutor(settings.pipeline_threads, thread_name_prefix="duckapi")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))

@@ -1,15 +1,20 @@
 """The pipeline in an in-process DuckDB, one cursor per execution.
 
-One in-memory database is shared by the process; each execution opens its own
-cursor (a DuckDB connection: they are not thread-safe), registers the request's
-Arrow table on it under the pipeline's input name, runs the one statement, and
-closes it. Registration is per connection, so concurrent requests never see each
-other's rows, and nothing is created in the shared catalog. The dbt-built file is
-never opened here.
+Each executor thread owns a private in-memory DuckDB database (a "lane"); every
+execution opens a fresh cursor on its thread's lane, registers the request's Arrow
+table on that cursor under the pipeline's input name, runs the one statement and
+closes the cursor. Registration is per cursor, so concurrent requests never see
+each other's rows and nothing is ever created in a catalog. Private lanes rather
+than one shared database because small queries on a shared instance contend
+inside DuckDB and stop scaling with threads. Python replacement scans are off:
+a statement can only read what was registered, never a variable in scope. The
+dbt-built database file is never opened here.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,15 +25,31 @@ from duckapi.pipeline import INPUT_RELATION, Pipeline
 from duckapi.settings import Settings
 
 
+#: Below this many input rows a query runs on one DuckDB thread: spreading a tiny
+#: query over threads costs more in scheduling than it gains, and concurrent small
+#: requests already keep every core busy.
+PARALLEL_ROWS = 100_000
+
+
 class DuckDBEngine:
     def __init__(self, settings: Settings) -> None:
-        config: dict[str, str | int] = {}
-        if settings.duckdb_threads:
-            config["threads"] = settings.duckdb_threads
+        self._threads = settings.duckdb_threads or os.cpu_count() or 1
+        self._adaptive = not settings.duckdb_threads
+        self._config: dict[str, str | int | bool] = {"python_enable_replacements": False, "threads": self._threads}
         if settings.duckdb_memory_limit:
-            config["memory_limit"] = settings.duckdb_memory_limit
-        self._db = duckdb.connect(":memory:", config=config)
+            self._config["memory_limit"] = settings.duckdb_memory_limit
+        self._local = threading.local()
+        self._lanes: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
         self._statements: dict[tuple[str, str], str] = {}
+
+    def _lane(self) -> duckdb.DuckDBPyConnection:
+        lane = getattr(self._local, "lane", None)
+        if lane is None:
+            lane = self._local.lane = duckdb.connect(":memory:", config=self._config)
+            with self._lock:
+                self._lanes.append(lane)
+        return lane
 
     def _statement(self, pipeline: Pipeline, kind: str) -> str:
         key = (pipeline.endpoint.path, kind)
@@ -38,9 +59,17 @@ class DuckDBEngine:
             sql = self._statements[key] = pipeline.select_sql(projection)
         return sql
 
+    def _threads_for(self, lane: duckdb.DuckDBPyConnection, rows: int) -> None:
+        wanted = self._threads if not self._adaptive or rows >= PARALLEL_ROWS else 1
+        if getattr(self._local, "threads", None) != wanted:
+            lane.execute(f"set threads = {int(wanted)}")
+            self._local.threads = wanted
+
     @contextmanager
     def _cursor(self, table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
-        cursor = self._db.cursor()
+        lane = self._lane()
+        self._threads_for(lane, table.num_rows)
+        cursor = lane.cursor()
         try:
             cursor.register(INPUT_RELATION, table)
             yield cursor
@@ -58,4 +87,7 @@ class DuckDBEngine:
             return cursor.sql(self._statement(pipeline, "arrow")).to_arrow_table()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            for lane in self._lanes:
+                lane.close()
+            self._lanes.clear()
