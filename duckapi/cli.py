@@ -85,6 +85,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         loop="uvloop",
         http="httptools",
     )

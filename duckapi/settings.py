@@ -35,6 +35,8 @@ class Settings:
     duckdb_memory_limit: str | None = None
     max_body_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+    # One log line per request costs about as much as parsing a small body: off by default.
+    access_log: bool = False
 
     @property
     def pipeline_threads(self) -> int:
@@ -66,6 +68,7 @@ class Settings:
             duckdb_memory_limit=env.get("DUCKAPI_DUCKDB_MEMORY_LIMIT") or None,
             max_body_bytes=int(env.get("DUCKAPI_MAX_BODY_BYTES") or 256 * 1024 * 1024),
             log_level=env.get("DUCKAPI_LOG_LEVEL") or "info",
+            access_log=(env.get("DUCKAPI_ACCESS_LOG") or "0").lower() in ("1", "true", "yes"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
@@ -84,6 +87,7 @@ class Settings:
             "DUCKAPI_DUCKDB_THREADS": str(self.duckdb_threads),
             "DUCKAPI_MAX_BODY_BYTES": str(self.max_body_bytes),
             "DUCKAPI_LOG_LEVEL": self.log_level,
+            "DUCKAPI_ACCESS_LOG": "1" if self.access_log else "0",
         }
         if self.target_path:
             env["DUCKAPI_TARGET_PATH"] = str(self.target_path)

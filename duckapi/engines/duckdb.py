@@ -25,10 +25,14 @@ from duckapi.pipeline import INPUT_RELATION, Pipeline
 from duckapi.settings import Settings
 
 
-#: Below this many input rows a query runs on one DuckDB thread: spreading a tiny
-#: query over threads costs more in scheduling than it gains, and concurrent small
-#: requests already keep every core busy.
+#: Below this many input rows a query is "small": it runs on one DuckDB thread
+#: (spreading a tiny query over threads costs more in scheduling than it gains, and
+#: concurrent small requests already keep every core busy) and without the join-order
+#: optimizer, which alone costs about a third of a 9-row request on the bundled
+#: project (its answer collates seven subqueries) and cannot pay off on so few rows.
+#: Optimizers never change results, only plans.
 PARALLEL_ROWS = 100_000
+SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order'")
 
 
 class DuckDBEngine:
@@ -59,16 +63,20 @@ class DuckDBEngine:
             sql = self._statements[key] = pipeline.select_sql(projection)
         return sql
 
-    def _threads_for(self, lane: duckdb.DuckDBPyConnection, rows: int) -> None:
-        wanted = self._threads if not self._adaptive or rows >= PARALLEL_ROWS else 1
-        if getattr(self._local, "threads", None) != wanted:
-            lane.execute(f"set threads = {int(wanted)}")
-            self._local.threads = wanted
+    def _tune(self, lane: duckdb.DuckDBPyConnection, rows: int) -> None:
+        """Switch the lane between small-query and large-query settings when needed."""
+        small = self._adaptive and rows < PARALLEL_ROWS
+        if getattr(self._local, "small", None) is small:
+            return
+        statements = SMALL_MODE if small else (f"set threads = {int(self._threads)}", "reset disabled_optimizers")
+        for statement in statements:
+            lane.execute(statement)
+        self._local.small = small
 
     @contextmanager
     def _cursor(self, table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
         lane = self._lane()
-        self._threads_for(lane, table.num_rows)
+        self._tune(lane, table.num_rows)
         cursor = lane.cursor()
         try:
             cursor.register(INPUT_RELATION, table)
