@@ -60,10 +60,13 @@ class Pipeline:
     input_columns: tuple[Column, ...]
     output_columns: tuple[str, ...]
 
-    @property
-    def body_sql(self) -> str:
-        """WITH ... over the request table; select from `output_cte` to finish it."""
-        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql}\n)"]
+    def body_sql(self, bound: bool = False) -> str:
+        """WITH ... over the request's rows; select from `output_cte` to finish it.
+
+        The rows come from the relation INPUT_RELATION, or with `bound`, from one
+        bound list parameter per contract column ($1, $2, ... unnested in step).
+        """
+        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql(bound)}\n)"]
         for node in self.nodes:
             ctes.append(f"{node.cte_name} as (\n{self._rewrite(node.compiled_sql)}\n)")
         return "with " + ",\n".join(ctes)
@@ -72,17 +75,22 @@ class Pipeline:
     def output_cte(self) -> str:
         return self.output_node.cte_name
 
-    @property
-    def input_sql(self) -> str:
+    def input_sql(self, bound: bool = False) -> str:
+        if bound:
+            columns = ",\n    ".join(
+                f"unnest(${i}::{c.data_type}[]) as {quote_identifier(c.name)}"
+                for i, c in enumerate(self.input_columns, start=1)
+            )
+            return f"select\n    {columns}"
         columns = ",\n    ".join(
             f"cast({quote_identifier(c.name)} as {c.data_type}) as {quote_identifier(c.name)}"
             for c in self.input_columns
         )
         return f"select\n    {columns}\nfrom {INPUT_RELATION}"
 
-    def select_sql(self, projection: str = "*") -> str:
+    def select_sql(self, projection: str = "*", bound: bool = False) -> str:
         """The whole statement: the DAG, then `select <projection> from <output> as o`."""
-        return f"{self.body_sql}\nselect {projection} from {self.output_cte} as o"
+        return f"{self.body_sql(bound)}\nselect {projection} from {self.output_cte} as o"
 
     def _rewrite(self, sql: str) -> str:
         for node in (self.input_node, *self.nodes):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import PipelineError, build_pipelines
 from duckapi.settings import Settings
 from tests.conftest import Built
 from tests.oracle import ANIMALS, analyse
+from tests.payloads import random_rows
 
 ANALYSES = [
     "group_sums", "group_sets", "group_event_value_histogram", "group_histogram",
@@ -52,14 +54,17 @@ def test_statement_reads_only_the_request(built: Built) -> None:
     assert sql.count("__duckapi_input") == 1
 
 
-def test_engine_runs_the_pipeline_over_arrow_rows(built: Built) -> None:
+@pytest.mark.parametrize("rows", [0, 9, BOUND_ROWS, BOUND_ROWS + 1, 5000])
+def test_engine_runs_the_pipeline_over_arrow_rows(built: Built, rows: int) -> None:
+    """Both ways rows reach DuckDB (bound parameters, registered Arrow) give the same answer."""
     pipeline = build_pipelines(built.manifest)["/analyse_data/"]
+    data = random_rows(random.Random(rows), rows, groups=12, big=True)
     engine = DuckDBEngine(Settings())
     try:
-        assert json.loads(engine.execute_json(pipeline, _table(ANIMALS))) == analyse(ANIMALS)
-        arrow = engine.execute_arrow(pipeline, _table(ANIMALS))
+        assert json.loads(engine.execute_json(pipeline, _table(data))) == analyse(data)
+        arrow = engine.execute_arrow(pipeline, _table(data))
         assert arrow.column_names == ANALYSES
-        assert arrow.to_pylist() == analyse(ANIMALS)
+        assert arrow.to_pylist() == analyse(data)
     finally:
         engine.close()
 

@@ -42,9 +42,10 @@
 {%- endmacro %}
 
 {% macro duckdb__list_of_structs(relation, fields) -%}
+  {#- list_sort orders structs field by field, which is the documented order; it is
+      cheaper than an ordered aggregate (list(... order by ...)) on small inputs. -#}
   (select coalesce(
-      list({ {%- for f in fields %}'{{ f }}': {{ f }}{{ ", " if not loop.last }}{% endfor -%} }
-           order by {{ fields | join(', ') }}),
+      list_sort(list({ {%- for f in fields %}'{{ f }}': {{ f }}{{ ", " if not loop.last }}{% endfor -%} })),
       [])
    from {{ relation }})
 {%- endmacro %}
