@@ -89,8 +89,12 @@ class Pipeline:
         return f"select\n    {columns}\nfrom {INPUT_RELATION}"
 
     def select_sql(self, projection: str = "*", bound: bool = False) -> str:
-        """The whole statement: the DAG, then `select <projection> from <output> as o`."""
-        return f"{self.body_sql(bound)}\nselect {projection} from {self.output_cte} as o"
+        """The whole statement: the DAG, then `select <projection> from <output> as o`.
+
+        Rows come back in ascending order of their columns, left to right (`order by o`
+        compares the row as a struct), so a multi-row model answers deterministically.
+        """
+        return f"{self.body_sql(bound)}\nselect {projection} from {self.output_cte} as o order by o"
 
     def _rewrite(self, sql: str) -> str:
         for node in (self.input_node, *self.nodes):
