@@ -8,12 +8,14 @@ are rewritten to the CTE names here (a registered table would not shadow them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping, Sequence
 
 #: The name under which an engine exposes the request's rows to the statement.
 INPUT_RELATION = "__duckapi_input"
 CTE_PREFIX = "duckapi__"
+#: A relation's columns as (name, SQL type) pairs.
+Schema = Sequence[tuple[str, str]]
 
 
 class PipelineError(ValueError):
@@ -39,7 +41,7 @@ class Node:
 
     @property
     def cte_name(self) -> str:
-        return quote_identifier(CTE_PREFIX + self.name)
+        return cte_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,63 @@ class Endpoint:
     input: str
 
 
-@dataclass(frozen=True)
+#: dbt materializations computed once per request and shared by their dependents;
+#: views are inlined where used (DuckDB may still share them), ephemerals are
+#: already inlined by dbt into their dependents' compiled SQL.
+MATERIALIZED = frozenset({"table", "incremental", "materialized_view"})
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: cheap cache keys
 class Pipeline:
     endpoint: Endpoint
     input_node: Node
     output_node: Node
     nodes: tuple[Node, ...]  # topological order, input excluded, output last
     input_columns: tuple[Column, ...]
-    output_columns: tuple[str, ...]
+    #: The served model's columns to answer with; all of them when empty.
+    columns: tuple[str, ...] = ()
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Selectable parts: the served model's direct parents inside the pipeline."""
+        inside = {n.unique_id: n.name for n in self.nodes}
+        return tuple(inside[d] for d in self.output_node.depends_on if d in inside)
+
+    def select(self, parts: Iterable[str], schemas: Mapping[str, Schema]) -> "Pipeline":
+        """The pipeline for a subset of parts: nothing the other parts alone need remains.
+
+        Each unselected part becomes a typed empty relation of its shape (from
+        `schemas`, node name -> columns), so the served model still compiles over it;
+        the answer keeps only the served model's columns named after selected parts.
+        """
+        chosen = set(parts)
+        unknown = chosen - set(self.parts)
+        if unknown:
+            raise KeyError(sorted(unknown))
+        by_id = {n.unique_id: n for n in self.nodes}
+
+        def closure(roots: Iterable[str], nodes: Mapping[str, Node]) -> set[str]:
+            seen: set[str] = set()
+            stack = [r for r in roots if r in nodes]
+            while stack:
+                uid = stack.pop()
+                if uid not in seen:
+                    seen.add(uid)
+                    stack.extend(d for d in nodes[uid].depends_on if d in nodes)
+            return seen
+
+        # Parts a selected part builds on stay real; every other part is emptied.
+        kept = closure((n.unique_id for n in self.nodes if n.name in chosen), by_id)
+        for node in self.nodes:
+            if node.name in self.parts and node.unique_id not in kept:
+                by_id[node.unique_id] = replace(
+                    node, compiled_sql=empty_relation_sql(schemas[node.name]), depends_on=()
+                )
+        needed = closure([self.output_node.unique_id], by_id)
+        nodes = tuple(by_id[n.unique_id] for n in self.nodes if n.unique_id in needed)
+        output_columns = {name for name, _ in schemas[self.output_node.name]}
+        columns = tuple(c for c in self.parts if c in chosen and c in output_columns)
+        return replace(self, nodes=nodes, columns=columns)
 
     def body_sql(self, bound: bool = False) -> str:
         """WITH ... over the request's rows; select from `output_cte` to finish it.
@@ -68,7 +119,8 @@ class Pipeline:
         """
         ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql(bound)}\n)"]
         for node in self.nodes:
-            ctes.append(f"{node.cte_name} as (\n{self._rewrite(node.compiled_sql)}\n)")
+            how = "as materialized" if node.materialized in MATERIALIZED else "as"
+            ctes.append(f"{node.cte_name} {how} (\n{self._rewrite(node.compiled_sql)}\n)")
         return "with " + ",\n".join(ctes)
 
     @property
@@ -94,7 +146,10 @@ class Pipeline:
         Rows come back in ascending order of their columns, left to right (`order by o`
         compares the row as a struct), so a multi-row model answers deterministically.
         """
-        return f"{self.body_sql(bound)}\nselect {projection} from {self.output_cte} as o order by o"
+        source = self.output_cte
+        if self.columns:
+            source = f"(select {', '.join(map(quote_identifier, self.columns))} from {source})"
+        return f"{self.body_sql(bound)}\nselect {projection} from {source} as o order by o"
 
     def _rewrite(self, sql: str) -> str:
         for node in (self.input_node, *self.nodes):
@@ -105,6 +160,16 @@ class Pipeline:
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def cte_name(model: str) -> str:
+    return quote_identifier(CTE_PREFIX + model)
+
+
+def empty_relation_sql(schema: Schema) -> str:
+    """A relation with these columns and types and no rows."""
+    columns = ", ".join(f"cast(null as {data_type}) as {quote_identifier(name)}" for name, data_type in schema)
+    return f"select {columns} where false"
 
 
 def _node(raw: dict[str, Any]) -> Node:
@@ -215,7 +280,6 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint) -> Pipeline:
         output_node=_node(output_raw),
         nodes=pipeline_nodes,
         input_columns=_contract_columns(input_raw),
-        output_columns=tuple(output_raw.get("columns", {}).keys()),
     )
 
 

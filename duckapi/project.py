@@ -56,13 +56,16 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
     return "; ".join(failures) or "see the dbt log above"
 
 
-def run_dbt(settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False) -> None:
+def run_dbt(
+    settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None
+) -> None:
     """Run one dbt command; raise ProjectError naming the failing files."""
-    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    if db_path is None:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     args = _dbt_args(settings, command, list(extra or []))
     if quiet:
         args.insert(1, "--quiet")
-    env = {"DUCKAPI_DB_PATH": str(settings.db_path)}
+    env = {"DUCKAPI_DB_PATH": db_path or str(settings.db_path)}
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
     if error is not None:
@@ -75,10 +78,28 @@ def build(settings: Settings) -> dict[str, Any]:
     return load_manifest(settings)
 
 
-def compile_manifest(settings: Settings) -> dict[str, Any]:
-    """`dbt compile` once: every model's SQL rendered, written to manifest.json."""
-    run_dbt(settings, "compile", quiet=True)
+def compile_manifest(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`dbt compile`: every model's SQL rendered, written to <target>/manifest.json.
+
+    Compiles against an in-memory database: serving needs only the SQL text, and so
+    the server never opens (or locks, or touches) the dbt-built file.
+    """
+    extra = ["--vars", json.dumps(dbt_vars)] if dbt_vars else []
+    run_dbt(settings, "compile", extra, quiet=True, db_path=":memory:")
     return load_manifest(settings)
+
+
+def declared_vars(settings: Settings) -> dict[str, Any]:
+    """The vars dbt_project.yml declares with defaults (global and this project's)."""
+    import yaml
+
+    config = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
+    raw = config.get("vars") or {}
+    name = config.get("name")
+    scoped = raw.get(name) if isinstance(raw.get(name), dict) else {}
+    declared = {k: v for k, v in raw.items() if not isinstance(v, dict) or k != name}
+    declared.update(scoped)
+    return declared
 
 
 def load_manifest(settings: Settings) -> dict[str, Any]:

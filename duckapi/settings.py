@@ -13,6 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PROJECT = REPO_ROOT / "duckapi_dbt"
 
 
+def _flag(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -35,6 +38,11 @@ class Settings:
     duckdb_memory_limit: str | None = None
     max_body_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+    # Project variants compiled for per-request dbt vars, kept most recently used first.
+    vars_cache_size: int = 16
+    # Recompile when the project's files change (and on SIGHUP), polling this often.
+    reload: bool = False
+    reload_interval: float = 1.0
     # One log line per request costs about as much as parsing a small body: off by default.
     access_log: bool = False
 
@@ -68,7 +76,10 @@ class Settings:
             duckdb_memory_limit=env.get("DUCKAPI_DUCKDB_MEMORY_LIMIT") or None,
             max_body_bytes=int(env.get("DUCKAPI_MAX_BODY_BYTES") or 256 * 1024 * 1024),
             log_level=env.get("DUCKAPI_LOG_LEVEL") or "info",
-            access_log=(env.get("DUCKAPI_ACCESS_LOG") or "0").lower() in ("1", "true", "yes"),
+            access_log=_flag(env.get("DUCKAPI_ACCESS_LOG")),
+            vars_cache_size=int(env.get("DUCKAPI_VARS_CACHE_SIZE") or 16),
+            reload=_flag(env.get("DUCKAPI_RELOAD")),
+            reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
@@ -88,6 +99,9 @@ class Settings:
             "DUCKAPI_MAX_BODY_BYTES": str(self.max_body_bytes),
             "DUCKAPI_LOG_LEVEL": self.log_level,
             "DUCKAPI_ACCESS_LOG": "1" if self.access_log else "0",
+            "DUCKAPI_VARS_CACHE_SIZE": str(self.vars_cache_size),
+            "DUCKAPI_RELOAD": "1" if self.reload else "0",
+            "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),
         }
         if self.target_path:
             env["DUCKAPI_TARGET_PATH"] = str(self.target_path)

@@ -1,52 +1,42 @@
-"""The ASGI app: one POST route per served dbt model, plus health.
+"""The ASGI app: one POST route per served dbt model, introspection, health, reload.
 
-The pipeline is compiled before the app is returned, so a listening server is a
-ready one. Decoding and execution run on a thread pool: DuckDB releases the GIL
-and the event loop stays free for other requests.
+The project is compiled before the app is returned, so a listening server is a
+ready one. Served paths are looked up in the current project state on every
+request (a reload may add or remove them), and the OpenAPI document is generated
+from that state. Decoding and execution run on a thread pool: DuckDB releases the
+GIL and the event loop stays free for other requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, AsyncIterator, Callable, TypeVar
 
+import msgspec
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from duckapi import project
+from duckapi import __version__, project
+from duckapi.api import openapi
 from duckapi.api.body import check_content_type, read_body
-from duckapi.api.inputs import InputError, JsonRowsDecoder, column_type
-from duckapi.engines.duckdb import DuckDBEngine
-from duckapi.pipeline import Pipeline, build_pipelines
+from duckapi.api.inputs import InputError, JsonRowsDecoder
+from duckapi.engines import ExecutionError, ResourceError
+from duckapi.pipeline import Column, Pipeline
+from duckapi.service import ProjectState, RequestError, Service
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
 T = TypeVar("T")
 # Below this size decoding in the event loop is cheaper than a thread hop.
 INLINE_DECODE_BYTES = 64 * 1024
-
-
-class Service:
-    """What one process serves: pipelines, their decoders, the engine and its threads."""
-
-    def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
-        self.settings = settings
-        self.pipelines: dict[str, Pipeline] = build_pipelines(manifest)
-        self.decoders = {path: JsonRowsDecoder(p.input_columns) for path, p in self.pipelines.items()}
-        self.engine = DuckDBEngine(settings)
-        self.executor = ThreadPoolExecutor(settings.pipeline_threads, thread_name_prefix="duckapi")
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
-        self.engine.close()
 
 
 def load_manifest(settings: Settings) -> dict[str, Any]:
@@ -56,79 +46,161 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     return project.compile_manifest(settings)
 
 
-def _error(exc: InputError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+@lru_cache(maxsize=64)
+def decoder_for(columns: tuple[Column, ...]) -> JsonRowsDecoder:
+    return JsonRowsDecoder(columns)
 
 
-def _openapi_body(pipeline: Pipeline) -> dict[str, Any]:
-    properties = {}
-    for col in pipeline.input_columns:
-        schema = dict(column_type(col.data_type).json_schema)
-        if not col.not_null:
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        properties[col.name] = schema
-    required = [c.name for c in pipeline.input_columns if c.not_null]
-    row = {"type": "object", "properties": properties, "required": required}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "array", "items": row}}},
-        }
-    }
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
-def _route(service: Service, path: str) -> Callable[[Request], Any]:
-    pipeline = service.pipelines[path]
-    decoder = service.decoders[path]
-    limit = service.settings.max_body_bytes
+def _endpoint_key(path: str) -> str:
+    return "/" + path.strip("/") + "/"
 
-    async def serve_model(request: Request) -> Response:
-        try:
-            check_content_type(request)
-            body = await read_body(request, limit)
-            if len(body) < INLINE_DECODE_BYTES:
-                table = decoder.decode(body)
-            else:
-                table = await service.run(decoder.decode, body)
-        except InputError as exc:
-            return _error(exc)
-        result = await service.run(service.engine.execute_json, pipeline, table)
-        return Response(result, media_type="application/json")
 
-    serve_model.__doc__ = (
-        f"Runs dbt model `{pipeline.endpoint.output}` over the posted rows, which stand in "
-        f"for model `{pipeline.endpoint.input}`."
-    )
-    return serve_model
+def _parts(request: Request) -> list[str] | None:
+    """`?select=a,b` (or repeated `select=`): the parts to compute; None means all."""
+    names = [n.strip() for value in request.query_params.getlist("select") for n in value.split(",")]
+    names = [n for n in names if n]
+    return list(dict.fromkeys(names)) or None
+
+
+def _vars(request: Request) -> dict[str, Any] | None:
+    """`?vars={"name": value}`: dbt vars for this request."""
+    raw = request.query_params.get("vars")
+    if not raw:
+        return None
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise RequestError("vars must be a JSON object, e.g. vars={\"min_value\": 5}") from None
+    if not isinstance(value, dict):
+        raise RequestError("vars must be a JSON object, e.g. vars={\"min_value\": 5}")
+    return value
 
 
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     service = Service(settings, manifest if manifest is not None else load_manifest(settings))
+    executor = ThreadPoolExecutor(settings.pipeline_threads, thread_name_prefix="duckapi")
+
+    async def run(fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
+
+    async def reload() -> bool:
+        # Compiling spawns dbt in a child process; keep it off the pipeline threads.
+        return await asyncio.to_thread(service.reload)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(settings.reload_interval)
+            if await asyncio.to_thread(service.changed):
+                await reload()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        service.close()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        watcher = loop.create_task(watch()) if settings.reload else None
+        try:
+            yield
+        finally:
+            if watcher:
+                watcher.cancel()
+            executor.shutdown(wait=True)
+            service.close()
 
-    app = FastAPI(title="duckapi", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
     app.state.service = service
 
-    for path, pipeline in service.pipelines.items():
-        app.add_api_route(
-            path,
-            _route(service, path),
-            methods=["POST"],
-            name=pipeline.endpoint.output,
-            summary=f"Analyse rows with dbt model {pipeline.endpoint.output}",
-            openapi_extra=_openapi_body(pipeline),
-        )
-        log.info("serving model %s at POST %s", pipeline.endpoint.output, path)
+    def state_and_pipeline(request: Request, key: str) -> tuple[ProjectState, Pipeline]:
+        state = service.state
+        if key not in state.endpoints:
+            raise KeyError(key)
+        dbt_vars = _vars(request)
+        if dbt_vars:
+            state = service.state_for(dbt_vars)
+            if key not in state.endpoints:
+                raise RequestError(f"with these vars the project does not serve {key}")
+        return state, state.pipeline(key, _parts(request))
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="200 once the project is compiled and served")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "endpoints": sorted(service.pipelines)}
+        return {"status": "ok", "endpoints": sorted(service.state.endpoints)}
 
+    @app.get("/models", summary="Served endpoints: input contract, selectable parts, vars")
+    async def models() -> list[dict[str, Any]]:
+        state = service.state
+        return [
+            {
+                "path": path,
+                "model": served.pipeline.endpoint.output,
+                "input": served.pipeline.endpoint.input,
+                "contract": [
+                    {"name": c.name, "data_type": c.data_type, "not_null": c.not_null}
+                    for c in served.pipeline.input_columns
+                ],
+                "parts": list(served.pipeline.parts),
+                "columns": [{"name": n, "data_type": t} for n, t in served.schemas[served.pipeline.output_node.name]],
+                "vars": state.declared_vars,
+                "materialized": {n.name: n.materialized for n in served.pipeline.nodes},
+            }
+            for path, served in sorted(state.endpoints.items())
+        ]
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def introspect(request: Request, path: str) -> Response:
+        key = _endpoint_key(path)
+        if key in service.state.endpoints:
+            return _error(405, f"{key} answers POST", allow="POST")
+        if not key.endswith("/sql/"):
+            return _error(404, "Not Found")
+        try:
+            _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key[: -len("sql/")])
+        except KeyError:
+            return _error(404, "Not Found")
+        except (RequestError, project.ProjectError) as exc:
+            return _error(422, str(exc)[:2000])
+        return PlainTextResponse(pipeline.select_sql("to_json(o)::varchar") + ";\n")
+
+    @app.post("/{path:path}", include_in_schema=False)
+    async def serve_model(request: Request, path: str) -> Response:
+        key = _endpoint_key(path)
+        try:
+            if key not in service.state.endpoints:
+                return _error(404, "Not Found")
+            check_content_type(request)
+            body = await read_body(request, settings.max_body_bytes)
+            if request.query_params:
+                _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key)
+            else:
+                pipeline = service.state.endpoints[key].pipeline
+            decoder = decoder_for(pipeline.input_columns)
+            if len(body) < INLINE_DECODE_BYTES:
+                table = decoder.decode(body)
+            else:
+                table = await run(decoder.decode, body)
+        except InputError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        except KeyError:
+            return _error(404, "Not Found")
+        except (RequestError, project.ProjectError) as exc:
+            return _error(422, str(exc)[:2000])
+        try:
+            result = await run(service.engine.execute_json, pipeline, table)
+        except ResourceError as exc:
+            return _error(503, f"not enough resources for this request: {exc}")
+        except ExecutionError as exc:
+            return _error(422, f"the pipeline failed on these rows: {exc}")
+        return Response(result, media_type="application/json")
+
+    def custom_openapi() -> dict[str, Any]:
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        return openapi.extend(document, service.state)
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
 
 

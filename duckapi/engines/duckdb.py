@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator
 
 import duckdb
 import pyarrow as pa
 
-from duckapi.pipeline import INPUT_RELATION, Pipeline
+from duckapi.engines import ExecutionError, ResourceError
+from duckapi.pipeline import INPUT_RELATION, Pipeline, Schema, cte_name
 from duckapi.settings import Settings
 
 
@@ -49,7 +51,6 @@ class DuckDBEngine:
         self._local = threading.local()
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
-        self._statements: dict[tuple[str, str, bool], str] = {}
 
     def _lane(self) -> duckdb.DuckDBPyConnection:
         lane = getattr(self._local, "lane", None)
@@ -58,14 +59,6 @@ class DuckDBEngine:
             with self._lock:
                 self._lanes.append(lane)
         return lane
-
-    def _statement(self, pipeline: Pipeline, kind: str, bound: bool) -> str:
-        key = (pipeline.endpoint.path, kind, bound)
-        sql = self._statements.get(key)
-        if sql is None:
-            projection = "to_json(o)::varchar" if kind == "json" else "*"
-            sql = self._statements[key] = pipeline.select_sql(projection, bound)
-        return sql
 
     def _tune(self, lane: duckdb.DuckDBPyConnection, rows: int) -> None:
         """Switch the lane between small-query and large-query settings when needed."""
@@ -86,14 +79,29 @@ class DuckDBEngine:
             if table.num_rows > BOUND_ROWS:
                 cursor.register(INPUT_RELATION, table)
             yield cursor
+        except duckdb.OutOfMemoryException as exc:
+            raise ResourceError(_first_line(exc)) from exc
+        except duckdb.Error as exc:
+            raise ExecutionError(_first_line(exc)) from exc
         finally:
             cursor.close()
 
     def _query(self, pipeline: Pipeline, table: pa.Table, kind: str) -> tuple[str, list[list[object]] | None]:
         """The statement for this input size, and its parameters if rows go in bound."""
         if table.num_rows > BOUND_ROWS:
-            return self._statement(pipeline, kind, bound=False), None
-        return self._statement(pipeline, kind, bound=True), [column.to_pylist() for column in table.columns]
+            return _statement(pipeline, kind, bound=False), None
+        return _statement(pipeline, kind, bound=True), [column.to_pylist() for column in table.columns]
+
+    def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
+        """Column names and DuckDB types of the served model and of each part."""
+        params = [[] for _ in pipeline.input_columns]
+        schemas = {}
+        with self._cursor(pa.table({})) as cursor:
+            for name in (pipeline.output_node.name, *pipeline.parts):
+                sql = f"{pipeline.body_sql(bound=True)}\nselect * from {cte_name(name)} limit 0"
+                description = cursor.execute(sql, params).description or []
+                schemas[name] = [(column[0], str(column[1])) for column in description]
+        return schemas
 
     def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
         """The output rows as a JSON array, serialised by DuckDB itself (exact integers)."""
@@ -113,3 +121,14 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+
+
+@lru_cache(maxsize=512)
+def _statement(pipeline: Pipeline, kind: str, bound: bool) -> str:
+    """Statements by pipeline identity: a reload or a new selection is a new pipeline."""
+    projection = "to_json(o)::varchar" if kind == "json" else "*"
+    return pipeline.select_sql(projection, bound)

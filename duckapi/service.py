@@ -1,0 +1,175 @@
+"""What a process serves: the compiled project, its variants and selections, reloads.
+
+A `ProjectState` is everything derived from one compile of the project. Requests
+take the current state when they start, so a reload swaps in a new one without
+disturbing requests in flight; a project that fails to compile leaves the old one
+serving. Variants compiled for per-request dbt vars and pipelines pruned for a
+selection of parts are cached in bounded LRUs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Generic, Hashable, TypeVar
+
+from duckapi import project
+from duckapi.engines import ExecutionError
+from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.pipeline import Pipeline, PipelineError, Schema, build_pipelines
+from duckapi.settings import Settings
+
+log = logging.getLogger("duckapi")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class RequestError(ValueError):
+    """A request asked for something the project does not have (422)."""
+
+
+class LRU(Generic[K, V]):
+    """A small thread-safe LRU whose values are built once per key, even under races."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[K, threading.Lock] = {}
+
+    def get(self, key: K, build: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            value = build()
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._building.pop(key, None)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """One served endpoint of one compile: its pipeline and the shapes of its nodes."""
+
+    pipeline: Pipeline
+    schemas: dict[str, Schema]
+
+
+class ProjectState:
+    """Everything derived from one compiled manifest."""
+
+    def __init__(self, manifest: dict[str, Any], engine: DuckDBEngine, declared_vars: dict[str, Any]) -> None:
+        self.declared_vars = declared_vars
+        self.endpoints = {path: Served(p, _describe(engine, p)) for path, p in build_pipelines(manifest).items()}
+        self._selections: LRU[tuple[str, frozenset[str]], Pipeline] = LRU(256)
+
+    def pipeline(self, path: str, parts: list[str] | None) -> Pipeline:
+        served = self.endpoints[path]
+        if not parts:
+            return served.pipeline
+        valid = served.pipeline.parts
+        unknown = [p for p in parts if p not in valid]
+        if unknown:
+            raise RequestError(f"unknown part(s) {', '.join(unknown)} in select; valid: {', '.join(valid)}")
+        key = (path, frozenset(parts))
+        return self._selections.get(key, lambda: served.pipeline.select(parts, served.schemas))
+
+
+def _describe(engine: DuckDBEngine, pipeline: Pipeline) -> dict[str, Schema]:
+    """Run the pipeline once over no rows: a project whose SQL cannot run fails here."""
+    try:
+        return engine.describe(pipeline)
+    except ExecutionError as exc:
+        raise PipelineError(
+            f"{pipeline.output_node.path}: the compiled pipeline of {pipeline.endpoint.output} does not run: {exc}"
+        ) from exc
+
+
+class Service:
+    """The engine, the current project state, and the variants compiled for vars."""
+
+    def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
+        self.settings = settings
+        self.engine = DuckDBEngine(settings)
+        self.state = ProjectState(manifest, self.engine, project.declared_vars(settings))
+        self._variants: LRU[str, ProjectState] = LRU(settings.vars_cache_size)
+        self._reload_lock = threading.Lock()
+        self.fingerprint = project_fingerprint(settings.project_dir)
+
+    def state_for(self, dbt_vars: dict[str, Any] | None) -> ProjectState:
+        """The current state, or the one compiled with these vars (compiled once, cached)."""
+        state = self.state
+        if not dbt_vars:
+            return state
+        unknown = sorted(set(dbt_vars) - set(state.declared_vars))
+        if unknown:
+            declared = ", ".join(sorted(state.declared_vars)) or "none"
+            raise RequestError(f"unknown var(s) {', '.join(unknown)}; the project declares: {declared}")
+        key = json.dumps(dbt_vars, sort_keys=True, separators=(",", ":"))
+        return self._variants.get(key, lambda: self._compile(dbt_vars))
+
+    def _compile(self, dbt_vars: dict[str, Any] | None = None) -> ProjectState:
+        """Compile into a scratch target folder; only the manifest is kept (in memory)."""
+        scratch = Path(tempfile.mkdtemp(prefix="duckapi-compile-"))
+        try:
+            manifest = project.compile_manifest(replace(self.settings, target_path=scratch), dbt_vars)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return ProjectState(manifest, self.engine, project.declared_vars(self.settings))
+
+    def reload(self) -> bool:
+        """Recompile the project; keep serving the old state if that fails."""
+        with self._reload_lock:
+            fingerprint = project_fingerprint(self.settings.project_dir)
+            try:
+                state = self._compile()
+            except (project.ProjectError, PipelineError, ValueError, OSError) as exc:
+                log.error("reload failed, still serving the previous version: %s", exc)
+                self.fingerprint = fingerprint  # do not retry until the files change again
+                return False
+            self.state = state
+            self._variants = LRU(self.settings.vars_cache_size)
+            self.fingerprint = fingerprint
+            log.info("reloaded %s: serving %s", self.settings.project_dir, ", ".join(state.endpoints))
+            return True
+
+    def changed(self) -> bool:
+        return project_fingerprint(self.settings.project_dir) != self.fingerprint
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+_IGNORED = {"target", "logs", "dbt_packages", "__pycache__"}
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """A digest of the project's source files (names, sizes, mtimes), not its outputs."""
+    digest = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        rel = path.relative_to(project_dir)
+        if any(part in _IGNORED or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and not path.name.endswith((".duckdb", ".wal", ".duckdb.wal")):
+            stat = path.stat()
+            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+select r, n from {{ ref('shared') }}

@@ -1,0 +1,1 @@
+select r, total from {{ ref('shared') }}

@@ -1,0 +1,1 @@
+select k, v from {{ ref('events') }} where v >= {{ var('min_v') }}
