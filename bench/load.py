@@ -273,7 +273,9 @@ class Sent:
     body: bytes
 
 
-def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: float) -> tuple[list[Sent | None], float]:
+def drive(
+    port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH
+) -> tuple[list[Sent | None], float]:
     """Post payloads in order from `concurrency` threads, each on its own keep-alive connection.
 
     Stops taking new requests at the time limit (requests in flight finish). Returns the
@@ -293,7 +295,7 @@ def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: floa
                 break
             t0 = time.perf_counter()
             try:
-                conn.request("POST", PATH, body=payloads[i], headers=HEADERS)
+                conn.request("POST", path, body=payloads[i], headers=HEADERS)
                 resp = conn.getresponse()
                 sent = Sent(resp.status, 0.0, resp.read())
             except (OSError, http.client.HTTPException) as exc:
@@ -492,6 +494,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *targets,
         "",
+        "## Selecting one part",
+        "",
+        f"duckapi only, {results['selection']['rows']:,} rows, {results['selection']['one']['requests']} distinct payloads: "
+        f"all seven parts p50 {results['selection']['all']['p50_ms']} ms, `?select={results['selection']['part']}` p50 "
+        f"{results['selection']['one']['p50_ms']} ms: {results['selection']['ratio_all_over_one']}x faster "
+        f"(correct answers: {results['selection']['all']['correct']} and {results['selection']['one']['correct']} of "
+        f"{results['selection']['one']['requests']}).",
+        "",
         "## Probes",
         "",
         f"- event_value 2**31: duckapi {probes['int32_overflow']['duckapi']['status']} "
@@ -559,6 +569,32 @@ def probe_answers(servers: dict[str, Server]) -> dict[str, Any]:
     status, _, answer = request(servers["baseline"].port, "POST", PATH, orjson.dumps(rows[:9]))
     probes["baseline_healthy_after_overflow"] = status == 200 and normalise(json.loads(answer)) == normalise(analyse(rows[:9]))
     return probes
+
+
+SELECTED_PART = "group_sums"
+
+
+def measure_selection(port: int, work: Workload) -> dict[str, Any]:
+    """duckapi alone: the same large payloads with all seven parts, then one part selected."""
+    payloads, expected = work.payloads[:3], work.expected[:3]
+    timings: dict[str, Any] = {}
+    for label, path in (("all", PATH), ("one", f"{PATH}?select={SELECTED_PART}")):
+        sent, _ = drive(port, payloads, 1, 300, path)
+        ok = [x for x in sent if x is not None and x.status == 200]
+        if label == "one":
+            want = [[{SELECTED_PART: e[0][SELECTED_PART]}] for e in expected]
+        else:
+            want = expected
+        timings[label] = {
+            "p50_ms": round(sorted(x.latency_s for x in ok)[len(ok) // 2] * 1000, 1) if ok else None,
+            "correct": sum(x is not None and x.status == 200 and json.loads(x.body) == w for x, w in zip(sent, want)),
+            "requests": len(payloads),
+        }
+    all_ms, one_ms = timings["all"]["p50_ms"], timings["one"]["p50_ms"]
+    timings["ratio_all_over_one"] = round(all_ms / one_ms, 2) if all_ms and one_ms else None
+    timings["part"] = SELECTED_PART
+    timings["rows"] = work.expected and sum(r["group_count"] for r in work.expected[0][0]["group_histogram"])
+    return timings
 
 
 def preflight(servers: dict[str, Server]) -> None:
@@ -631,6 +667,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.3)
             raw.append((sc, work, per_server))
         results["probes"] = probe_answers(servers)
+        results["selection"] = measure_selection(servers["duckapi"].port, workloads[-1])
     finally:
         for s in servers.values():
             s.stop()

@@ -57,24 +57,31 @@ def serve(
     max_body: Annotated[
         Optional[int], typer.Option("--max-body", help="Request body limit in bytes [env DUCKAPI_MAX_BODY_BYTES]")
     ] = None,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Recompile when the project's files change [env DUCKAPI_RELOAD]")
+    ] = False,
     project: ProjectOpt = None,
     db: DbOpt = None,
     target: TargetOpt = None,
 ) -> None:
-    """Compile the project once, then serve its models over HTTP with uvicorn."""
+    """Compile the project once, then serve its models over HTTP with uvicorn.
+
+    SIGHUP recompiles too; a project that fails to compile keeps the old version serving.
+    """
     import uvicorn
 
     from duckapi import project as dbt_project
-    from duckapi.pipeline import PipelineError, build_pipelines
+    from duckapi.pipeline import PipelineError
+    from duckapi.service import Service
 
     settings = _settings(
         host=host, port=port, workers=workers, executor_threads=threads, max_body_bytes=max_body,
-        project_dir=project, db_path=db, target=target,
+        project_dir=project, db_path=db, target=target, reload=reload or None,
     )
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     try:
-        # Compile here once; every worker then loads the manifest this wrote.
-        build_pipelines(dbt_project.compile_manifest(settings))
+        # Compile and check here once; every worker then loads the manifest this wrote.
+        Service(settings, dbt_project.compile_manifest(settings)).close()
     except (dbt_project.ProjectError, PipelineError) as exc:
         _fail(exc)
     os.environ.update(settings.to_env())

@@ -4,7 +4,11 @@ materialisation, introspection, a project without a seed, and reload."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -157,3 +161,59 @@ def test_reload_picks_up_changes_and_survives_a_broken_project(tmp_path: Path, c
         _wait_for(lambda: "reload failed" in caplog.text)
         assert _post(client, "/features/?select=d4", ROWS).json() == [{"d4": 10}]
         assert "no_such_model" in caplog.text
+
+
+def test_serve_refuses_a_project_whose_input_has_no_contract(tmp_path: Path) -> None:
+    folder = _copy(FEATURES, tmp_path / "nocontract")
+    schema = folder / "models" / "schema.yml"
+    schema.write_text(schema.read_text().replace("contract: {enforced: true}", "contract: {enforced: false}"))
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "PORT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "duckapi.cli", "serve", "--project", str(folder)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert "models/events.sql" in message and "contract" in message
+
+
+def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:
+    """The README tutorial, on a copy of the bundled project, against a real server."""
+    from tests.test_server import Server, _free_port
+
+    folder = _copy(BUNDLED_PROJECT, tmp_path / "project")
+    port = _free_port()
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_DB_PATH": str(tmp_path / "dev.duckdb"),
+           "HOST": "127.0.0.1", "PORT": str(port)}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "duckapi.cli", "serve", "--project", str(folder)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(port)
+    try:
+        def parts() -> list[str]:
+            try:
+                status, body = server.request("GET", "/models", timeout=5)
+            except OSError:
+                return []
+            return json.loads(body)[0]["parts"] if status == 200 else []
+
+        _wait_for(lambda: proc.poll() is None and "hist_groups" in parts())
+        (folder / "models" / "analyses" / "group_max.sql").write_text(
+            "select group_id, max(event_value) as max_value\nfrom {{ ref('group_event_values') }}\ngroup by group_id\n"
+        )
+        analysis = folder / "models" / "analysis.sql"
+        analysis.write_text(analysis.read_text().rstrip() + ",\n    {{ duckapi.list_of_structs(ref('group_max'), "
+                            "['group_id', 'max_value']) }} as group_max\n")
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "group_max" in parts())
+        status, answer = server.post_rows(ANIMALS)
+        assert status == 200 and answer[0]["group_max"] == [
+            {"group_id": "🐇", "max_value": 23}, {"group_id": "🐰", "max_value": 5}, {"group_id": "🦆", "max_value": 17}
+        ]
+        status, body = server.request("POST", "/analyse_data/?select=group_max", json.dumps(ANIMALS).encode(),
+                                      {"Content-Type": "application/json"})
+        assert status == 200 and list(json.loads(body)[0]) == ["group_max"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
