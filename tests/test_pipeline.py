@@ -134,3 +134,18 @@ def test_uncompiled_model_is_rejected() -> None:
     manifest["nodes"]["model.p.out"]["compiled_code"] = None
     with pytest.raises(PipelineError, match=r"models/out\.sql.*no compiled SQL"):
         build_pipelines(manifest)
+
+
+def test_non_finite_doubles_become_null_so_the_answer_stays_json() -> None:
+    manifest = _manifest()
+    manifest["nodes"]["model.p.out"]["compiled_code"] = (
+        "select max(x)::double * 1e308 as big, -max(x)::double * 1e308 as small, "
+        "'NaN and Infinity' as text, max(x) as x from \"db\".\"main\".\"events\""
+    )
+    pipeline = build_pipelines(manifest)["/out/"]
+    engine = DuckDBEngine(Settings())
+    try:
+        answer = engine.execute_json(pipeline, pa.table({"x": pa.array([10], pa.int64())}))
+    finally:
+        engine.close()
+    assert json.loads(answer) == [{"big": None, "small": None, "text": "NaN and Infinity", "x": 10}]

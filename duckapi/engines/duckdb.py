@@ -13,11 +13,13 @@ dbt-built database file is never opened here.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -108,7 +110,10 @@ class DuckDBEngine:
         sql, params = self._query(pipeline, table, "json")
         with self._cursor(table) as cursor:
             rows = cursor.execute(sql, params).fetchall()
-        return b"[" + b",".join(row[0].encode() for row in rows) + b"]"
+        answer = b"[" + b",".join(row[0].encode() for row in rows) + b"]"
+        if b"Infinity" in answer or b"NaN" in answer:  # rare: usually inside a string
+            answer = _finite_json(answer)
+        return answer
 
     def execute_arrow(self, pipeline: Pipeline, table: pa.Table) -> pa.Table:
         sql, params = self._query(pipeline, table, "arrow")
@@ -121,6 +126,22 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+def _finite_json(answer: bytes) -> bytes:
+    """DuckDB writes non-finite doubles as bare Infinity/NaN, which is not JSON: use null."""
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        return value
+
+    parsed = json.loads(answer)
+    return json.dumps(finite(parsed), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _first_line(exc: Exception) -> str:
