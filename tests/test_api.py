@@ -135,11 +135,14 @@ def test_malformed_json_and_bad_utf8_are_400(client: TestClient, raw: bytes, wor
     assert words in response.json()["detail"]
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "text/csv", "application/xml"])
-def test_non_json_content_type_is_415(client: TestClient, ctype: str) -> None:
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "application/xml", "image/png"])
+def test_unknown_content_type_is_415_listing_the_accepted_ones(client: TestClient, ctype: str) -> None:
     response = client.post(URL, content=json.dumps(ANIMALS).encode(), headers={"content-type": ctype})
     assert response.status_code == 415
-    assert "application/json" in response.json()["detail"]
+    detail = response.json()["detail"]
+    for accepted in ("application/json", "application/x-ndjson", "text/csv", "application/vnd.apache.parquet",
+                     "application/vnd.apache.arrow.stream"):
+        assert accepted in detail
 
 
 def test_error_bodies_never_echo_a_large_input(client: TestClient) -> None:

@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from duckapi import __version__, project
 from duckapi.api import openapi
-from duckapi.api.body import check_content_type, read_body
-from duckapi.api.inputs import InputError, JsonRowsDecoder
+from duckapi.api.body import body_format, decompress, read_body
+from duckapi.api.inputs import InputError, RowsReader
+from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.engines import ExecutionError, ResourceError
 from duckapi.pipeline import Column, Pipeline
 from duckapi.service import ProjectState, RequestError, Service
@@ -44,11 +45,6 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     if settings.manifest_path.exists():
         return project.load_manifest(settings)
     return project.compile_manifest(settings)
-
-
-@lru_cache(maxsize=64)
-def decoder_for(columns: tuple[Column, ...]) -> JsonRowsDecoder:
-    return JsonRowsDecoder(columns)
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -78,6 +74,14 @@ def _vars(request: Request) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise RequestError("vars must be a JSON object, e.g. vars={\"min_value\": 5}")
     return value
+
+
+def _decode(request: Request, body: bytes, reader: RowsReader, fmt: str, limit: int) -> Any:
+    return reader.read(decompress(request, body, limit), fmt)
+
+
+def _arrow_answer(service: Service, pipeline: Pipeline, table: Any, fmt: str) -> bytes:
+    return encode(service.engine.execute_arrow(pipeline, table), fmt)
 
 
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
@@ -114,6 +118,10 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
     app.state.service = service
+
+    @lru_cache(maxsize=64)
+    def reader_for(columns: tuple[Column, ...]) -> RowsReader:
+        return RowsReader(columns, service.engine)
 
     def state_and_pipeline(request: Request, key: str) -> tuple[ProjectState, Pipeline]:
         state = service.state
@@ -171,17 +179,18 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         try:
             if key not in service.state.endpoints:
                 return _error(404, "Not Found")
-            check_content_type(request)
+            fmt = body_format(request)
+            answer = negotiate(request.headers.get("accept"))
             body = await read_body(request, settings.max_body_bytes)
             if request.query_params:
                 _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key)
             else:
                 pipeline = service.state.endpoints[key].pipeline
-            decoder = decoder_for(pipeline.input_columns)
-            if len(body) < INLINE_DECODE_BYTES:
-                table = decoder.decode(body)
+            reader = reader_for(pipeline.input_columns)
+            if fmt == "json" and len(body) < INLINE_DECODE_BYTES and "content-encoding" not in request.headers:
+                table = reader.read(body, fmt)
             else:
-                table = await run(decoder.decode, body)
+                table = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
         except InputError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError:
@@ -189,12 +198,15 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         except (RequestError, project.ProjectError) as exc:
             return _error(422, str(exc)[:2000])
         try:
-            result = await run(service.engine.execute_json, pipeline, table)
+            if answer == "json":
+                result = await run(service.engine.execute_json, pipeline, table)
+            else:
+                result = await run(_arrow_answer, service, pipeline, table, answer)
         except ResourceError as exc:
             return _error(503, f"not enough resources for this request: {exc}")
         except ExecutionError as exc:
             return _error(422, f"the pipeline failed on these rows: {exc}")
-        return Response(result, media_type="application/json")
+        return Response(result, media_type=MEDIA_TYPES[answer])
 
     def custom_openapi() -> dict[str, Any]:
         document = get_openapi(title=app.title, version=app.version, routes=app.routes)

@@ -1,24 +1,60 @@
-"""Reading a request body within the size limit, without buffering past it."""
+"""Reading a request body within the size limit, without buffering past it.
+
+The limit applies to the bytes on the wire and again to the decompressed body, so a
+small compressed body that inflates past the limit (a zip bomb) is a 413, found
+while inflating, never an out-of-memory.
+"""
 
 from __future__ import annotations
 
+import io
+import zlib
+
+import zstandard
 from starlette.requests import Request
 
-from duckapi.api.inputs import InputError
+from duckapi.api.inputs import FORMATS, InputError
 
-JSON_TYPES = ("application/json",)
+ENCODINGS = ("gzip", "zstd")
 
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def check_content_type(request: Request, accepted: tuple[str, ...] = JSON_TYPES) -> str:
-    """415 unless the body is declared as one of `accepted` (no header means JSON)."""
-    kind = media_type(request) or accepted[0]
-    if kind not in accepted:
-        raise InputError(415, f"unsupported Content-Type {kind[:100]!r}; send one of: {', '.join(accepted)}")
-    return kind
+def body_format(request: Request) -> str:
+    """The body's format from its Content-Type (none means JSON); 415 for others."""
+    kind = media_type(request) or "application/json"
+    if kind not in FORMATS:
+        raise InputError(415, f"unsupported Content-Type {kind[:100]!r}; send one of: {', '.join(FORMATS)}")
+    return FORMATS[kind]
+
+
+def decompress(request: Request, body: bytes, limit: int) -> bytes:
+    """Undo Content-Encoding (gzip, zstd), stopping as soon as the output passes `limit`."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ENCODINGS:
+        raise InputError(415, f"unsupported Content-Encoding {encoding[:50]!r}; use one of: {', '.join(ENCODINGS)}")
+    try:
+        if encoding == "gzip":
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = inflater.decompress(body, limit + 1)
+            if len(out) <= limit and not inflater.eof:
+                raise InputError(400, "gzip body is truncated")
+        else:
+            parts, size = [], 0
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True) as reader:
+                while size <= limit and (chunk := reader.read(1 << 20)):
+                    parts.append(chunk)
+                    size += len(chunk)
+            out = b"".join(parts)
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise InputError(400, f"body is not valid {encoding}: {str(exc)[:100]}") from None
+    if len(out) > limit:
+        raise InputError(413, f"decompressed body exceeds the limit of {limit} bytes")
+    return out
 
 
 async def read_body(request: Request, limit: int) -> bytes:

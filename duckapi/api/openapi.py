@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from duckapi.api.inputs import column_type
+from duckapi.contract import column_type
 from duckapi.pipeline import Column
 from duckapi.service import ProjectState
 

@@ -13,19 +13,23 @@ dbt-built database file is never opened here.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from duckapi.contract import canonical_type
 from duckapi.engines import ExecutionError, ResourceError
-from duckapi.pipeline import INPUT_RELATION, Pipeline, Schema, cte_name
+from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, Schema, cte_name, quote_identifier
 from duckapi.settings import Settings
 
 
@@ -37,6 +41,46 @@ from duckapi.settings import Settings
 #: Optimizers never change results, only plans.
 PARALLEL_ROWS = 100_000
 SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order'")
+#: How a contract column's untyped value (JSON, or CSV text) is accepted and converted:
+#: (acceptance test over the raw value {c} and converted value {v}, conversion).
+_JSON_INT = ("json_type({c}) in ('BIGINT', 'UBIGINT') and {v} is not null", "try_cast({c} as {t})")
+_CSV_INT = ("regexp_full_match({c}, '[-+]?[0-9]+') and {v} is not null", "try_cast({c} as {t})")
+_TYPED = "{v} is not null"
+JSON_RULES: dict[str, tuple[str, str]] = {
+    "varchar": ("json_type({c}) = 'VARCHAR'", "json_extract_string({c}, '$')"),
+    "bigint": _JSON_INT, "integer": _JSON_INT, "smallint": _JSON_INT,
+    "double": ("json_type({c}) in ('DOUBLE', 'BIGINT', 'UBIGINT')", "try_cast({c} as double)"),
+    "boolean": ("json_type({c}) = 'BOOLEAN'", "try_cast({c} as boolean)"),
+    "date": ("json_type({c}) = 'VARCHAR' and " + _TYPED, "try_cast(json_extract_string({c}, '$') as date)"),
+    "timestamp": ("json_type({c}) = 'VARCHAR' and " + _TYPED, "try_cast(json_extract_string({c}, '$') as timestamp)"),
+}
+CSV_RULES: dict[str, tuple[str, str]] = {
+    "varchar": ("true", "{c}"),
+    "bigint": _CSV_INT, "integer": _CSV_INT, "smallint": _CSV_INT,
+    "double": (_TYPED, "try_cast({c} as double)"),
+    "boolean": ("lower({c}) in ('true', 'false')", "try_cast({c} as boolean)"),
+    "date": (_TYPED, "try_cast({c} as date)"),
+    "timestamp": (_TYPED, "try_cast({c} as timestamp)"),
+}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The first value that breaks the contract: 0-based data row, column, raw text."""
+
+    row: int
+    column: str
+    value: str | None
+
+
+class UnreadableInput(ValueError):
+    """DuckDB could not parse the body as the declared format."""
+
+
+class MissingColumn(ValueError):
+    """A contract column is absent from the body's header."""
+
+
 #: Up to this many rows the columns go in as bound list parameters rather than a
 #: registered Arrow table: registering and binding a Python-held table costs more
 #: than the whole conversion on tiny inputs (about a tenth of a 9-row request).
@@ -93,6 +137,57 @@ class DuckDBEngine:
         if table.num_rows > BOUND_ROWS:
             return _statement(pipeline, kind, bound=False), None
         return _statement(pipeline, kind, bound=True), [column.to_pylist() for column in table.columns]
+
+    def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
+        """JSON array, NDJSON or CSV rows -> Arrow in the contract's types, DuckDB parsing.
+
+        Every contract column is read untyped (JSON values, CSV text) and converted by
+        strict rules: an integer column takes JSON integers / integer text in range,
+        never 2.0, 1e3 or "7" (JSON) or 1.5 (CSV); a not-null column takes no nulls. The
+        first row that breaks a rule comes back as `Rejected`. A body DuckDB cannot
+        parse raises UnreadableInput; a missing CSV column, MissingColumn.
+        """
+        rules = CSV_RULES if fmt == "csv" else JSON_RULES
+        values, flags = [], []
+        for i, column in enumerate(columns):
+            name = quote_identifier(column.name)
+            accepts, convert = rules[canonical_type(column.data_type)]
+            value = convert.format(c=name, t=column.data_type)
+            ok = accepts.format(c=name, v=value)
+            null = f"{name} is null" + (f" or json_type({name}) = 'NULL'" if fmt != "csv" else "")
+            flags.append(f"coalesce(({null}) and {str(not column.not_null).lower()} or ({ok}), false) as __ok{i}")
+            values.append(f"{value} as {name}")
+        with self._cursor(pa.table({})) as cursor:
+            try:  # reading is lazy: parse errors surface when the select runs
+                cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
+                table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
+            except duckdb.Error as exc:
+                raise UnreadableInput(_first_line(exc)) from exc
+            first = [(pc.index(table[f"__ok{i}"], False).as_py(), i) for i in range(len(columns))]
+            failures = [(row, i) for row, i in first if row >= 0]
+            if failures:
+                row, i = min(failures)
+                name = quote_identifier(columns[i].name)
+                cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))  # a fresh read
+                sql = f"select {name}::varchar from __duckapi_raw limit 1 offset {int(row)}"
+                (text,) = cursor.execute(sql).fetchall()[0]
+                return Rejected(row=row, column=columns[i].name, value=text)
+        return table.select([c.name for c in columns])
+
+    def _read(self, cursor: duckdb.DuckDBPyConnection, body: bytes, columns: tuple[Column, ...], fmt: str) -> duckdb.DuckDBPyRelation:
+        source = io.BytesIO(body)
+        if fmt == "csv":
+            raw = cursor.read_csv(source, header=True, all_varchar=True)
+            missing = [c.name for c in columns if c.name not in raw.columns]
+            if missing:
+                raise MissingColumn(missing[0])
+            return raw
+        return cursor.read_json(
+            source,
+            format="newline_delimited" if fmt == "ndjson" else "array",
+            records="true",
+            columns={c.name: "JSON" for c in columns},
+        )
 
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
