@@ -154,8 +154,9 @@ class DuckDBEngine:
             accepts, convert = rules[canonical_type(column.data_type)]
             value = convert.format(c=name, t=column.data_type)
             ok = accepts.format(c=name, v=value)
-            null = f"{name} is null" + (f" or json_type({name}) = 'NULL'" if fmt != "csv" else "")
-            flags.append(f"coalesce(({null}) and {str(not column.not_null).lower()} or ({ok}), false) as __ok{i}")
+            null = f"({name} is null" + (f" or json_type({name}) = 'NULL')" if fmt != "csv" else ")")
+            accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
+            flags.append(f"coalesce({accepted}, false) as __ok{i}")
             values.append(f"{value} as {name}")
         with self._cursor(pa.table({})) as cursor:
             try:  # reading is lazy: parse errors surface when the select runs
@@ -177,7 +178,7 @@ class DuckDBEngine:
     def _read(self, cursor: duckdb.DuckDBPyConnection, body: bytes, columns: tuple[Column, ...], fmt: str) -> duckdb.DuckDBPyRelation:
         source = io.BytesIO(body)
         if fmt == "csv":
-            raw = cursor.read_csv(source, header=True, all_varchar=True)
+            raw = cursor.read_csv(source, header=True, all_varchar=True, allow_quoted_nulls=False)
             missing = [c.name for c in columns if c.name not in raw.columns]
             if missing:
                 raise MissingColumn(missing[0])
