@@ -70,10 +70,15 @@ class Pipeline:
     columns: tuple[str, ...] = ()
 
     @property
-    def parts(self) -> tuple[str, ...]:
-        """Selectable parts: the served model's direct parents inside the pipeline."""
+    def parents(self) -> tuple[str, ...]:
+        """The served model's direct parents inside the pipeline: candidate parts."""
         inside = {n.unique_id: n.name for n in self.nodes}
         return tuple(inside[d] for d in self.output_node.depends_on if d in inside)
+
+    def parts(self, schemas: Mapping[str, Schema]) -> tuple[str, ...]:
+        """Selectable parts: parents that are also columns of the served model."""
+        columns = {name for name, _ in schemas[self.output_node.name]}
+        return tuple(p for p in self.parents if p in columns)
 
     def select(self, parts: Iterable[str], schemas: Mapping[str, Schema]) -> "Pipeline":
         """The pipeline for a subset of parts: nothing the other parts alone need remains.
@@ -83,7 +88,8 @@ class Pipeline:
         the answer keeps only the served model's columns named after selected parts.
         """
         chosen = set(parts)
-        unknown = chosen - set(self.parts)
+        selectable = self.parts(schemas)
+        unknown = chosen - set(selectable)
         if unknown:
             raise KeyError(sorted(unknown))
         by_id = {n.unique_id: n for n in self.nodes}
@@ -101,14 +107,13 @@ class Pipeline:
         # Parts a selected part builds on stay real; every other part is emptied.
         kept = closure((n.unique_id for n in self.nodes if n.name in chosen), by_id)
         for node in self.nodes:
-            if node.name in self.parts and node.unique_id not in kept:
+            if node.name in selectable and node.unique_id not in kept:
                 by_id[node.unique_id] = replace(
                     node, compiled_sql=empty_relation_sql(schemas[node.name]), depends_on=()
                 )
         needed = closure([self.output_node.unique_id], by_id)
         nodes = tuple(by_id[n.unique_id] for n in self.nodes if n.unique_id in needed)
-        output_columns = {name for name, _ in schemas[self.output_node.name]}
-        columns = tuple(c for c in self.parts if c in chosen and c in output_columns)
+        columns = tuple(c for c in selectable if c in chosen)
         return replace(self, nodes=nodes, columns=columns)
 
     def body_sql(self, bound: bool = False) -> str:

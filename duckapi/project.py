@@ -65,7 +65,12 @@ def run_dbt(
     args = _dbt_args(settings, command, list(extra or []))
     if quiet:
         args.insert(1, "--quiet")
-    env = {"DUCKAPI_DB_PATH": db_path or str(settings.db_path)}
+    env = {
+        "DUCKAPI_DB_PATH": db_path or str(settings.db_path),
+        # No usage reporting (there is no network to send it to) and no .user.yml.
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
     if error is not None:

@@ -73,6 +73,10 @@ class Served:
     pipeline: Pipeline
     schemas: dict[str, Schema]
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return self.pipeline.parts(self.schemas)
+
 
 class ProjectState:
     """Everything derived from one compiled manifest."""
@@ -86,10 +90,13 @@ class ProjectState:
         served = self.endpoints[path]
         if not parts:
             return served.pipeline
-        valid = served.pipeline.parts
+        valid = served.parts
         unknown = [p for p in parts if p not in valid]
         if unknown:
-            raise RequestError(f"unknown part(s) {', '.join(unknown)} in select; valid: {', '.join(valid)}")
+            raise RequestError(
+                f"unknown part(s) {', '.join(unknown)} in select; valid: {', '.join(valid) or 'none (no column of '}"
+                + ("" if valid else f"{served.pipeline.endpoint.output} is named after a parent model)")
+            )
         key = (path, frozenset(parts))
         return self._selections.get(key, lambda: served.pipeline.select(parts, served.schemas))
 
@@ -111,7 +118,7 @@ class Service:
         self.settings = settings
         self.engine = DuckDBEngine(settings)
         self.state = ProjectState(manifest, self.engine, project.declared_vars(settings))
-        self._variants: LRU[str, ProjectState] = LRU(settings.vars_cache_size)
+        self._variants: LRU[str, ProjectState | RequestError] = LRU(settings.vars_cache_size)
         self._reload_lock = threading.Lock()
         self.fingerprint = project_fingerprint(settings.project_dir)
 
@@ -124,8 +131,23 @@ class Service:
         if unknown:
             declared = ", ".join(sorted(state.declared_vars)) or "none"
             raise RequestError(f"unknown var(s) {', '.join(unknown)}; the project declares: {declared}")
+        for name, value in dbt_vars.items():
+            if not _same_shape(value, state.declared_vars[name]):
+                default = json.dumps(state.declared_vars[name])
+                raise RequestError(f"var {name} must have the JSON type of its default {default[:100]}")
         key = json.dumps(dbt_vars, sort_keys=True, separators=(",", ":"))
-        return self._variants.get(key, lambda: self._compile(dbt_vars))
+        variant = self._variants.get(key, lambda: self._compile_variant(dbt_vars))
+        if isinstance(variant, RequestError):
+            raise variant
+        return variant
+
+    def _compile_variant(self, dbt_vars: dict[str, Any]) -> ProjectState | RequestError:
+        """A variant, or why it fails: failures are cached too, so they cost one compile."""
+        try:
+            return self._compile(dbt_vars)
+        except (project.ProjectError, PipelineError) as exc:
+            message = str(exc).replace(str(self.settings.project_dir), self.settings.project_dir.name)
+            return RequestError(f"the project does not compile with these vars: {message}")
 
     def _compile(self, dbt_vars: dict[str, Any] | None = None) -> ProjectState:
         """Compile into a scratch target folder; only the manifest is kept (in memory)."""
@@ -157,6 +179,23 @@ class Service:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _same_shape(value: Any, default: Any) -> bool:
+    """A var override must have its default's JSON type (lists: element by element).
+
+    dbt renders vars into SQL text, so a number must stay a number; strings stay free
+    text, which is why pipelines run with DuckDB's external access off.
+    """
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(default, list):
+        return isinstance(value, list) and (not default or all(_same_shape(v, default[0]) for v in value))
+    if isinstance(default, dict):
+        return isinstance(value, dict) and all(k in default and _same_shape(v, default[k]) for k, v in value.items())
+    return isinstance(value, type(default)) if default is not None else value is None or isinstance(value, str)
 
 
 _IGNORED = {"target", "logs", "dbt_packages", "__pycache__"}

@@ -84,13 +84,26 @@ def test_vars_override_per_request_and_variants_are_cached(features: TestClient)
 
 @pytest.mark.parametrize(
     "query,words",
-    [('vars={"nope": 1}', "unknown var(s) nope; the project declares: min_v"),
-     ("vars=[1]", "must be a JSON object"), ("vars={bad", "must be a JSON object"),
+    [('vars={"nope": 1}', "unknown var(s) nope; the project declares: label, min_v"),
+     ("vars=[1]", "must be a JSON object"), ('vars={"min_v": "5"}', "var min_v must have the JSON type of its default 0"),
+     ('vars={"label": 5}', "var label must have the JSON type"), ("vars={bad", "must be a JSON object"),
      ("select=d1,zzz", "unknown part(s) zzz in select; valid: d1, d2, d3, boom")],
 )
 def test_bad_vars_and_parts_are_422(features: TestClient, query: str, words: str) -> None:
     response = _post(features, f"/features/?{query}", ROWS)
     assert response.status_code == 422 and words in response.json()["detail"]
+
+
+def test_a_hostile_var_cannot_reach_files_and_its_failure_is_cached(features: TestClient) -> None:
+    assert _post(features, '/features/?select=d1&vars={"label": "east"}', ROWS).json()[0]["d1"]["label"] == "east"
+    hostile = "x' || (select count(*) from read_csv('/etc/hostname')) || '"
+    url = "/features/?select=d1&vars=" + json.dumps({"label": hostile})
+    response = _post(features, url, ROWS)
+    assert response.status_code == 422 and "disabled by configuration" in response.json()["detail"]
+    assert str(FEATURES) not in response.json()["detail"]  # no server paths in answers
+    started = time.perf_counter()
+    assert _post(features, url, ROWS).status_code == 422
+    assert time.perf_counter() - started < 2  # the failed variant is cached, not recompiled
 
 
 def test_models_lists_contract_parts_vars_and_materialisations(features: TestClient) -> None:
@@ -100,7 +113,7 @@ def test_models_lists_contract_parts_vars_and_materialisations(features: TestCli
         {"name": "k", "data_type": "varchar", "not_null": True}, {"name": "v", "data_type": "bigint", "not_null": False}
     ]
     assert model["parts"] == ["d1", "d2", "d3", "boom"]
-    assert model["vars"] == {"min_v": 0}
+    assert model["vars"] == {"min_v": 0, "label": "all"}
     assert model["materialized"]["shared"] == "table" and model["materialized"]["filtered"] == "view"
     assert "eph" not in model["materialized"]  # ephemeral: inlined by dbt into d2
 

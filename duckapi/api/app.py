@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
                     {"name": c.name, "data_type": c.data_type, "not_null": c.not_null}
                     for c in served.pipeline.input_columns
                 ],
-                "parts": list(served.pipeline.parts),
+                "parts": list(served.parts),
                 "columns": [{"name": n, "data_type": t} for n, t in served.schemas[served.pipeline.output_node.name]],
                 "vars": state.declared_vars,
                 "materialized": {n.name: n.materialized for n in served.pipeline.nodes},

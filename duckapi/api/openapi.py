@@ -55,7 +55,7 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
                 "summary": f"Run dbt model {endpoint.output} over the posted rows",
                 "description": f"The posted rows stand in for model `{endpoint.input}`; its contract is the row schema.",
                 "operationId": f"run_{endpoint.output}",
-                "parameters": _query_parameters(pipeline.parts, state.declared_vars),
+                "parameters": _query_parameters(served.parts, state.declared_vars),
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"type": "array", "items": row_schema(pipeline.input_columns)}}},
@@ -73,7 +73,7 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
             "get": {
                 "summary": f"The SQL a request to {path} executes",
                 "operationId": f"sql_{endpoint.output}",
-                "parameters": _query_parameters(pipeline.parts, state.declared_vars),
+                "parameters": _query_parameters(served.parts, state.declared_vars),
                 "responses": {"200": {"description": "SQL text", "content": {"text/plain": {}}}, "422": errors["422"]},
             }
         }

@@ -98,10 +98,20 @@ class DuckDBEngine:
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
 
-    def _lane(self) -> duckdb.DuckDBPyConnection:
-        lane = getattr(self._local, "lane", None)
+    def _lane(self, loader: bool = False) -> duckdb.DuckDBPyConnection:
+        """This thread's database: pipelines run where files are out of reach.
+
+        The project's SQL (which per-request vars can shape) runs with DuckDB's
+        external access off, so it reaches nothing but the request's own rows. Parsing
+        bodies needs DuckDB's file layer (it reads Python file objects through it), so
+        that runs in a second private database that only ever runs duckapi's own SQL.
+        """
+        attribute = "loader" if loader else "lane"
+        lane = getattr(self._local, attribute, None)
         if lane is None:
-            lane = self._local.lane = duckdb.connect(":memory:", config=self._config)
+            config = dict(self._config) if loader else {**self._config, "enable_external_access": False}
+            lane = duckdb.connect(":memory:", config=config)
+            setattr(self._local, attribute, lane)
             with self._lock:
                 self._lanes.append(lane)
         return lane
@@ -117,9 +127,10 @@ class DuckDBEngine:
         self._local.small = small
 
     @contextmanager
-    def _cursor(self, table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
-        lane = self._lane()
-        self._tune(lane, table.num_rows)
+    def _cursor(self, table: pa.Table, loader: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        lane = self._lane(loader)
+        if not loader:
+            self._tune(lane, table.num_rows)
         cursor = lane.cursor()
         try:
             if table.num_rows > BOUND_ROWS:
@@ -158,7 +169,7 @@ class DuckDBEngine:
             accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
             flags.append(f"coalesce({accepted}, false) as __ok{i}")
             values.append(f"{value} as {name}")
-        with self._cursor(pa.table({})) as cursor:
+        with self._cursor(pa.table({}), loader=True) as cursor:
             try:  # reading is lazy: parse errors surface when the select runs
                 cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
                 table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
@@ -195,7 +206,7 @@ class DuckDBEngine:
         params = [[] for _ in pipeline.input_columns]
         schemas = {}
         with self._cursor(pa.table({})) as cursor:
-            for name in (pipeline.output_node.name, *pipeline.parts):
+            for name in (pipeline.output_node.name, *pipeline.parents):
                 sql = f"{pipeline.body_sql(bound=True)}\nselect * from {cte_name(name)} limit 0"
                 description = cursor.execute(sql, params).description or []
                 schemas[name] = [(column[0], str(column[1])) for column in description]
