@@ -38,7 +38,7 @@ async def analyse_data(entries: Entries):
         return []
     # Run the datapipeline over the list of entries
     entries_adapter = TypeAdapter(Entries)
-    group_event_values_df = pd.DataFrame(entries_adapter.dump_python(entries))
+    group_event_values_df = pd.DataFrame(entries_adapter.dump_python(entries))  # noqa: F841 (read by name by DuckDB)
     duck = duckdb.connect(DB_PATH)
     t = duck.begin()
 

@@ -9,15 +9,9 @@ columns, and the same project under a real `duckapi serve` on a loopback port.
 from __future__ import annotations
 
 import csv
-import http.client
 import json
 import math
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,6 +26,7 @@ from fastapi.testclient import TestClient
 from duckapi import project
 from duckapi.api.app import create_app
 from duckapi.settings import Settings
+from tests.servers import Server, running_server
 from tests.conftest import settings_in
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "web_events"
@@ -465,64 +460,23 @@ def test_bad_vars_are_422(client: TestClient, dbt_vars: dict[str, Any], words: s
 # --- a real server ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=JSON if body is not None else {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
-def server_port(web: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def server(web: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`duckapi serve --project examples/web_events` in a child process on a free loopback port."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_")}
-    env["DUCKAPI_TARGET_PATH"] = str(tmp_path_factory.mktemp("web-serve-target"))
-    command = [sys.executable, "-m", "duckapi.cli", "serve", "--project", str(EXAMPLE),
-               "--db", str(web.settings.db_path), "--host", "127.0.0.1", "--port", str(port)]
-    log = tmp_path_factory.mktemp("web-serve-log") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if _request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in 120 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = {"DUCKAPI_TARGET_PATH": str(tmp_path_factory.mktemp("web-serve-target"))}
+    args = ["--project", str(EXAMPLE), "--db", str(web.settings.db_path)]
+    with running_server(args, env, tmp_path_factory.mktemp("web-serve-log")) as server:
+        yield server
 
 
-def test_real_server_serves_the_example(server_port: int) -> None:
-    status, body = _request(server_port, "GET", "/healthz")
+def test_real_server_serves_the_example(server: Server) -> None:
+    status, body = server.request("GET", "/healthz")
     assert status == 200 and json.loads(body) == {"status": "ok", "endpoints": ENDPOINTS}
-    status, body = _request(server_port, "POST", "/sessions/", json.dumps(seed_rows()).encode())
+    status, body = server.request("POST", "/sessions/", json.dumps(seed_rows()).encode(), JSON)
     assert status == 200 and json.loads(body) == SEED_ANSWERS["/sessions/"]
     rows = random_events(random.Random(77), 400)
     for path in ENDPOINTS:
-        status, body = _request(server_port, "POST", path, json.dumps(rows).encode())
+        status, body = server.request("POST", path, json.dumps(rows).encode(), JSON)
         assert status == 200 and json.loads(body) == expected(path, rows)
-    status, body = _request(server_port, "POST", "/revenue/", json.dumps([{"user_id": "u", "ts": "yesterday"}]).encode())
+    status, body = server.request("POST", "/revenue/", json.dumps([{"user_id": "u", "ts": "yesterday"}]).encode(), JSON)
     assert status == 422 and json.loads(body)["row"] == 0

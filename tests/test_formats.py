@@ -18,6 +18,7 @@ import zstandard
 from fastapi.testclient import TestClient
 
 from duckapi.api.inputs import FAST_JSON_BYTES
+from duckapi.api.outputs import encode as arrow_bytes
 from duckapi.api.app import create_app
 from tests.conftest import Built
 from tests.oracle import ANIMALS, analyse
@@ -40,16 +41,11 @@ def encode(rows: list[dict[str, Any]], fmt: str) -> tuple[bytes, str]:
     if fmt == "ndjson":
         return "".join(json.dumps(r) + "\n" for r in rows).encode(), "application/x-ndjson"
     table = as_table(rows)
-    sink = io.BytesIO()
     if fmt == "csv":
+        sink = io.BytesIO()
         pacsv.write_csv(table, sink)
         return sink.getvalue(), "text/csv"
-    if fmt == "parquet":
-        pq.write_table(table, sink)
-        return sink.getvalue(), PARQUET
-    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue(), ARROW
+    return _typed(table, fmt)
 
 
 FORMATS = ["json", "ndjson", "csv", "parquet", "arrow"]
@@ -97,10 +93,10 @@ def test_dataframe_to_arrow_to_duckapi_to_dataframe(client: TestClient) -> None:
     """The README's pandas example: DataFrame -> Arrow IPC -> duckapi -> Arrow -> DataFrame."""
     frame = pd.DataFrame(ANIMALS)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = io.BytesIO()
-    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:  # as in the README
         writer.write_table(table)
-    response = post(client, sink.getvalue(), ARROW, accept=ARROW)
+    response = post(client, sink.getvalue().to_pybytes(), ARROW, accept=ARROW)
     answer = pyarrow.ipc.open_stream(response.content).read_all().to_pandas()
     assert list(answer.columns)[0] == "group_sums"
     assert [s["value_sum"] for s in answer["group_sums"][0]] == [32, 12, 33]
@@ -171,27 +167,15 @@ def test_missing_column_is_422_naming_it(client: TestClient, fmt: str) -> None:
     if fmt == "csv":
         body, ctype = b"group_id,other\na,1\n", "text/csv"
     else:
-        table = pa.table({"group_id": ["a"], "other": [1]})
-        sink = io.BytesIO()
-        if fmt == "parquet":
-            pq.write_table(table, sink)
-        else:
-            with pyarrow.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-        body, ctype = sink.getvalue(), PARQUET if fmt == "parquet" else ARROW
+        body, ctype = _typed(pa.table({"group_id": ["a"], "other": [1]}), fmt)
     response = post(client, body, ctype)
     assert response.status_code == 422 and response.json()["field"] == "event_value"
     assert "missing column 'event_value'" in response.json()["detail"]
 
 
 def _typed(table: pa.Table, fmt: str) -> tuple[bytes, str]:
-    sink = io.BytesIO()
-    if fmt == "parquet":
-        pq.write_table(table, sink)
-        return sink.getvalue(), PARQUET
-    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue(), ARROW
+    """A typed body: the same Parquet / Arrow IPC writers duckapi answers with."""
+    return arrow_bytes(table, fmt), PARQUET if fmt == "parquet" else ARROW
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "arrow"])

@@ -14,7 +14,7 @@ from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import PipelineError, build_pipelines
 from duckapi.settings import Settings
 from tests.conftest import Built
-from tests.oracle import ANIMALS, analyse
+from tests.oracle import analyse
 from tests.payloads import random_rows
 
 ANALYSES = [

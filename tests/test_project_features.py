@@ -22,6 +22,7 @@ from duckapi.api.app import create_app
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import settings_in
 from tests.oracle import ANIMALS, analyse
+from tests.servers import running_server
 
 FEATURES = Path(__file__).parent / "projects" / "features"
 ROWS = [{"k": "a", "v": 1}, {"k": "b", "v": 7}, {"k": "a", "v": -3}, {"k": "c", "v": None}, {"k": "b", "v": 10}]
@@ -192,17 +193,9 @@ def test_serve_refuses_a_project_whose_input_has_no_contract(tmp_path: Path) -> 
 
 def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:
     """The README tutorial, on a copy of the bundled project, against a real server."""
-    from tests.test_server import Server, _free_port
-
     folder = _copy(BUNDLED_PROJECT, tmp_path / "project")
-    port = _free_port()
-    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_DB_PATH": str(tmp_path / "dev.duckdb"),
-           "HOST": "127.0.0.1", "PORT": str(port)}
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "duckapi.cli", "serve", "--project", str(folder)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(port)
-    try:
+    env = {"DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_DB_PATH": str(tmp_path / "dev.duckdb")}
+    with running_server(["--project", str(folder)], env, tmp_path) as server:
         def parts() -> list[str]:
             try:
                 status, body = server.request("GET", "/models", timeout=5)
@@ -210,14 +203,15 @@ def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:
                 return []
             return json.loads(body)[0]["parts"] if status == 200 else []
 
-        _wait_for(lambda: proc.poll() is None and "hist_groups" in parts())
+        assert "hist_groups" in parts()
         (folder / "models" / "analyses" / "group_max.sql").write_text(
             "select group_id, max(event_value) as max_value\nfrom {{ ref('group_event_values') }}\ngroup by group_id\n"
         )
         analysis = folder / "models" / "analysis.sql"
         analysis.write_text(analysis.read_text().rstrip() + ",\n    {{ duckapi.list_of_structs(ref('group_max'), "
                             "['group_id', 'max_value']) }} as group_max\n")
-        proc.send_signal(signal.SIGHUP)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
         _wait_for(lambda: "group_max" in parts())
         status, answer = server.post_rows(ANIMALS)
         assert status == 200 and answer[0]["group_max"] == [
@@ -226,7 +220,3 @@ def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:
         status, body = server.request("POST", "/analyse_data/?select=group_max", json.dumps(ANIMALS).encode(),
                                       {"Content-Type": "application/json"})
         assert status == 200 and list(json.loads(body)[0]) == ["group_max"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()

@@ -5,85 +5,27 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.conftest import Built
 from tests.oracle import ANIMALS, analyse
 from tests.payloads import random_rows
-
-URL = "/analyse_data/"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float = 30) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def post_rows(self, rows: Any) -> tuple[int, Any]:
-        status, body = self.request("POST", URL, json.dumps(rows).encode(), {"Content-Type": "application/json"})
-        return status, json.loads(body)
-
+from tests.servers import URL, Server, running_server
 
 @pytest.fixture(scope="module")
 def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
     env = {
-        **os.environ,
         "DUCKAPI_DB_PATH": str(built.settings.db_path),
         "DUCKAPI_TARGET_PATH": str(tmp_path_factory.mktemp("serve-target")),
         "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
     }
-    log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "duckapi.cli", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(port)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if server.request("GET", "/healthz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in 120 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with running_server([], env, tmp_path_factory.mktemp("serve-log")) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _sha256(path: Path) -> str:

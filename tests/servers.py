@@ -1,0 +1,80 @@
+"""A real `duckapi serve` in a child process on a free loopback port, for integration tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+URL = "/analyse_data/"
+JSON = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+        self.port = port
+        self.proc = proc
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                timeout: float = 30) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def post_rows(self, rows: Any, path: str = URL) -> tuple[int, Any]:
+        status, body = self.request("POST", path, json.dumps(rows).encode(), JSON)
+        return status, json.loads(body)
+
+
+@contextmanager
+def running_server(args: list[str], env: dict[str, str], log_dir: Path, ready_timeout: float = 120) -> Iterator[Server]:
+    """`duckapi serve ARGS` with these DUCKAPI_* variables; stopped (by pid) on exit."""
+    port = free_port()
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_")}
+    child_env.update(env)
+    child_env.update({"HOST": "127.0.0.1", "PORT": str(port)})
+    log = log_dir / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "duckapi.cli", "serve", *args],
+                                env=child_env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(port, proc)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if server.request("GET", "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready in {ready_timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
