@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from duckapi import batch
 from duckapi.settings import Settings
 
 app = typer.Typer(help="Serve a dbt project as a real-time analytics API over DuckDB.", no_args_is_help=True)
@@ -96,6 +97,9 @@ def serve(
         loop="uvloop",
         http="httptools",
     )
+
+
+app.command("run")(batch.run)
 
 
 if __name__ == "__main__":
