@@ -65,9 +65,10 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InputError(400, "Content-Length is not a number")
         if int(declared) > limit:
             raise InputError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    body = bytearray()
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise InputError(413, f"body exceeds the limit of {limit} bytes")
-    return bytes(body)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one copy, not two
