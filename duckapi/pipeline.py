@@ -68,6 +68,8 @@ class Pipeline:
     input_columns: tuple[Column, ...]
     #: The served model's columns to answer with; all of them when empty.
     columns: tuple[str, ...] = ()
+    #: The served model can return at most one row, so its answer needs no sort.
+    single_row: bool = False
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -154,7 +156,8 @@ class Pipeline:
         source = self.output_cte
         if self.columns:
             source = f"(select {', '.join(map(quote_identifier, self.columns))} from {source})"
-        return f"{self.body_sql(bound)}\nselect {projection} from {source} as o order by o"
+        order = "" if self.single_row else " order by o"  # sorting one row still costs planning
+        return f"{self.body_sql(bound)}\nselect {projection} from {source} as o{order}"
 
     def _rewrite(self, sql: str) -> str:
         for node in (self.input_node, *self.nodes):

@@ -83,7 +83,7 @@ class ProjectState:
 
     def __init__(self, manifest: dict[str, Any], engine: DuckDBEngine, declared_vars: dict[str, Any]) -> None:
         self.declared_vars = declared_vars
-        self.endpoints = {path: Served(p, _describe(engine, p)) for path, p in build_pipelines(manifest).items()}
+        self.endpoints = {path: _served(engine, p) for path, p in build_pipelines(manifest).items()}
         self._selections: LRU[tuple[str, frozenset[str]], Pipeline] = LRU(256)
 
     def pipeline(self, path: str, parts: list[str] | None) -> Pipeline:
@@ -101,10 +101,11 @@ class ProjectState:
         return self._selections.get(key, lambda: served.pipeline.select(parts, served.schemas))
 
 
-def _describe(engine: DuckDBEngine, pipeline: Pipeline) -> dict[str, Schema]:
+def _served(engine: DuckDBEngine, pipeline: Pipeline) -> Served:
     """Run the pipeline once over no rows: a project whose SQL cannot run fails here."""
+    pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
     try:
-        return engine.describe(pipeline)
+        return Served(pipeline, engine.describe(pipeline))
     except ExecutionError as exc:
         raise PipelineError(
             f"{pipeline.output_node.path}: the compiled pipeline of {pipeline.endpoint.output} does not run: {exc}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -149,3 +150,18 @@ def test_non_finite_doubles_become_null_so_the_answer_stays_json() -> None:
     finally:
         engine.close()
     assert json.loads(answer) == [{"big": None, "small": None, "text": "NaN and Infinity", "x": 10}]
+
+
+def test_only_a_model_that_returns_at_most_one_row_skips_the_sort(built: Built) -> None:
+    engine = DuckDBEngine(Settings())
+    try:
+        analysis = build_pipelines(built.manifest)["/analyse_data/"]
+        assert engine.at_most_one_row(analysis)  # a collation: one SELECT without FROM
+        hand_made = build_pipelines(_manifest())["/out/"]
+        assert not engine.at_most_one_row(hand_made)  # reads a relation: any number of rows
+        unnested = copy.deepcopy(_manifest())
+        unnested["nodes"]["model.p.out"]["compiled_code"] = "select unnest([1, 2]) as s"
+        assert not engine.at_most_one_row(build_pipelines(unnested)["/out/"])
+    finally:
+        engine.close()
+    assert "order by o" in hand_made.select_sql() and "order by o" not in replace(analysis, single_row=True).select_sql()

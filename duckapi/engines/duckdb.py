@@ -205,6 +205,26 @@ class DuckDBEngine:
             columns={c.name: "JSON" for c in columns},
         )
 
+    def at_most_one_row(self, pipeline: Pipeline) -> bool:
+        """True when the served model is one SELECT with no FROM and no row-multiplying
+        function (a collation like the bundled `analysis`): by DuckDB's own parse tree."""
+        with self._cursor(pa.table({})) as cursor:
+            try:
+                (tree,) = cursor.execute("select json_serialize_sql($1)", [pipeline.output_node.compiled_sql]).fetchall()[0]
+            except duckdb.Error:
+                return False
+        statements = json.loads(tree).get("statements") or []
+        if len(statements) != 1:
+            return False
+        node = statements[0].get("node", {})
+        select_list = json.dumps(node.get("select_list", [])).lower()
+        return (
+            node.get("type") == "SELECT_NODE"
+            and node.get("from_table", {}).get("type") == "EMPTY"
+            and "unnest" not in select_list
+            and "generate_subscripts" not in select_list
+        )
+
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
         params = [[] for _ in pipeline.input_columns]

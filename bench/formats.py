@@ -1,0 +1,1329 @@
+"""Format benchmark: every body format at 1M rows against its in-process DuckDB floor.
+
+The floor is defined here, in the same process and without HTTP: DuckDB (or pyarrow, for
+Parquet and Arrow IPC) loads the very same body bytes, the result is registered as
+`__duckapi_input` and the served model's compiled statement runs over it, exactly the
+statement the server runs (`pipeline.select_sql("to_json(o)::varchar")`). Each format's
+floor is the fastest of the sensible ways to do that (a lazy DuckDB reader registered as
+the input, or the body first loaded to Arrow), median of the payloads.
+
+Then every format is posted end to end to `duckapi serve` (a fresh server per format, on a
+free 127.0.0.1 port), its latency compared with the floor and its peak RSS growth with the
+body size; the server-side phases are timed in-process with the server's own functions
+to show where the time goes. The same run measures the original-way baseline
+(bench/baseline_server.py) on the 1M-row JSON bodies, and 9-row requests at concurrency 8
+against duckapi as it was for the core benchmark (a `git archive` export of --reference)
+to check for a regression on the same machine in the same run.
+
+Payloads are made and their answers computed by tests/oracle.py before anything is
+timed; every answer (HTTP and floor) is checked after timing, by exact equality.
+
+    python -m bench.formats                 # full run, ~3-5 min; writes bench/formats_results.json, bench/FORMATS_RESULTS.md
+    python -m bench.formats --quick         # smoke run, about a minute; writes under bench/.work/formats/
+    python -m bench.formats --ten-million   # the full run plus one 10M-row NDJSON request (not for CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import hashlib
+import http.client
+import io
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import numpy as np
+import orjson
+import psutil
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc
+import pyarrow.parquet as pq
+
+from bench.load import (
+    BENCH,
+    FULL,
+    GIB,
+    INT32_MAX,
+    INT32_MIN,
+    MIB,
+    PATH,
+    QUICK,
+    ROOT,
+    WORK,
+    RssSampler,
+    Scenario,
+    Sent,
+    Server,
+    build,
+    busy_cpu_s,
+    drive,
+    group_pool,
+    machine_info,
+    make_workload,
+    normalise,
+    percentile,
+    verify,
+)
+from duckapi.api.inputs import RowsReader
+from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.pipeline import INPUT_RELATION, build_pipelines
+from duckapi.settings import Settings
+from tests.oracle import analyse
+
+FWORK = WORK / "formats"
+FORMATS = ["json", "ndjson", "csv", "parquet", "arrow"]
+CONTENT_TYPES = {
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "arrow": "application/vnd.apache.arrow.stream",
+}
+LABELS = {"json": "JSON array", "ndjson": "NDJSON", "csv": "CSV", "parquet": "Parquet", "arrow": "Arrow IPC stream"}
+#: The issue's targets: HTTP p50 at most this many times the floor (none for NDJSON and CSV).
+FLOOR_TARGETS = {"json": 1.5, "parquet": 1.3, "arrow": 1.3}
+BASELINE_SPEEDUP_TARGET = 10.0
+MEMORY_TARGET = 4.0  # peak server RSS growth per body byte
+#: A 9-row c=8 throughput this close to the reference's counts as no regression (round-to-round noise).
+SMALL_TOLERANCE = 0.90
+TYPED = {"group_id": "VARCHAR", "event_value": "BIGINT"}
+SCHEMA = pa.schema([("group_id", pa.string()), ("event_value", pa.int64())])
+DEFAULT_REFERENCE = "9cafe9e"  # the commit whose bench/results.json is the core benchmark
+STATEMENT_PROJECTION = "to_json(o)::varchar"
+SELECTED_PART = "group_sums"  # 200 rows: the request path's memory without the analysis's
+
+
+@dataclass(frozen=True)
+class Plan:
+    rows: int
+    payloads: int
+    baseline_requests: int
+    small: Any  # a bench.load Scenario
+    small_rounds: int
+
+
+#: bench.load's 9-row c=8 scenario, its first 2000 payloads (the same seed and index: a prefix of its payloads)
+SMALL = Scenario(FULL[1].name, FULL[1].rows, FULL[1].concurrency, 2000, FULL[1].time_limit_s)
+FULL_PLAN = Plan(1_000_000, 3, 2, SMALL, 3)
+QUICK_PLAN = Plan(120_000, 2, 1, QUICK[1], 1)
+
+
+# ---------------------------------------------------------------- payloads
+
+#: Short group ids keep the JSON small (about 36 bytes a row: `{"group_id":"","event_value":0},`
+#: is already 32), with awkward ones for every format's quoting: empty, blank, quote, comma,
+#: tab, backslash, accents (NFC and NFD), CJK, emoji.
+AWKWARD_SHORT = ["", " ", 'q"', "a,b", "t\tb", "b\\s", "é", "e\u0301", "ß", "日本", "🦆", "🐇", "🐰"]
+
+
+def short_pool(size: int = 200) -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    singles = letters + [c.upper() for c in letters] + [str(d) for d in range(10)]
+    pool = list(dict.fromkeys(AWKWARD_SHORT + singles))
+    pairs = (a + b for a in letters for b in letters)
+    while len(pool) < size:
+        pool.append(next(pairs))
+    return pool
+
+
+def make_table(rng: np.random.Generator, pool: pa.Array, n: int) -> pa.Table:
+    """Like bench.load.big_rows: mostly values 0..499, 1% anywhere in int32, both int32 extremes."""
+    gid = rng.integers(0, len(pool), n)
+    values = rng.integers(0, 500, n)
+    wild = rng.random(n) < 0.01
+    values[wild] = rng.integers(INT32_MIN, INT32_MAX + 1, int(wild.sum()))
+    if n >= 2:
+        values[0], values[1] = INT32_MIN, INT32_MAX
+    return pa.table({"group_id": pool.take(pa.array(gid)), "event_value": pa.array(values, pa.int64())}, schema=SCHEMA)
+
+
+def ndjson_bytes(rows: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(map(orjson.dumps, rows)) + b"\n"
+
+
+def encode(table: pa.Table, rows: list[dict[str, Any]], fmt_: str) -> bytes:
+    if fmt_ == "json":
+        return orjson.dumps(rows)
+    if fmt_ == "ndjson":
+        return ndjson_bytes(rows)
+    sink = io.BytesIO()
+    if fmt_ == "csv":
+        pacsv.write_csv(table, sink)  # quotes every string, so "" stays an empty string
+    elif fmt_ == "parquet":
+        pq.write_table(table, sink)
+    else:
+        with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    return sink.getvalue()
+
+
+@dataclass
+class Payloads:
+    bodies: dict[str, list[bytes]]  # format -> one body per row set
+    expected: list[Any]  # oracle answer per row set
+
+
+def make_payloads(plan: Plan, seed: int) -> Payloads:
+    pool = pa.array(short_pool(), pa.string())
+    out = Payloads({f: [] for f in FORMATS}, [])
+    for i in range(plan.payloads):
+        table = make_table(np.random.default_rng([seed, 7000, i]), pool, plan.rows)
+        rows = table.to_pylist()
+        out.expected.append(analyse(rows))
+        for f in FORMATS:
+            out.bodies[f].append(encode(table, rows, f))
+    for f in FORMATS:
+        assert len(set(out.bodies[f])) == plan.payloads, f"{f} bodies are not distinct"
+    return out
+
+
+# ---------------------------------------------------------------- the floor, in-process
+
+
+def _source(cursor: duckdb.DuckDBPyConnection, body: bytes, fmt_: str, way: str) -> Any:
+    """The body as something DuckDB can scan: a lazy DuckDB reader or an Arrow table."""
+    if fmt_ in ("json", "ndjson"):
+        rel = cursor.read_json(io.BytesIO(body), format="array" if fmt_ == "json" else "newline_delimited",
+                               columns=TYPED)
+    elif fmt_ == "csv":
+        rel = cursor.read_csv(io.BytesIO(body), header=True, dtype=TYPED, allow_quoted_nulls=False)
+    elif fmt_ == "parquet" and way == "duckdb lazy":
+        rel = cursor.read_parquet(io.BytesIO(body))
+    elif fmt_ == "parquet":
+        return pq.read_table(io.BytesIO(body))
+    else:
+        with pyarrow.ipc.open_stream(body) as stream:
+            return stream.read_all()
+    return rel.to_arrow_table() if way == "duckdb to arrow" else rel
+
+
+#: The ways to load each format that the floor takes the fastest of.
+FLOOR_WAYS = {
+    "json": ["duckdb lazy", "duckdb to arrow"],
+    "ndjson": ["duckdb lazy", "duckdb to arrow"],
+    "csv": ["duckdb lazy", "duckdb to arrow"],
+    "parquet": ["pyarrow", "duckdb lazy"],
+    "arrow": ["pyarrow"],
+}
+
+
+EAGER_WAY = {"json": "duckdb to arrow", "ndjson": "duckdb to arrow", "csv": "duckdb to arrow", "parquet": "pyarrow",
+             "arrow": "pyarrow"}
+
+
+def floor_once(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, fmt_: str, way: str) -> tuple[bytes, float, float]:
+    """Load, register, run the statement, fetch: (answer, load seconds, total seconds)."""
+    t0 = time.perf_counter()
+    cursor = con.cursor()
+    try:
+        source = _source(cursor, body, fmt_, way)
+        t1 = time.perf_counter()
+        cursor.register(INPUT_RELATION, source)
+        rows = cursor.execute(statement).fetchall()
+        answer = b"[" + b",".join(r[0].encode() for r in rows) + b"]"
+    finally:
+        cursor.close()
+    return answer, t1 - t0, time.perf_counter() - t0
+
+
+def own_cpu_s() -> float:
+    return time.process_time()
+
+
+def others_cores(busy0: float, own0: float, wall: float, extra_cpu: float = 0.0) -> float:
+    """CPU the rest of the machine used meanwhile, in cores."""
+    return round(max(0.0, busy_cpu_s() - busy0 - (own_cpu_s() - own0) - extra_cpu) / max(wall, 1e-9), 2)
+
+
+class InProcess:
+    """The floor and the server's own request path, both in this process, without HTTP."""
+
+    def __init__(self, pipeline: Any, statement: str) -> None:
+        self.statement = statement
+        self.pipeline = pipeline
+        self.con = duckdb.connect(":memory:")  # DuckDB's defaults: every core
+        self.threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
+        self.engine = DuckDBEngine(Settings())  # what the server builds, with the server's defaults
+        self.reader = RowsReader(pipeline.input_columns, self.engine)
+
+    def floor(self, body: bytes, f: str, way: str, expected: Any) -> dict[str, Any]:
+        busy0, own0 = busy_cpu_s(), own_cpu_s()
+        answer, load_s, total_s = floor_once(self.con, self.statement, body, f, way)
+        return {"ms": round(total_s * 1000, 1), "load_ms": round(load_s * 1000, 1),
+                "others_cores": others_cores(busy0, own0, total_s), "correct": json.loads(answer) == expected}
+
+    def phases(self, body: bytes, f: str, expected: Any) -> dict[str, Any]:
+        busy0, own0 = busy_cpu_s(), own_cpu_s()
+        t0 = time.perf_counter()
+        buf = bytearray()  # what duckapi.api.body.read_body does with the streamed chunks
+        for i in range(0, len(body), 65536):
+            buf += body[i: i + 65536]
+        copy = bytes(buf)
+        del buf
+        t1 = time.perf_counter()
+        table = self.reader.read(copy, f)
+        t2 = time.perf_counter()
+        answer = self.engine.execute_json(self.pipeline, table)
+        t3 = time.perf_counter()
+        return {"body_ms": round((t1 - t0) * 1000, 1), "decode_ms": round((t2 - t1) * 1000, 1),
+                "execute_ms": round((t3 - t2) * 1000, 1), "total_ms": round((t3 - t0) * 1000, 1),
+                "others_cores": others_cores(busy0, own0, t3 - t0), "answer_mb": round(len(answer) / 1e6, 2),
+                "correct": json.loads(answer) == expected}
+
+    def decode_detail(self, body: bytes, f: str) -> dict[str, float]:
+        """What JSON decoding costs, step by step: DuckDB's typed read (the floor's load), the same read
+        with JSON-typed columns (what load_rows reads before checking), and msgspec (the small-body path)."""
+        fmt_ = "array" if f == "json" else "newline_delimited"
+        out = {}
+        cursor = self.con.cursor()
+        steps = {
+            "typed_read_ms": lambda: cursor.read_json(io.BytesIO(body), format=fmt_, columns=TYPED).to_arrow_table(),
+            "json_columns_read_ms": lambda: cursor.read_json(
+                io.BytesIO(body), format=fmt_, columns={c: "JSON" for c in TYPED}).to_arrow_table(),
+            "msgspec_ms": lambda: (self.reader.json.decode if f == "json" else self.reader.json.decode_lines)(body),
+        }
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            out[name] = round((time.perf_counter() - t0) * 1000, 1)
+        cursor.close()
+        return out
+
+    def close(self) -> None:
+        self.con.close()
+        self.engine.close()
+
+
+def summarise_floor(raw: dict[str, Any], threads: Any) -> dict[str, Any]:
+    """The floor of a format is its way with the lowest median (among ways that answered correctly)."""
+    out: dict[str, Any] = {"duckdb_threads": threads}
+    for f, by_way in raw.items():
+        ways = {}
+        for way, runs in by_way.items():
+            ways[way] = {"ms": [r["ms"] for r in runs], "median_ms": statistics.median(r["ms"] for r in runs),
+                         "load_median_ms": statistics.median(r["load_ms"] for r in runs),
+                         "others_cores_max": max(r["others_cores"] for r in runs),
+                         "correct": sum(r["correct"] for r in runs), "runs": len(runs)}
+        valid = {w: v for w, v in ways.items() if v["correct"] == v["runs"]}
+        best = min(valid or ways, key=lambda w: ways[w]["median_ms"])
+        eager = EAGER_WAY[f]  # loads everything before the statement runs: load and analysis apart
+        out[f] = {"ms": ways[best]["median_ms"], "way": best,
+                  "eager_way": eager, "eager_load_ms": ways[eager]["load_median_ms"],
+                  "eager_analysis_ms": round(ways[eager]["median_ms"] - ways[eager]["load_median_ms"], 1),
+                  "correct": all(w["correct"] == w["runs"] for w in ways.values()), "ways": ways}
+    return out
+
+
+def summarise_phases(raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    out = {}
+    for f, runs in raw.items():
+        out[f] = {k: round(statistics.median(r[k] for r in runs), 1)
+                  for k in ("body_ms", "decode_ms", "execute_ms", "total_ms")}
+        for k in ("typed_read_ms", "json_columns_read_ms", "msgspec_ms"):
+            if k in runs[0]:
+                out[f][k] = round(statistics.median(r[k] for r in runs), 1)
+        out[f].update(answer_mb=runs[0]["answer_mb"], correct=sum(r["correct"] for r in runs), runs=len(runs),
+                      others_cores_max=max(r["others_cores"] for r in runs),
+                      each_total_ms=[r["total_ms"] for r in runs])
+    return out
+
+
+# ---------------------------------------------------------------- the floor's memory, in a fresh process
+
+
+def memory_floor_child(statement_path: str, body_path: str, f: str, way: str) -> None:
+    """Child side: warm up on nine rows, say ready, then on a line from stdin read the body and run the floor."""
+    statement = Path(statement_path).read_text()
+    con = duckdb.connect(":memory:")
+    tiny = pa.table({"group_id": ["a", "b", "a"] * 3, "event_value": list(range(9))}, schema=SCHEMA)
+    floor_once(con, statement, encode(tiny, tiny.to_pylist(), f), f, way)
+    gc.collect()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    body = Path(body_path).read_bytes()
+    answer, _, total_s = floor_once(con, statement, body, f, way)
+    print(f"done {total_s * 1000:.1f} {len(answer)}", flush=True)
+    sys.stdin.readline()
+
+
+def memory_floor(statement: str, payloads: Payloads, f: str, way: str) -> dict[str, Any]:
+    """Peak RSS growth of a fresh process that does only the floor, reading the body from a file."""
+    body_path, statement_path = FWORK / f"body-0.{f}", FWORK / "statement.sql"
+    body_path.write_bytes(payloads.bodies[f][0])
+    statement_path.write_text(statement)
+    child = subprocess.Popen([sys.executable, "-m", "bench.formats", "--memory-floor-child", str(statement_path),
+                              str(body_path), f, way], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"memory floor child for {f} did not start")
+        time.sleep(0.3)
+        sampler = RssSampler(child.pid, interval=0.005)
+        idle = sampler.rss()
+        sampler.start()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        done = child.stdout.readline().split()
+        peak = max(sampler.stop(), idle)
+        child.stdin.write("exit\n")
+        child.stdin.flush()
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(5)
+        body_path.unlink(missing_ok=True)
+    n = len(payloads.bodies[f][0])
+    return {"way": way, "idle_rss_mib": round(idle / MIB, 1), "peak_rss_mib": round(peak / MIB, 1),
+            "growth_mib": round((peak - idle) / MIB, 1), "growth_per_body_byte": round((peak - idle) / n, 2),
+            "ms": float(done[1]) if len(done) > 1 else None}
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+@dataclass
+class DirServer(Server):
+    """A bench.load Server run from another directory (an exported older duckapi)."""
+
+    cwd: Path = ROOT
+
+    def start(self) -> None:
+        log = open(WORK / "logs" / f"{self.name}.log", "wb")
+        cmd = [a.replace("{port}", str(self.port)) for a in self.cmd]
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+
+def post(port: int, body: bytes, content_type: str, path: str = PATH, timeout: float = 900) -> Sent:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+            resp = conn.getresponse()
+            sent = Sent(resp.status, 0.0, resp.read())
+        except (OSError, http.client.HTTPException) as exc:
+            sent = Sent(-1, 0.0, repr(exc).encode())
+        sent.latency_s = time.perf_counter() - t0
+        return sent
+    finally:
+        conn.close()
+
+
+def measured_post(server: Server, body: bytes, content_type: str, idle: int, path: str = PATH) -> dict[str, Any]:
+    """One request with the server's RSS sampled every 5 ms and everyone's CPU accounted."""
+    assert server.proc is not None
+    sampler = RssSampler(server.proc.pid, interval=0.005)
+    before, server_cpu0 = sampler.rss(), sampler.cpu_s()
+    busy0, own0 = busy_cpu_s(), own_cpu_s()
+    sampler.start()
+    sent = post(server.port, body, content_type, path)
+    peak = max(sampler.stop(), before)
+    server_cpu = sampler.cpu_s() - server_cpu0
+    return {
+        "sent": sent, "status": sent.status, "ms": round(sent.latency_s * 1000, 1),
+        "rss_before_mib": round(before / MIB, 1), "rss_peak_mib": round(peak / MIB, 1),
+        "growth_mib": round((peak - idle) / MIB, 1), "growth_vs_just_before_mib": round((peak - before) / MIB, 1),
+        "server_cpu_ms": round(server_cpu * 1000), "others_cores": others_cores(busy0, own0, sent.latency_s, server_cpu),
+    }
+
+
+def warm(server: Server, warmup: list[bytes]) -> None:
+    sent, _ = drive(server.port, warmup, 1, 30)
+    bad = [s for s in sent if s is None or s.status != 200]
+    if bad:
+        raise RuntimeError(f"{server.name}: warm-up failed: {bad[0]}")
+
+
+def measure_format(server: Server, f: str, payloads: Payloads, warmup: list[bytes], local: InProcess,
+                   floor_raw: dict[str, Any], phases_raw: dict[str, Any]) -> dict[str, Any]:
+    """One format, interleaved so that all three see the same machine: per body, the HTTP request,
+    the floor (every way) and the server's path in-process.
+
+    The server is fresh, warmed with 9-row requests only; its first large body is the memory
+    measurement (the cost of one request on a server that has not seen a large body before)."""
+    assert server.proc is not None
+    warm(server, warmup)
+    time.sleep(0.5)
+    idle = RssSampler(server.proc.pid).rss()
+    cold = measured_post(server, payloads.bodies[f][0], CONTENT_TYPES[f], idle)
+    print(f"  {f:8} first HTTP {cold['status']} {cold['ms']:7.1f} ms, peak RSS {cold['rss_peak_mib']:.0f} MiB "
+          f"(+{cold['growth_mib']:.0f} over idle)", flush=True)
+    for way in FLOOR_WAYS[f]:  # warm-ups, not timed
+        local.floor(payloads.bodies[f][0], f, way, payloads.expected[0])
+    local.phases(payloads.bodies[f][0], f, payloads.expected[0])
+    floor_raw[f] = {way: [] for way in FLOOR_WAYS[f]}
+    phases_raw[f] = []
+    requests = []
+    for body, expected in zip(payloads.bodies[f], payloads.expected):
+        gc.collect()
+        time.sleep(0.2)
+        requests.append(measured_post(server, body, CONTENT_TYPES[f], idle))
+        for way in FLOOR_WAYS[f]:
+            floor_raw[f][way].append(local.floor(body, f, way, expected))
+        phases_raw[f].append(local.phases(body, f, expected))
+        if f in ("json", "ndjson"):
+            phases_raw[f][-1].update(local.decode_detail(body, f))
+        r = requests[-1]
+        print(f"  {f:8} HTTP {r['status']} {r['ms']:7.1f} ms (peak RSS {r['rss_peak_mib']:.0f} MiB); floor "
+              + ", ".join(f"{way} {floor_raw[f][way][-1]['ms']:.1f}" for way in FLOOR_WAYS[f])
+              + f" ms; in-process server path {phases_raw[f][-1]['total_ms']:.1f} ms", flush=True)
+    return {"idle_rss_mib": round(idle / MIB, 1), "cold": cold, "requests": requests}
+
+
+def measure_small(servers: list[tuple[str, Server]], scenario: Any, work: Any, rounds: int) -> list[dict[str, Any]]:
+    """9-row requests at the core benchmark's concurrency, rounds alternating between servers."""
+    out = []
+    for rnd in range(rounds):
+        for name, server in servers:
+            assert server.proc is not None
+            sampler = RssSampler(server.proc.pid)
+            server_cpu0, busy0, own0 = sampler.cpu_s(), busy_cpu_s(), own_cpu_s()
+            sent, wall = drive(server.port, work.payloads, scenario.concurrency, scenario.time_limit_s)
+            server_cpu = sampler.cpu_s() - server_cpu0
+            done = [s for s in sent if s is not None]
+            lat = sorted(s.latency_s * 1000 for s in done)
+            out.append({
+                "server": name, "round": rnd, "requests": len(done), "wall_s": round(wall, 3),
+                "throughput_rps": round(len(done) / wall, 1) if wall else 0.0,
+                "p50_ms": round(percentile(lat, 0.5), 2), "p95_ms": round(percentile(lat, 0.95), 2),
+                "server_cpu_ms_per_request": round(server_cpu * 1000 / max(len(done), 1), 2),
+                "others_cores": others_cores(busy0, own0, wall, server_cpu),
+                "errors": sum(s.status != 200 for s in done),
+                **{k: v for k, v in verify("duckapi", sent, work.expected).items() if k == "wrong"},
+            })
+            print(f"  9 rows c={scenario.concurrency} {name:10} round {rnd}: {out[-1]['throughput_rps']:7.1f} req/s, "
+                  f"p50 {out[-1]['p50_ms']} ms", flush=True)
+            time.sleep(0.5)
+    return out
+
+
+# ---------------------------------------------------------------- 10M rows NDJSON
+
+
+def ten_million_body(path: Path, rows: int, seed: int) -> Any:
+    """Stream `rows` NDJSON rows to `path` in 1M-row chunks; the oracle consumes them on the way."""
+    pool = pa.array(short_pool(), pa.string())
+    chunk = 1_000_000
+
+    def generate(out: Any) -> Iterator[dict[str, Any]]:
+        for k in range(0, rows, chunk):
+            table = make_table(np.random.default_rng([seed, 9000, k]), pool, min(chunk, rows - k))
+            part = table.to_pylist()
+            out.write(ndjson_bytes(part))
+            yield from part
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        return analyse(generate(out))
+
+
+def measure_ten_million(server: Server, args: argparse.Namespace, statement: str, floor_way: str,
+                        warmup: list[bytes]) -> dict[str, Any]:
+    path = FWORK / f"ndjson-{args.ten_million_rows}.ndjson"
+    t0 = time.monotonic()
+    print(f"10M: writing {path} and computing its oracle answer", flush=True)
+    expected = ten_million_body(path, args.ten_million_rows, args.seed)
+    body = path.read_bytes()
+    path.unlink()  # 10M rows are ~360 MB on disk: regenerated (same seed) on every run
+    print(f"10M: {len(body) / 1e6:.0f} MB ready after {time.monotonic() - t0:.0f}s", flush=True)
+    gc.collect()
+    server.wait_ready()
+    assert server.proc is not None
+    warm(server, warmup)
+    time.sleep(0.5)
+    idle = RssSampler(server.proc.pid).rss()
+    result = measured_post(server, body, CONTENT_TYPES["ndjson"], idle)
+    sent = result.pop("sent")
+    correct = sent.status == 200 and json.loads(sent.body) == expected
+    print(f"10M: {sent.status} in {result['ms']:.0f} ms, peak RSS {result['rss_peak_mib']:.0f} MiB", flush=True)
+    server.stop()
+    con = duckdb.connect(":memory:")
+    try:
+        busy0, own0 = busy_cpu_s(), own_cpu_s()
+        answer, load_s, total_s = floor_once(con, statement, body, "ndjson", floor_way)
+        floor = {"ms": round(total_s * 1000, 1), "load_ms": round(load_s * 1000, 1), "way": floor_way,
+                 "correct": json.loads(answer) == expected, "others_cores": others_cores(busy0, own0, total_s)}
+    finally:
+        con.close()
+    return {
+        "rows": args.ten_million_rows, "body_mb": round(len(body) / 1e6, 1), "status": sent.status, "correct": correct,
+        "error": None if sent.status == 200 else sent.body[:300].decode(errors="replace"),
+        "idle_rss_mib": round(idle / MIB, 1), **result,
+        "growth_per_body_byte": round((result["rss_peak_mib"] * MIB - idle) / len(body), 2),
+        "floor": floor, "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------- machine state
+
+
+def wait_quiet(limit_s: float, threshold: float = 0.5) -> dict[str, Any]:
+    start = time.monotonic()
+    last_print = 0.0
+    while True:
+        load1 = os.getloadavg()[0]
+        waited = time.monotonic() - start
+        if load1 < threshold or waited >= limit_s:
+            return {"threshold": threshold, "waited_s": round(waited), "quiet": load1 < threshold,
+                    "loadavg": [round(x, 2) for x in os.getloadavg()]}
+        if waited - last_print >= 30 or last_print == 0.0:
+            print(f"waiting for a quiet machine: 1-min load {load1:.2f} (>= {threshold}), {waited:.0f}s so far", flush=True)
+            last_print = waited or 1e-9
+        time.sleep(5)
+
+
+def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: float = 0.1,
+                     window_s: float = 10.0) -> dict[str, Any]:
+    """Right before timing: wait until everything but this benchmark used < threshold cores for a window."""
+    def ours() -> float:
+        return own_cpu_s() + sum(CpuLedger._cpu(s) for s in servers.values())
+
+    start = time.monotonic()
+    windows = []
+    while True:
+        busy0, ours0 = busy_cpu_s(), ours()
+        time.sleep(window_s)
+        others = max(0.0, busy_cpu_s() - busy0 - (ours() - ours0)) / window_s
+        windows.append(round(others, 2))
+        waited = time.monotonic() - start
+        if others < threshold or waited >= limit_s:
+            return {"threshold_cores": threshold, "window_s": window_s, "waited_s": round(waited),
+                    "quiet": others < threshold, "last_window_cores": round(others, 2), "windows": len(windows)}
+        if len(windows) % 3 == 1:
+            print(f"waiting for other processes to go idle: {others:.2f} cores over the last {window_s:.0f}s, "
+                  f"{waited:.0f}s so far", flush=True)
+
+
+def busiest_others(exclude: set[int], sample_s: float = 1.0) -> list[dict[str, Any]]:
+    """Other processes using CPU right now (name, pid, percent of one core)."""
+    procs = []
+    for p in psutil.process_iter(["name"]):
+        if p.pid in exclude:
+            continue
+        try:
+            p.cpu_percent(None)
+            procs.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    time.sleep(sample_s)
+    out = []
+    for p in procs:
+        try:
+            cpu = p.cpu_percent(None)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if cpu >= 5:
+            out.append({"pid": p.pid, "name": p.info["name"], "cpu_percent": round(cpu)})
+    return sorted(out, key=lambda x: -x["cpu_percent"])[:5]
+
+
+class CpuLedger:
+    """Machine-wide CPU over the timed part, split into ours (client, servers) and everyone else's."""
+
+    def __init__(self, servers: dict[str, Server]) -> None:
+        self.servers = servers
+        self.t0, self.busy0, self.own0 = time.monotonic(), busy_cpu_s(), own_cpu_s()
+        self.start = {k: self._cpu(s) for k, s in servers.items()}
+        self.used: dict[str, float] = {}
+
+    @staticmethod
+    def _cpu(server: Server) -> float:
+        if server.proc is None or server.proc.poll() is not None:
+            return 0.0
+        return RssSampler(server.proc.pid).cpu_s()
+
+    def stop(self, server: Server) -> None:
+        key = next(k for k, s in self.servers.items() if s is server)
+        self.used[key] = self._cpu(server) - self.start[key]
+        server.stop()
+
+    def summary(self, exclude: str = "") -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        servers = sum(self.used.get(k, self._cpu(s) - self.start[k]) for k, s in self.servers.items() if k != exclude)
+        own = own_cpu_s() - self.own0
+        others = max(0.0, busy_cpu_s() - self.busy0 - own - servers)
+        return {"wall_s": round(wall, 1), "client_cpu_s": round(own, 1), "servers_cpu_s": round(servers, 1),
+                "others_cpu_s": round(others, 1), "others_cores": round(others / max(wall, 1e-9), 2)}
+
+
+def our_pids(servers: dict[str, Server]) -> set[int]:
+    pids = {os.getpid()}
+    for s in servers.values():
+        if s.proc is not None and s.proc.poll() is None:
+            try:
+                root = psutil.Process(s.proc.pid)
+                pids |= {root.pid, *(c.pid for c in root.children(recursive=True))}
+            except psutil.NoSuchProcess:
+                pass
+    return pids
+
+
+# ---------------------------------------------------------------- the run
+
+
+def export_reference(commit: str) -> Path:
+    """`git archive` of the reference commit into bench/.work/formats/ (read-only for the repo)."""
+    full = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    dest = FWORK / f"reference-{full[:12]}"
+    if (dest / "duckapi" / "cli.py").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", full], cwd=ROOT, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def serve_cmd(db: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1", "--port", "{port}", "--db", str(db), *extra]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    plan = QUICK_PLAN if args.quick else FULL_PLAN
+    if args.rows:
+        plan = Plan(args.rows, plan.payloads, plan.baseline_requests, plan.small, plan.small_rounds)
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    FWORK.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    quiet = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else {"waited_s": 0, "quiet": None,
+                                                                     "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    print(f"machine load {quiet['loadavg']} after waiting {quiet['waited_s']}s", flush=True)
+
+    env = dict(os.environ)
+    for key in ("HOST", "PORT"):
+        env.pop(key, None)
+    env = {k: v for k, v in env.items() if not k.startswith("DUCKAPI_")}  # the servers run with their defaults
+
+    def server_env(name: str, **extra: str) -> dict[str, str]:
+        # each server compiles into its own target dir: they start side by side
+        return {**env, "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}"), **extra}
+
+    ours_db = FWORK / "duckapi" / "dev.duckdb"
+    servers: dict[str, Server] = {}
+    for f in FORMATS:
+        servers[f] = Server(f"formats-{f}", serve_cmd(ours_db), server_env(f), "/healthz")
+    servers["json_select"] = Server("formats-json-select", serve_cmd(ours_db), server_env("json-select"), "/healthz")
+    if args.ten_million:
+        servers["ten_million"] = Server("formats-10m", serve_cmd(ours_db, "--max-body", str(GIB)),
+                                        server_env("10m"), "/healthz")
+    if plan.baseline_requests and not args.no_baseline:
+        base_db = FWORK / "baseline" / "dev.duckdb"
+        servers["baseline"] = Server("formats-baseline", [sys.executable, "-m", "uvicorn", "bench.baseline_server:app",
+                                                           "--host", "127.0.0.1", "--port", "{port}"],
+                                     {**env, "BASELINE_DB_PATH": str(base_db)}, "/openapi.json")
+    reference = args.reference if args.reference is not None else (None if args.quick else DEFAULT_REFERENCE)
+    if reference and reference.lower() == "none":
+        reference = None
+
+    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "rows": plan.rows, "payloads_per_format": plan.payloads,
+                               "wait_quiet": quiet}
+    try:
+        if "baseline" in servers:
+            print("building the dbt project (the baseline serves from it)", flush=True)
+            build(ours_db, {**env, "DUCKAPI_TARGET_PATH": str(FWORK / "target")})
+            base_db = FWORK / "baseline" / "dev.duckdb"
+            base_db.parent.mkdir(parents=True, exist_ok=True)
+            for old in base_db.parent.glob("dev.duckdb*"):
+                old.unlink()
+            shutil.copy2(ours_db, base_db)
+        if reference:
+            ref_dir = export_reference(reference)
+            ref_db = ref_dir / ".bench" / "dev.duckdb"
+            ref_env = {**env, "DUCKAPI_TARGET_PATH": str(ref_dir / ".bench" / "target")}
+            print(f"building the reference {reference} in {ref_dir}", flush=True)
+            ref_db.parent.mkdir(parents=True, exist_ok=True)
+            with open(WORK / "logs" / "formats-reference-build.log", "wb") as log:
+                subprocess.run([sys.executable, "-m", "duckapi.cli", "build", "--db", str(ref_db)], cwd=ref_dir,
+                               env=ref_env, stdout=log, stderr=subprocess.STDOUT, check=True)
+            servers["reference"] = DirServer("formats-reference", serve_cmd(ref_db), ref_env, "/healthz", cwd=ref_dir)
+            results["reference"] = {"commit": reference, "dir": str(ref_dir.relative_to(ROOT))}
+        for s in servers.values():
+            s.start()
+        print(f"generating {plan.payloads} x {plan.rows:,}-row payloads in {len(FORMATS)} formats and their "
+              "oracle answers (servers start meanwhile)", flush=True)
+        payloads = make_payloads(plan, args.seed)
+        pool = group_pool()
+        seen: set[bytes] = set()
+        small_work = make_workload(plan.small, args.seed, 1, pool, seen)  # bench.load's 9-row c=8 payloads
+        warmup = make_workload(Scenario("warmup", 9, 1, 20, 5), args.seed, 1000, pool, seen).payloads
+        del seen
+        results["core_numbers"] = core_numbers(reference)
+        results["body_mb"] = {f: round(statistics.mean(map(len, payloads.bodies[f])) / 1e6, 2) for f in FORMATS}
+        results["body_bytes"] = {f: [len(b) for b in payloads.bodies[f]] for f in FORMATS}
+        for s in servers.values():
+            s.wait_ready()
+        manifest = json.loads((FWORK / "target-json" / "manifest.json").read_bytes())  # what the JSON server compiled
+        pipeline = build_pipelines(manifest)[PATH]
+        statement = pipeline.select_sql(STATEMENT_PROJECTION)
+        results["statement_sha1"] = hashlib.sha1(statement.encode()).hexdigest()
+        results["uncommitted"] = subprocess.run(  # read-only: what differs from git HEAD in what we measure
+            ["git", "status", "--porcelain", "--", "duckapi", "duckapi_dbt", "bench/load.py", "bench/baseline_server.py"],
+            cwd=ROOT, capture_output=True, text=True, check=False).stdout.splitlines()
+        gc.collect()
+        gc.freeze()  # keep the collector from walking the stored answers while we time
+        if args.wait_quiet > 0:
+            results["wait_others_idle"] = wait_others_idle(servers, args.wait_quiet)
+        print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
+        results["loadavg_at_timing_start"] = [round(x, 2) for x in os.getloadavg()]
+        results["others_at_timing_start"] = busiest_others(our_pids(servers))
+        ledger = CpuLedger(servers)
+
+        local = InProcess(pipeline, statement)
+        floor_raw: dict[str, Any] = {}
+        phases_raw: dict[str, Any] = {}
+        http_raw: dict[str, Any] = {}
+        try:
+            for f in FORMATS:
+                s = servers[f]
+                if f == "json":
+                    small_servers = [("duckapi", s)]
+                    if "reference" in servers:
+                        small_servers.append(("reference", servers["reference"]))
+                    for _, srv in small_servers:
+                        warm(srv, warmup)
+                    results["small"] = measure_small(small_servers, plan.small, small_work, plan.small_rounds)
+                    if "reference" in servers:
+                        ledger.stop(servers["reference"])
+                http_raw[f] = measure_format(s, f, payloads, warmup, local, floor_raw, phases_raw)
+                ledger.stop(s)
+        finally:
+            threads = local.threads
+            local.close()
+        results["floor"] = summarise_floor(floor_raw, threads)
+        results["phases"] = summarise_phases(phases_raw)
+
+        if "baseline" in servers:
+            b = servers["baseline"]
+            warm(b, warmup)
+            time.sleep(0.3)
+            idle = RssSampler(b.proc.pid).rss() if b.proc else 0
+            base = []
+            for body in payloads.bodies["json"][: plan.baseline_requests]:
+                base.append(measured_post(b, body, CONTENT_TYPES["json"], idle))
+                print(f"  baseline json {base[-1]['status']} {base[-1]['ms']:8.1f} ms", flush=True)
+            ledger.stop(b)
+            http_raw["baseline"] = {"idle_rss_mib": round(idle / MIB, 1), "requests": base}
+
+        # Memory of the request path itself: the same first JSON body, but only the 200-row part
+        # group_sums computed, so the analysis's working memory and its 15 MB answer drop out.
+        sel = servers["json_select"]
+        warm(sel, warmup)
+        time.sleep(0.5)
+        assert sel.proc is not None
+        sel_idle = RssSampler(sel.proc.pid).rss()
+        sel_raw = measured_post(sel, payloads.bodies["json"][0], CONTENT_TYPES["json"], sel_idle,
+                                f"{PATH}?select={SELECTED_PART}")
+        ledger.stop(sel)
+
+        results["loadavg_at_timing_end"] = [round(x, 2) for x in os.getloadavg()]
+        results["timing"] = ledger.summary(exclude="ten_million")
+
+        print("memory floor: a fresh process that only loads and analyses one body", flush=True)
+        results["memory_floor"] = {}
+        for f in FORMATS:
+            results["memory_floor"][f] = memory_floor(statement, payloads, f, results["floor"][f]["way"])
+            mf = results["memory_floor"][f]
+            print(f"  {f:8} {mf['way']:16} growth {mf['growth_mib']:.0f} MiB ({mf['growth_per_body_byte']:.2f}x the body)",
+                  flush=True)
+
+        schemas = DuckDBEngine(Settings()).describe(pipeline)
+        sel_statement = pipeline.select([SELECTED_PART], schemas).select_sql(STATEMENT_PROJECTION)
+        sel_sent = sel_raw.pop("sent")
+        sel_expected = [{SELECTED_PART: payloads.expected[0][0][SELECTED_PART]}]
+        results["selected"] = {
+            "part": SELECTED_PART, **sel_raw, "idle_rss_mib": round(sel_idle / MIB, 1),
+            "growth_per_body_byte": round(sel_raw["growth_mib"] * MIB / len(payloads.bodies["json"][0]), 2),
+            "problem": _check(sel_sent, sel_expected, False),
+            "memory_floor": memory_floor(sel_statement, payloads, "json", results["floor"]["json"]["way"]),
+        }
+        print(f"  json ?select={SELECTED_PART}: growth {sel_raw['growth_mib']:.0f} MiB, floor's "
+              f"{results['selected']['memory_floor']['growth_mib']:.0f} MiB", flush=True)
+
+        if args.ten_million:
+            results["ten_million"] = measure_ten_million(servers["ten_million"], args, statement,
+                                                         results["floor"]["ndjson"]["way"], warmup)
+    finally:
+        for s in servers.values():
+            s.stop()
+        gc.unfreeze()
+
+    print("verifying answers", flush=True)
+    results["http"] = summarise_http(http_raw, payloads)
+    results["machine"] = machine_info(servers)
+    results["targets"] = targets(results)
+    results["total_s"] = round(time.monotonic() - t0, 1)
+    return results
+
+
+def _check(sent: Sent, expected: Any, baseline: bool) -> str | None:
+    """None when the answer is the oracle's (exactly; the baseline after normalising), else why not."""
+    if sent.status != 200:
+        return f"{sent.status}: {sent.body[:200].decode(errors='replace')}"
+    got = json.loads(sent.body)
+    if got == expected or (baseline and normalise(got) == normalise(expected)):
+        return None
+    return f"wrong answer ({len(sent.body)} bytes)"
+
+
+def summarise_http(raw: dict[str, Any], payloads: Payloads) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, entry in raw.items():
+        baseline = key == "baseline"
+        bodies = payloads.bodies["json" if baseline else key]
+        checked = [(r, payloads.expected[i], len(bodies[i])) for i, r in enumerate(entry["requests"])]
+        cold = entry.get("cold")
+        if cold is not None:
+            checked.append((cold, payloads.expected[0], len(bodies[0])))
+        problems = []
+        for r, exp, _ in checked:
+            sent = r.pop("sent")
+            r["response_mb"] = round(len(sent.body) / 1e6, 2)
+            r["problem"] = _check(sent, exp, baseline)
+            if r["problem"]:
+                problems.append(r["problem"])
+        reqs = entry["requests"]
+        summary = {
+            "ms": [r["ms"] for r in reqs], "p50_ms": statistics.median(r["ms"] for r in reqs),
+            "answers": len(checked), "correct": len(checked) - len(problems), "problems": problems[:3],
+            "idle_rss_mib": entry["idle_rss_mib"],
+            "peak_rss_mib": max(r["rss_peak_mib"] for r, _, _ in checked),
+            # the whole visit: peak over every request minus the idle server (memory kept between requests counts)
+            "growth_any_mib": max(r["growth_mib"] for r, _, _ in checked),
+            "growth_any_per_body_byte": round(max(r["growth_mib"] * MIB / n for r, _, n in checked), 2),
+            "others_cores_max": max(r["others_cores"] for r, _, _ in checked),
+            "requests": reqs,
+        }
+        if cold is not None:
+            # one request's cost: the first large body on a server that has seen only 9-row requests
+            summary["cold"] = cold
+            summary["growth_mib"] = cold["growth_mib"]
+            summary["growth_per_body_byte"] = round(cold["growth_mib"] * MIB / len(bodies[0]), 2)
+        out[key] = summary
+    return out
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    floor, http_ = results["floor"], results["http"]
+    for f in FORMATS:
+        if f in FLOOR_TARGETS and f in http_:
+            limit = FLOOR_TARGETS[f]
+            ratio = http_[f]["p50_ms"] / floor[f]["ms"]
+            out.append({"target": f"{LABELS[f]}: HTTP p50 <= {limit}x its floor", "pass": ratio <= limit,
+                        "measured": f"{ratio:.2f}x ({http_[f]['p50_ms']:.0f} ms vs floor {floor[f]['ms']:.0f} ms; "
+                                    f"{limit}x is {floor[f]['ms'] * limit:.0f} ms)"})
+    if "json" in http_ and "baseline" in http_:
+        speedup = http_["baseline"]["p50_ms"] / http_["json"]["p50_ms"]
+        out.append({"target": f"JSON: at least {BASELINE_SPEEDUP_TARGET:.0f}x faster than the original-way baseline",
+                    "pass": speedup >= BASELINE_SPEEDUP_TARGET,
+                    "measured": f"{speedup:.1f}x ({http_['json']['p50_ms']:.0f} ms vs {http_['baseline']['p50_ms']:.0f} ms, "
+                                "same bodies, same run)"})
+    for f in FORMATS:
+        if f in http_:
+            h = http_[f]
+            out.append({"target": f"{LABELS[f]}: peak server RSS growth during a request <= {MEMORY_TARGET:.0f}x the body",
+                        "pass": h["growth_per_body_byte"] <= MEMORY_TARGET,
+                        "measured": f"{h['growth_per_body_byte']:.2f}x ({h['growth_mib']:.0f} MiB for a "
+                                    f"{results['body_mb'][f]:.1f} MB body)"})
+    small = results.get("small") or []
+    ours = [r for r in small if r["server"] == "duckapi"]
+    refs = [r for r in small if r["server"] == "reference"]
+    if ours:
+        mine = statistics.median(r["throughput_rps"] for r in ours)
+        if refs:
+            theirs = statistics.median(r["throughput_rps"] for r in refs)
+            out.append({"target": f"9 rows c=8: no regression against the core benchmark's duckapi "
+                                  f"({results['reference']['commit']}, same run; >= {SMALL_TOLERANCE:.0%} of its req/s)",
+                        "pass": mine >= SMALL_TOLERANCE * theirs,
+                        "measured": f"{mine:.0f} vs {theirs:.0f} req/s ({mine / theirs:.2f}x)"})
+        committed = (results.get("core_numbers") or {}).get("committed", {}).get("throughput_rps")
+        if committed:
+            out.append({"target": f"9 rows c=8: no regression against the core benchmark's committed bench/results.json "
+                                  f"({results['core_numbers']['committed']['commit']}; a separate run; "
+                                  f">= {SMALL_TOLERANCE:.0%} of its req/s)",
+                        "pass": mine >= SMALL_TOLERANCE * committed,
+                        "measured": f"{mine:.0f} vs {committed:.0f} req/s ({mine / committed:.2f}x)"})
+    bad = [f"HTTP {k}: {v['correct']}/{v['answers']} ({'; '.join(v['problems'])})"
+           for k, v in http_.items() if v["correct"] != v["answers"]]
+    bad += [f"floor {f}" for f in FORMATS if not floor[f]["correct"]]
+    bad += [f"in-process {f}: {p['correct']}" for f, p in results["phases"].items()
+            if p["correct"] != results["payloads_per_format"]]
+    bad += [f"9 rows {r['server']} round {r['round']}: {r['errors']} errors, {r['wrong']} wrong"
+            for r in small if r["errors"] or r["wrong"]]
+    ten = results.get("ten_million")
+    if ten and not ten.get("carried_over") and not ten["correct"]:
+        bad.append("10M NDJSON")
+    out.append({"target": "every answer exactly the oracle's", "pass": not bad, "measured": "; ".join(bad) or "all correct"})
+    return out
+
+
+def core_numbers(reference: str | None) -> dict[str, Any]:
+    """bench.load's 9-row c=8 duckapi throughput: as committed with the core benchmark, and as in the tree now."""
+    def small(data: dict[str, Any]) -> dict[str, Any] | None:
+        for sc in data.get("scenarios", []):
+            if sc["name"] == "9 rows c=8":
+                return {"throughput_rps": sc["duckapi"]["throughput_rps"], "date_utc": data["machine"]["date_utc"],
+                        "server_ms_per_request": sc["duckapi"].get("cpu", {}).get("server_ms_per_request")}
+        return None
+
+    out: dict[str, Any] = {}
+    commit = reference or DEFAULT_REFERENCE
+    shown = subprocess.run(["git", "show", f"{commit}:bench/results.json"], cwd=ROOT, capture_output=True, text=True,
+                           check=False)
+    if shown.returncode == 0:
+        out["committed"] = {"commit": commit, **(small(json.loads(shown.stdout)) or {})}
+    try:
+        out["working_tree"] = small(json.loads((BENCH / "results.json").read_text()))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def markdown(results: dict[str, Any]) -> str:
+    floor, http_, phases = results["floor"], results["http"], results["phases"]
+    m = results["machine"]
+    rows_n = results["rows"]
+
+    def mem_floor(f: str) -> str:
+        mf = (results.get("memory_floor") or {}).get(f)
+        return f"{mf['growth_mib']:.0f} ({mf['growth_per_body_byte']:.2f}x)" if mf else "-"
+
+    table = [
+        "| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass "
+        "| peak RSS growth MiB | growth / body | <= 4x | floor's growth MiB (x body) | correct |",
+        "|---|---:|---:|---:|---:|---:|:-:|---:|---:|:-:|---:|:-:|",
+    ]
+    for f in FORMATS:
+        if f not in http_:
+            continue
+        h = http_[f]
+        ratio = h["p50_ms"] / floor[f]["ms"]
+        limit = FLOOR_TARGETS.get(f)
+        g = h["growth_per_body_byte"]
+        verdict = ("PASS" if ratio <= limit else "FAIL") if limit else "-"
+        table.append(
+            f"| {LABELS[f]} | {results['body_mb'][f]:.1f} | {floor[f]['ms']:.0f} | {h['p50_ms']:.0f} "
+            f"| {ratio:.2f}x | {f'<= {limit}x' if limit else '-'} | {verdict} "
+            f"| {h['growth_mib']:.0f} | {g:.2f}x | {'PASS' if g <= MEMORY_TARGET else 'FAIL'} "
+            f"| {mem_floor(f)} | {h['correct']}/{h['answers']} |"
+        )
+    where = [
+        "| format | body copy ms | decode ms | execute_json ms | in-process total ms | HTTP p50 ms "
+        "| HTTP rest ms | floor ms | eager floor: load ms | eager floor: analysis ms | answer MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in FORMATS:
+        if f not in http_:
+            continue
+        p, fl = phases[f], floor[f]
+        where.append(
+            f"| {LABELS[f]} | {p['body_ms']:.0f} | {p['decode_ms']:.0f} | {p['execute_ms']:.0f} | {p['total_ms']:.0f} "
+            f"| {http_[f]['p50_ms']:.0f} | {http_[f]['p50_ms'] - p['total_ms']:.0f} | {fl['ms']:.0f} "
+            f"| {fl['eager_load_ms']:.0f} | {fl['eager_analysis_ms']:.0f} | {p['answer_mb']} |"
+        )
+    decode_text = []
+    for f in ("json", "ndjson"):
+        p = phases.get(f, {})
+        if "typed_read_ms" in p:
+            decode_text += [
+                f"{LABELS[f]} decoding, medians: DuckDB's typed read to Arrow (the eager floor's load) "
+                f"{p['typed_read_ms']:.0f} ms; the same read with JSON-typed columns, as `load_rows` reads before "
+                f"checking, {p['json_columns_read_ms']:.0f} ms; `RowsReader.read` (that read plus the contract checks "
+                f"and conversions) {p['decode_ms']:.0f} ms, so the checks and conversions cost about "
+                f"{p['decode_ms'] - p['json_columns_read_ms']:.0f} ms; msgspec (the path for bodies up to 512 KiB) "
+                f"would take {p['msgspec_ms']:.0f} ms.",
+                "",
+            ]
+    ways = ["| format | way | median ms | load ms (median) | each payload ms | correct |", "|---|---|---:|---:|---|:-:|"]
+    for f in FORMATS:
+        for way, w in floor[f]["ways"].items():
+            mark = " (floor)" if way == floor[f]["way"] else ""
+            ways.append(f"| {LABELS[f]} | {way}{mark} | {w['median_ms']:.0f} | {w['load_median_ms']:.0f} "
+                        f"| {', '.join(f'{x:.0f}' for x in w['ms'])} | {w['correct']}/{w['runs']} |")
+    detail = ["| server | request | status | ms | RSS before MiB | peak MiB | growth over idle MiB "
+              "| growth over just before MiB | server CPU ms | other procs' CPU (cores) | answer |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for key, h in http_.items():
+        listed = ([("first (memory)", h["cold"])] if "cold" in h else []) + [(f"timed {i}", r) for i, r in enumerate(h["requests"])]
+        for label, r in listed:
+            detail.append(f"| {key} | {label} | {r['status']} | {r['ms']:.0f} | {r['rss_before_mib']:.0f} "
+                          f"| {r['rss_peak_mib']:.0f} | {r['growth_mib']:.0f} | {r['growth_vs_just_before_mib']:.0f} "
+                          f"| {r['server_cpu_ms']} | {r['others_cores']:.2f} | {r['problem'] or 'exact'} |")
+    small = results.get("small") or []
+    small_rows = ["| server | round | requests | req/s | p50 ms | p95 ms | server CPU ms/req | other procs' CPU (cores) "
+                  "| errors | wrong |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in small:
+        small_rows.append(f"| {r['server']} | {r['round']} | {r['requests']} | {r['throughput_rps']:.0f} | {r['p50_ms']} "
+                          f"| {r['p95_ms']} | {r['server_cpu_ms_per_request']} | {r['others_cores']:.2f} "
+                          f"| {r['errors']} | {r['wrong']} |")
+    core = results.get("core_numbers") or {}
+    committed = core.get("committed", {}).get("throughput_rps")
+    tree = core.get("working_tree") or {}
+    ref = results.get("reference")
+    small_text = [
+        f"bench.load's 9-row c=8 scenario (its seeded payloads, {small[0]['requests'] if small else 0} distinct "
+        "requests from 8 keep-alive connections) on the JSON server before it saw a large body"
+        + (f", in rounds alternating with duckapi as of the core benchmark (commit {ref['commit']}, exported with "
+           f"`git archive` to {ref['dir']}, built and served from there with the same Python environment)" if ref else "")
+        + (f". The core benchmark's committed bench/results.json ({core['committed']['commit']}, a separate run, "
+           f"{core['committed']['date_utc']}) has {committed} req/s" if committed else "")
+        + (f"; the bench/results.json in the tree when this ran ({tree['date_utc']}) has {tree['throughput_rps']} req/s"
+           if tree and tree.get("throughput_rps") != committed else "") + ".",
+    ]
+    base = http_.get("baseline")
+    base_text = ["Not run."]
+    if base and "json" in http_:
+        base_text = [
+            f"The original-way baseline (bench/baseline_server.py) on the first {len(base['requests'])} of the same "
+            f"{rows_n:,}-row JSON bodies: p50 {base['p50_ms']:.0f} ms (each: {', '.join(f'{x:.0f}' for x in base['ms'])} ms), "
+            f"correct {base['correct']}/{base['answers']} (after normalising order and numbers), peak RSS "
+            f"{base['peak_rss_mib']:.0f} MiB. duckapi's JSON p50 {http_['json']['p50_ms']:.0f} ms: "
+            f"{base['p50_ms'] / http_['json']['p50_ms']:.1f}x faster.",
+        ]
+    ten = results.get("ten_million")
+    ten_text = ["Not run (`python -m bench.formats --ten-million` adds it)."]
+    if ten:
+        ten_text = [
+            f"{'(Carried over from an earlier run, ' + ten['date_utc'] + '.) ' if ten.get('carried_over') else ''}"
+            f"{ten['rows']:,} rows, {ten['body_mb']:.0f} MB of NDJSON, one request to a fresh server started with "
+            f"`--max-body {GIB}` and warmed only with 9-row requests: status {ten['status']}, {ten['ms'] / 1000:.2f} s, "
+            f"peak server RSS {ten['rss_peak_mib']:.0f} MiB (idle {ten['idle_rss_mib']:.0f} MiB, growth "
+            f"{ten['growth_mib']:.0f} MiB = {ten['growth_per_body_byte']:.2f}x the body), server CPU "
+            f"{ten['server_cpu_ms'] / 1000:.1f} s, answer {'exactly the oracle' + chr(39) + 's' if ten['correct'] else 'WRONG or missing'}; "
+            f"other processes' CPU {ten['others_cores']:.2f} cores. In-process floor ({ten['floor']['way']}, once): "
+            f"{ten['floor']['ms'] / 1000:.2f} s, so HTTP is {ten['ms'] / ten['floor']['ms']:.2f}x the floor."
+            + (f" Error: {ten['error']}" if ten.get("error") else ""),
+        ]
+    sel = results.get("selected")
+    selected_text = []
+    if sel:
+        selected_text = [
+            f"The request path's own memory: the first JSON body again, on another fresh server, with "
+            f"`?select={sel['part']}` (a 200-row part: the other six parts, the {phases['json']['answer_mb']:.0f} MB "
+            f"answer and their working memory drop out): growth {sel['growth_mib']:.0f} MiB = "
+            f"{sel['growth_per_body_byte']:.2f}x the "
+            f"{results['body_mb']['json']:.1f} MB body ({sel['ms']:.0f} ms, answer "
+            f"{'exact' if not sel['problem'] else sel['problem']}); the floor's fresh process for the same statement "
+            f"grows {sel['memory_floor']['growth_mib']:.0f} MiB ({sel['memory_floor']['growth_per_body_byte']:.2f}x).",
+            "",
+        ]
+    busiest = ", ".join(f"{p['name']} {p['cpu_percent']}%" for p in results["others_at_timing_start"]) or "none above 5%"
+    timing = results["timing"]
+    tg = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']}: {t['measured']}" for t in results["targets"]]
+    gaps = gap_notes(results)
+    wq = results["wait_quiet"]
+    others_max = max([h["others_cores_max"] for h in http_.values()]
+                     + [w["others_cores_max"] for f in FORMATS for w in floor[f]["ways"].values()]
+                     + [r["others_cores"] for r in small] + [0.0])
+    waited = (f" after waiting {wq['waited_s']} s for the 1-min load to drop below {wq.get('threshold')}"
+              if wq.get("waited_s") else "")
+    not_quiet = "; it did NOT drop below the threshold within the wait" if wq.get("quiet") is False else ""
+    idle_wait = results.get("wait_others_idle")
+    if idle_wait:
+        not_quiet += (f". After preparing, the run waited {idle_wait['waited_s']} s until other processes used less "
+                      f"than {idle_wait['threshold_cores']} cores over {idle_wait['window_s']:.0f} s"
+                      + ("" if idle_wait["quiet"] else
+                         f" (they never did: {idle_wait['last_window_cores']} cores in the last window)"))
+    return "\n".join([
+        f"# Formats benchmark: {rows_n:,} rows in every body format against its in-process floor"
+        f"{' (quick run)' if results['quick'] else ''}",
+        "",
+        f"{m['date_utc']}, {m['cpu_count']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, DuckDB "
+        f"{m['versions']['duckdb']}, pyarrow {m['versions']['pyarrow']}. Client, servers and the floor share the "
+        "machine. `python -m bench.formats` regenerates this file and bench/formats_results.json (`--ten-million` "
+        "adds the 10M-row NDJSON request; `--quick` is a smoke run that writes under bench/.work/).",
+        "",
+        f"**Machine load.** 1-min load average {wq['loadavg'][0]} when the run started{waited}{not_quiet}; "
+        f"{results['loadavg_at_timing_start'][0]} when timing started (includes this run's own payload generation "
+        f"and server start-ups), {results['loadavg_at_timing_end'][0]} at the end. Other processes' CPU "
+        "(machine-wide busy CPU minus this benchmark's client and servers): over the whole timed part "
+        f"({timing['wall_s']} s) {timing['others_cpu_s']} CPU-s, {timing['others_cores']} cores on average; at most "
+        f"{others_max:.2f} cores during any single measurement (each is listed below; above ~0.1 a number is "
+        f"disturbed). Busiest other processes when timing started: {busiest}.",
+        "",
+        "**Floor**: in this process, no HTTP, a DuckDB connection with default threads "
+        f"({floor['duckdb_threads']}): load the same body bytes, register the result as `__duckapi_input`, run the "
+        "statement the server runs (`pipeline.select_sql(\"to_json(o)::varchar\")` of the compiled project), fetch "
+        "it and wrap it in `[ ]`. JSON and NDJSON via `read_json` with typed columns, CSV via `read_csv` (typed), "
+        "Parquet via `pyarrow.parquet.read_table` or DuckDB `read_parquet`, Arrow IPC via "
+        "`pyarrow.ipc.open_stream(...).read_all()`; DuckDB readers registered lazily or loaded to Arrow first, "
+        "whichever is faster (every way is listed below). Median over the payloads, after one warm-up. The floor "
+        "validates nothing; the server checks every value against the contract.",
+        "",
+        "**HTTP**: a fresh `duckapi serve` per format (its defaults), warmed with 20 nine-row JSON requests; then "
+        "one large body (its memory growth is the table's: the cost of one request on a server that has not seen a "
+        "large body), then each body posted once (these give the p50; each is followed by the floor's runs and the "
+        "in-process server path on the same body, so all three see the same machine), with its Content-Type "
+        "(`application/json`, `application/x-ndjson`, `text/csv`, `application/vnd.apache.parquet`, "
+        "`application/vnd.apache.arrow.stream`), each on a new loopback connection. Latency: from sending to the "
+        "last answer byte. RSS of the server's process tree sampled every 5 ms. "
+        f"{results['payloads_per_format']} distinct seeded bodies per format, the same rows in every format (short "
+        "group ids, awkward ones included: empty, quote, comma, tab, backslash, NFC/NFD, emoji); every answer, the "
+        "floor's included, compared with tests/oracle.py for exact equality after timing. \"Floor's growth\" is the "
+        "peak RSS growth of a fresh Python process that has imported DuckDB and pyarrow, run the statement once on "
+        "nine rows, and then reads the first body from a file and runs the floor on it: what the analysis itself "
+        "needs, without a server.",
+        "",
+        "## Results",
+        "",
+        *table,
+        "",
+        *selected_text,
+        "## Targets",
+        "",
+        *tg,
+        "",
+        *(["## Gaps", "", *gaps, ""] if gaps else []),
+        "## Where the time goes",
+        "",
+        "The server's request path timed in-process with its own functions (medians): the body copy "
+        "(64 KiB chunks appended to a `bytearray`, then `bytes()`, as `duckapi.api.body.read_body` does), decode "
+        "(`RowsReader(pipeline.input_columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and "
+        "serialise (`engine.execute_json(pipeline, table)`). \"HTTP rest\" is HTTP p50 minus the in-process total: "
+        "loopback transfer both ways, uvicorn/Starlette, thread hops, the client. The eager floor loads the body "
+        "completely before the statement runs, which splits the floor into load and analysis.",
+        "",
+        *where,
+        "",
+        *decode_text,
+        "## Floor, every way measured",
+        "",
+        *ways,
+        "",
+        "## Against the original-way baseline",
+        "",
+        *base_text,
+        "",
+        "## 9 rows, concurrency 8 (no regression)",
+        "",
+        *small_text,
+        "",
+        *small_rows,
+        "",
+        "## 10M rows NDJSON",
+        "",
+        *ten_text,
+        "",
+        "## Every request",
+        "",
+        *detail,
+        "",
+    ])
+
+
+def gap_notes(results: dict[str, Any]) -> list[str]:
+    """For each target missed: the measured gap, and which phase it sits in."""
+    notes = []
+    floor, http_, phases = results["floor"], results["http"], results["phases"]
+    for f, limit in FLOOR_TARGETS.items():
+        if f not in http_:
+            continue
+        h, fl, p = http_[f], floor[f], phases[f]
+        if h["p50_ms"] <= limit * fl["ms"]:
+            continue
+        notes.append(
+            f"- {LABELS[f]}: HTTP p50 {h['p50_ms']:.0f} ms is {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x "
+            f"the floor ({limit * fl['ms']:.0f} ms) and {h['p50_ms'] - fl['ms']:.0f} ms over the floor. In-process "
+            f"the server's path takes {p['total_ms']:.0f} ms ({p['total_ms'] - fl['ms']:+.0f} ms against the floor): "
+            f"decode {p['decode_ms']:.0f} ms where the eager floor loads in {fl['eager_load_ms']:.0f} ms, "
+            f"execute_json {p['execute_ms']:.0f} ms where the eager floor's analysis takes "
+            f"{fl['eager_analysis_ms']:.0f} ms, body copy {p['body_ms']:.0f} ms; HTTP adds "
+            f"{h['p50_ms'] - p['total_ms']:.0f} ms (the {results['body_mb'][f]:.1f} MB body and the "
+            f"{p['answer_mb']} MB answer over loopback, framework, client)."
+        )
+    if "json" in http_ and "baseline" in http_:
+        speedup = http_["baseline"]["p50_ms"] / http_["json"]["p50_ms"]
+        if speedup < BASELINE_SPEEDUP_TARGET:
+            need = http_["baseline"]["p50_ms"] / BASELINE_SPEEDUP_TARGET
+            notes.append(f"- JSON against the baseline: {speedup:.1f}x; 10x needs a JSON p50 of {need:.0f} ms, "
+                         f"{http_['json']['p50_ms'] - need:.0f} ms less than measured (the floor itself is "
+                         f"{floor['json']['ms']:.0f} ms, {http_['baseline']['p50_ms'] / floor['json']['ms']:.1f}x "
+                         "faster than the baseline).")
+    for f in FORMATS:
+        if f in http_ and http_[f]["growth_per_body_byte"] > MEMORY_TARGET:
+            body = results["body_mb"][f] * 1e6
+            mf = (results.get("memory_floor") or {}).get(f)
+            floor_part = (f" The floor alone, in a fresh process, grows {mf['growth_mib']:.0f} MiB "
+                          f"({mf['growth_per_body_byte']:.2f}x) on the same body: the analysis's own working memory "
+                          "and answer, not the request path." if mf else "")
+            notes.append(f"- {LABELS[f]} memory: the first large request grew the server by "
+                         f"{http_[f]['growth_mib']:.0f} MiB, {http_[f]['growth_per_body_byte']:.2f}x the "
+                         f"{results['body_mb'][f]:.1f} MB body; 4x would be {MEMORY_TARGET * body / MIB:.0f} MiB."
+                         + floor_part)
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="120k rows, fewer requests: a smoke run of about a minute")
+    parser.add_argument("--ten-million", action="store_true", help="also post one 10M-row NDJSON body (~360 MB; not for CI)")
+    parser.add_argument("--ten-million-rows", type=int, default=10_000_000, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help="rows per payload (default 1,000,000; quick 200,000)")
+    parser.add_argument("--seed", type=int, default=20240521, help="payload seed")
+    parser.add_argument("--reference", help=f"commit of the core benchmark's duckapi for the 9-row A/B "
+                                            f"(default {DEFAULT_REFERENCE}; quick: none; 'none' to skip)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the original-way baseline")
+    parser.add_argument("--wait-quiet", type=float, help="seconds to wait for 1-min load < 0.5 first (default 600; quick 0)")
+    parser.add_argument("--out-json", type=Path, help="default bench/formats_results.json (quick: bench/.work/formats/)")
+    parser.add_argument("--out-md", type=Path, help="default bench/FORMATS_RESULTS.md (quick: bench/.work/formats/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the Markdown from the JSON results (--out-json) without measuring")
+    parser.add_argument("--memory-floor-child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_floor_child:
+        memory_floor_child(*args.memory_floor_child)
+        return 0
+    if args.wait_quiet is None:
+        args.wait_quiet = 0 if args.quick else 600
+    out_json = args.out_json or (FWORK / "formats_results-quick.json" if args.quick else BENCH / "formats_results.json")
+    out_md = args.out_md or (FWORK / "FORMATS_RESULTS-quick.md" if args.quick else BENCH / "FORMATS_RESULTS.md")
+    if args.report_only:
+        results = json.loads(out_json.read_text())
+        results["targets"] = targets(results)
+        out_md.write_text(markdown(results))
+        print(f"wrote {out_md} from {out_json}")
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind through `finally`: servers stopped
+    results = run(args)
+    if "ten_million" not in results and out_json.exists():
+        try:  # keep an earlier 10M measurement, marked as such
+            old = json.loads(out_json.read_text()).get("ten_million")
+        except ValueError:
+            old = None
+        if old:
+            results["ten_million"] = {**old, "carried_over": True}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    text = markdown(results)
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text)
+    print(text)
+    print(f"wrote {out_json} and {out_md} in {results['total_s']}s")
+    return 1 if args.strict and not all(t["pass"] for t in results["targets"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
