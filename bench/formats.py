@@ -53,6 +53,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
+from duckapi.api.outputs import encode as arrow_bytes
 from bench.load import (
     BENCH,
     FULL,
@@ -77,6 +78,7 @@ from bench.load import (
     normalise,
     percentile,
     verify,
+    write_results,
 )
 from duckapi.api.inputs import RowsReader
 from duckapi.engines.duckdb import DuckDBEngine
@@ -160,15 +162,11 @@ def encode(table: pa.Table, rows: list[dict[str, Any]], fmt_: str) -> bytes:
         return orjson.dumps(rows)
     if fmt_ == "ndjson":
         return ndjson_bytes(rows)
-    sink = io.BytesIO()
     if fmt_ == "csv":
+        sink = io.BytesIO()
         pacsv.write_csv(table, sink)  # quotes every string, so "" stays an empty string
-    elif fmt_ == "parquet":
-        pq.write_table(table, sink)
-    else:
-        with pyarrow.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-    return sink.getvalue()
+        return sink.getvalue()
+    return arrow_bytes(table, fmt_)  # the Parquet / Arrow IPC writers duckapi answers with
 
 
 @dataclass
@@ -1315,14 +1313,7 @@ def main(argv: list[str] | None = None) -> int:
             old = None
         if old:
             results["ten_million"] = {**old, "carried_over": True}
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = markdown(results)
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text(text)
-    print(text)
-    print(f"wrote {out_json} and {out_md} in {results['total_s']}s")
-    return 1 if args.strict and not all(t["pass"] for t in results["targets"]) else 0
+    return write_results(results, out_json, out_md, markdown, args.strict)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import orjson
@@ -708,15 +708,20 @@ def main(argv: list[str] | None = None) -> int:
     out_md = args.out_md or (WORK / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
     # SIGTERM should unwind through `finally` so the servers are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    results = run(args)
+    return write_results(run(args), out_json, out_md, markdown, args.strict)
+
+
+def write_results(results: dict[str, Any], out_json: Path, out_md: Path,
+                  render: Callable[[dict[str, Any]], str], strict: bool) -> int:
+    """Write the JSON and the Markdown report, print it; 1 if strict and a target failed."""
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = markdown(results)
+    text = render(results)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text(text)
     print(text)
     print(f"wrote {out_json} and {out_md} in {results['total_s']}s")
-    return 1 if args.strict and not all(t["pass"] for t in results["targets"]) else 0
+    return 1 if strict and not all(t["pass"] for t in results["targets"]) else 0
 
 
 if __name__ == "__main__":
