@@ -26,6 +26,7 @@ serve: build
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/duckapi serve
 
 test: $(VENV)/.installed-test
+	bash scripts/ensure-java.sh
 	$(BIN)/python -m pytest
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
