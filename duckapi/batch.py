@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from duckapi.engines import ExecutionError
+from duckapi.engines import ExecutionError, error_message
 from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, PipelineError, build_pipelines
 from duckapi.settings import Settings
 
@@ -272,7 +272,7 @@ class DuckDBBatch:
             try:
                 described = self.con.execute(f"describe select * from {source}").fetchall()
             except duckdb.Error as exc:
-                raise InputError(f"{f.path}: {_first_line(exc)}") from exc
+                raise InputError(f"{f.path}: {error_message(exc, keep=3, limit=800)}") from exc
             present = {row[0] for row in described}
             missing = [n for n in names if n not in present]
             if missing:
@@ -287,16 +287,6 @@ class DuckDBBatch:
     def close(self) -> None:
         self.con.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    """DuckDB's message without its advice: the first lines, and the file it names."""
-    lines = [
-        line.strip() for line in str(exc).strip().splitlines()
-        if line.strip() and not line.startswith("LINE ") and set(line.strip()) != {"^"}
-    ]
-    kept = lines[:3] + [line for line in lines[3:] if line.startswith("file = ")]
-    return " | ".join(kept)[:800] if kept else type(exc).__name__
 
 
 # -- output ---------------------------------------------------------------------------
@@ -627,7 +617,7 @@ def run(
                         try:
                             spark.session
                         except Exception as exc:
-                            raise _Failed(1, f"could not start Spark ({where}): {_first_line(exc)}") from exc
+                            raise _Failed(1, f"could not start Spark ({where}): {error_message(exc, keep=3, limit=800)}") from exc
                     rows = run_spark(spark, pipeline, files, fmt, output, reporter=reporter)
                 finally:
                     spark.stop()
@@ -675,7 +665,7 @@ def run_duckdb(
                 try:
                     return write_output(batch.con, pipeline.select_sql, fmt, out, update)
                 except duckdb.Error as exc:
-                    raise _input_error(ExecutionError(_first_line(exc).removeprefix("Invalid Input Error: "))) from exc
+                    raise _input_error(ExecutionError(error_message(exc, keep=3, limit=800).removeprefix("Invalid Input Error: "))) from exc
     finally:
         batch.close()
 

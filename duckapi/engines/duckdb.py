@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from duckapi.contract import canonical_type
-from duckapi.engines import ExecutionError, ResourceError
+from duckapi.engines import ExecutionError, ResourceError, error_message
 from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, Schema, cte_name, quote_identifier
 from duckapi.settings import Settings
 
@@ -141,9 +141,9 @@ class DuckDBEngine:
                 cursor.register(INPUT_RELATION, table)
             yield cursor
         except duckdb.OutOfMemoryException as exc:
-            raise ResourceError(_first_line(exc)) from exc
+            raise ResourceError(error_message(exc)) from exc
         except duckdb.Error as exc:
-            raise ExecutionError(_first_line(exc)) from exc
+            raise ExecutionError(error_message(exc)) from exc
         finally:
             cursor.close()
 
@@ -178,7 +178,7 @@ class DuckDBEngine:
                 cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
                 table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
             except duckdb.Error as exc:
-                raise UnreadableInput(_first_line(exc)) from exc
+                raise UnreadableInput(error_message(exc)) from exc
             first = [(pc.index(table[f"__ok{i}"], False).as_py(), i) for i in range(len(columns))]
             failures = [(row, i) for row, i in first if row >= 0]
             if failures:
@@ -273,10 +273,6 @@ def _finite_json(answer: bytes) -> bytes:
 
     parsed = json.loads(answer)
     return json.dumps(finite(parsed), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
 
 
 @lru_cache(maxsize=512)
