@@ -55,6 +55,10 @@ def serve(
     threads: Annotated[
         Optional[int], typer.Option(help="Pipeline threads per worker [env DUCKAPI_EXECUTOR_THREADS, default: cores]")
     ] = None,
+    max_batch: Annotated[
+        Optional[int],
+        typer.Option("--max-batch", help="Small waiting requests answered per statement; 1 = off [env DUCKAPI_MAX_BATCH, default 16]"),
+    ] = None,
     max_body: Annotated[
         Optional[int], typer.Option("--max-body", help="Request body limit in bytes [env DUCKAPI_MAX_BODY_BYTES]")
     ] = None,
@@ -76,7 +80,7 @@ def serve(
     from duckapi.service import Service
 
     settings = _settings(
-        host=host, port=port, workers=workers, executor_threads=threads, max_body_bytes=max_body,
+        host=host, port=port, workers=workers, executor_threads=threads, max_batch=max_batch, max_body_bytes=max_body,
         project_dir=project, db_path=db, target=target, reload=reload or None,
     )
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")

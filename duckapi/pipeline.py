@@ -9,11 +9,17 @@ are rewritten to the CTE names here (a registered table would not shadow them).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 #: The name under which an engine exposes the request's rows to the statement.
 INPUT_RELATION = "__duckapi_input"
 CTE_PREFIX = "duckapi__"
+#: Names in a batched statement: the relation of requests and its index column.
+BATCH_ALIAS = "__duckapi_requests"
+BATCH_KEY = "__duckapi_request"
+#: Where a statement's input rows come from: a registered relation, bound lists, or
+#: the current request of a batch.
+Rows = Literal["table", "bound", "batch"]
 #: A relation's columns as (name, SQL type) pairs.
 Schema = Sequence[tuple[str, str]]
 
@@ -70,6 +76,8 @@ class Pipeline:
     columns: tuple[str, ...] = ()
     #: The served model can return at most one row, so its answer needs no sort.
     single_row: bool = False
+    #: DuckDB can plan `batch_sql`: small requests may be answered several at once.
+    batchable: bool = False
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -118,13 +126,12 @@ class Pipeline:
         columns = tuple(c for c in selectable if c in chosen)
         return replace(self, nodes=nodes, columns=columns)
 
-    def body_sql(self, bound: bool = False) -> str:
+    def body_sql(self, rows: Rows = "table") -> str:
         """WITH ... over the request's rows; select from `output_cte` to finish it.
 
-        The rows come from the relation INPUT_RELATION, or with `bound`, from one
-        bound list parameter per contract column ($1, $2, ... unnested in step).
+        `rows` says where the input comes from (see `input_sql`).
         """
-        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql(bound)}\n)"]
+        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql(rows)}\n)"]
         for node in self.nodes:
             how = "as materialized" if node.materialized in MATERIALIZED else "as"
             ctes.append(f"{node.cte_name} {how} (\n{self._rewrite(node.compiled_sql)}\n)")
@@ -134,20 +141,21 @@ class Pipeline:
     def output_cte(self) -> str:
         return self.output_node.cte_name
 
-    def input_sql(self, bound: bool = False) -> str:
-        if bound:
-            columns = ",\n    ".join(
-                f"unnest(${i}::{c.data_type}[]) as {quote_identifier(c.name)}"
-                for i, c in enumerate(self.input_columns, start=1)
-            )
-            return f"select\n    {columns}"
-        columns = ",\n    ".join(
-            f"cast({quote_identifier(c.name)} as {c.data_type}) as {quote_identifier(c.name)}"
-            for c in self.input_columns
-        )
-        return f"select\n    {columns}\nfrom {INPUT_RELATION}"
+    def input_sql(self, rows: Rows = "table") -> str:
+        """The input model's replacement. "table": the relation INPUT_RELATION; "bound":
+        one bound list parameter per contract column ($1, $2, ... unnested in step);
+        "batch": the lists of the current row of BATCH_ALIAS (see `batch_sql`)."""
+        names = [quote_identifier(c.name) for c in self.input_columns]
+        if rows == "bound":
+            columns = [f"unnest(${i}::{c.data_type}[]) as {name}"
+                       for i, (c, name) in enumerate(zip(self.input_columns, names), start=1)]
+            return "select\n    " + ",\n    ".join(columns)
+        if rows == "batch":
+            return "select\n    " + ",\n    ".join(f"unnest({BATCH_ALIAS}.{name}) as {name}" for name in names)
+        columns = [f"cast({name} as {c.data_type}) as {name}" for c, name in zip(self.input_columns, names)]
+        return "select\n    " + ",\n    ".join(columns) + f"\nfrom {INPUT_RELATION}"
 
-    def select_sql(self, projection: str = "*", bound: bool = False) -> str:
+    def select_sql(self, projection: str = "*", rows: Rows = "table") -> str:
         """The whole statement: the DAG, then `select <projection> from <output> as o`.
 
         Rows come back in ascending order of their columns, left to right (`order by o`
@@ -157,7 +165,26 @@ class Pipeline:
         if self.columns:
             source = f"(select {', '.join(map(quote_identifier, self.columns))} from {source})"
         order = "" if self.single_row else " order by o"  # sorting one row still costs planning
-        return f"{self.body_sql(bound)}\nselect {projection} from {source} as o{order}"
+        return f"{self.body_sql(rows)}\nselect {projection} from {source} as o{order}"
+
+    def batch_sql(self, projection: str) -> str:
+        """One statement that answers many requests of a single-row model at once.
+
+        Bound parameters: $1 the requests' indexes, then one list of lists per contract
+        column (request i's column values at position i). Each request becomes one row of
+        BATCH_ALIAS, and the whole DAG runs as a scalar subquery correlated to that row:
+        SQL's scoping, not duckapi's code, keeps each answer to its own request's rows.
+        Yields (index, `projection` of the served row) in index order; the projection
+        is null where the model returned no row.
+        """
+        if not self.single_row:
+            raise ValueError("batch_sql needs a model that returns at most one row")
+        lists = [f"unnest(${i}::{c.data_type}[][]) as {quote_identifier(c.name)}"
+                 for i, c in enumerate(self.input_columns, start=2)]
+        requests = f"select unnest($1::bigint[]) as {BATCH_KEY}, " + ", ".join(lists)
+        answer = self.select_sql(projection, rows="batch")
+        return (f"select {BATCH_ALIAS}.{BATCH_KEY}, (\n{answer}\n)\n"
+                f"from ({requests}) as {BATCH_ALIAS}\norder by {BATCH_ALIAS}.{BATCH_KEY}")
 
     def _rewrite(self, sql: str) -> str:
         for node in (self.input_node, *self.nodes):

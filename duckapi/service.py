@@ -104,6 +104,7 @@ class ProjectState:
 def _served(engine: DuckDBEngine, pipeline: Pipeline) -> Served:
     """Run the pipeline once over no rows: a project whose SQL cannot run fails here."""
     pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
+    pipeline = replace(pipeline, batchable=engine.batchable(pipeline))
     try:
         return Served(pipeline, engine.describe(pipeline))
     except ExecutionError as exc:

@@ -49,6 +49,17 @@ def test_concurrent_requests_each_get_their_own_answer(server: Server) -> None:
         assert answer == analyse(rows)
 
 
+def test_concurrent_small_requests_each_get_their_own_answer(server: Server) -> None:
+    """Small requests that queue up are answered in batches (duckapi/api/batcher.py)."""
+    rng = random.Random(8)
+    payloads = [random_rows(rng, rng.randint(0, 256), groups=rng.randint(1, 10), big=i % 4 == 0) for i in range(96)]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(server.post_rows, payloads))
+    for rows, (status, answer) in zip(payloads, answers):
+        assert status == 200
+        assert answer == analyse(rows)
+
+
 def test_requests_never_modify_the_database_file(server: Server, built: Built) -> None:
     db = built.settings.db_path
     before = _sha256(db), db.stat().st_mtime_ns

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from duckapi import __version__, project
 from duckapi.api import openapi
+from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.inputs import InputError, RowsReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     settings = settings or Settings.from_env()
     service = Service(settings, manifest if manifest is not None else load_manifest(settings))
     executor = ThreadPoolExecutor(settings.pipeline_threads, thread_name_prefix="duckapi")
+    batcher = Batcher(service.engine, executor, settings.pipeline_threads, settings.max_batch)
 
     async def run(fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
     app.state.service = service
+    app.state.batcher = batcher
 
     @lru_cache(maxsize=64)
     def reader_for(columns: tuple[Column, ...]) -> RowsReader:
@@ -198,7 +201,9 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         except (RequestError, project.ProjectError) as exc:
             return _error(422, str(exc)[:2000])
         try:
-            if answer == "json":
+            if answer == "json" and batcher.accepts(pipeline, table):
+                result = await batcher.execute_json(pipeline, table)
+            elif answer == "json":
                 result = await run(service.engine.execute_json, pipeline, table)
             else:
                 result = await run(_arrow_answer, service, pipeline, table, answer)
