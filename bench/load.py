@@ -81,6 +81,8 @@ FULL = [
     Scenario("100k rows c=1", 100_000, 1, 20, 30),
     Scenario("1M rows c=1", 1_000_000, 1, 5, 60),
 ]
+#: Each scenario is timed in this many rounds per server, alternating the servers.
+ROUNDS = 3
 QUICK = [
     Scenario("9 rows c=1", 9, 1, 20, 5),
     Scenario("9 rows c=8", 9, 8, 40, 5),
@@ -316,6 +318,12 @@ def drive(
     return results, max(finished) - start
 
 
+def batched(port: int) -> dict[str, int]:
+    """duckapi's counters of requests answered in batches (duckapi/api/batcher.py)."""
+    status, _, body = request(port, "GET", "/healthz", None)
+    return dict(json.loads(body).get("batched", {})) if status == 200 else {}
+
+
 def busy_cpu_s() -> float:
     """Machine-wide non-idle CPU seconds, to expose other processes competing for the cores."""
     t = psutil.cpu_times()
@@ -445,6 +453,13 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None or x != x else f"{x:,.{digits}f}"
 
 
+def _batched_cell(server: dict[str, Any]) -> str:
+    counts = server.get("batched")
+    if not counts:
+        return "-"
+    return f"{counts.get('requests', 0)} in {counts.get('statements', 0)} statements"
+
+
 def markdown(results: dict[str, Any]) -> str:
     rows = [
         "| scenario | duckapi req/s | duckapi p50 ms | baseline req/s | baseline p50 ms | speedup (req/s) "
@@ -462,8 +477,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     detail = [
         "| scenario | server | requests | p95 ms | max ms | rows/s | server CPU ms/req | client CPU ms/req "
-        "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc in results["scenarios"]:
         for name in ("duckapi", "baseline"):
@@ -473,7 +488,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {fmt(r['latency_ms']['max'], 2)} | {r['rows_per_s']:,} | {fmt(r['cpu']['server_ms_per_request'], 2)} "
                 f"| {fmt(r['cpu']['client_ms_per_request'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
                 f"| {fmt(r['rss_mib']['idle_before'], 0)} "
-                f"| {fmt(r['rss_mib']['growth'], 0)} |"
+                f"| {fmt(r['rss_mib']['growth'], 0)} | {_batched_cell(r)} |"
             )
     targets = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})" for t in results["targets"]]
     probes = results["probes"]
@@ -483,7 +498,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
         f"Python {m['python']}, DuckDB {m['versions']['duckdb']}, pandas {m['versions']['pandas']}. "
-        "Client and both servers share the machine; one server is loaded at a time.",
+        "Client and both servers share the machine; one server is loaded at a time, in "
+        f"{results.get('rounds', 1)} alternating rounds per scenario.",
         "Every request posts a distinct seeded payload; every 200 answer is checked after timing: duckapi "
         "for exact equality with tests/oracle.py, the baseline after sorting lists and normalising numbers. "
         "Speedup is duckapi req/s over baseline req/s. `python -m bench.load` regenerates this file.",
@@ -629,7 +645,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                         "--host", "127.0.0.1", "--port", "{port}"],
                            {**env, "BASELINE_DB_PATH": str(base_db)}, "/openapi.json"),
     }
-    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "scenarios": []}
+    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "rounds": ROUNDS, "scenarios": []}
+    batching: dict[str, dict[str, int]] = {}
     raw: list[tuple[Scenario, Workload, dict[str, tuple[list[Sent | None], float, int, int, tuple[float, float, float]]]]] = []
     try:
         for s in servers.values():
@@ -648,23 +665,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gc.freeze()  # keep the collector from walking the stored answers while we time
         print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
         for sc, work in zip(scenarios, workloads):
+            # Rounds alternate the servers (duckapi, baseline, duckapi, ...), so a slow spell of
+            # this shared VM weighs on both rather than on whichever was being timed.
+            totals = {name: ([None] * len(work.payloads), 0.0, -1, 0, [0.0, 0.0, 0.0]) for name in servers}
+            batching[sc.name] = {}
+            bounds = np.linspace(0, len(work.payloads), ROUNDS + 1).astype(int)
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                for name, s in servers.items():
+                    assert s.proc is not None
+                    sent_all, wall_all, idle, peak_all, cpu = totals[name]
+                    sampler = RssSampler(s.proc.pid)
+                    before = sampler.rss()
+                    server_cpu, client_cpu = sampler.cpu_s(), time.process_time()
+                    busy = busy_cpu_s()
+                    counted = batched(s.port) if name == "duckapi" else None
+                    sampler.start()
+                    sent, wall = drive(s.port, work.payloads[lo:hi], sc.concurrency, sc.time_limit_s / ROUNDS)
+                    if counted is not None:
+                        after = batched(s.port)
+                        for key in after:
+                            batching[sc.name][key] = batching[sc.name].get(key, 0) + after[key] - counted[key]
+                    peak = max(sampler.stop(), before)
+                    server_cpu, client_cpu = sampler.cpu_s() - server_cpu, time.process_time() - client_cpu
+                    # CPU used by anything else on the machine meanwhile, in cores (noise indicator).
+                    others = max(0.0, busy_cpu_s() - busy - server_cpu - client_cpu)
+                    sent_all[lo:hi] = sent
+                    cpu[0] += server_cpu
+                    cpu[1] += client_cpu
+                    cpu[2] += others
+                    totals[name] = (sent_all, wall_all + wall, before if idle < 0 else idle, max(peak_all, peak), cpu)
+                    time.sleep(0.3)
             per_server = {}
-            for name, s in servers.items():
-                assert s.proc is not None
-                sampler = RssSampler(s.proc.pid)
-                idle, server_cpu, client_cpu = sampler.rss(), sampler.cpu_s(), time.process_time()
-                busy = busy_cpu_s()
-                sampler.start()
-                sent, wall = drive(s.port, work.payloads, sc.concurrency, sc.time_limit_s)
-                peak = max(sampler.stop(), idle)
-                server_cpu, client_cpu = sampler.cpu_s() - server_cpu, time.process_time() - client_cpu
-                # CPU used by anything else on the machine meanwhile, in cores (noise indicator).
-                others = max(0.0, busy_cpu_s() - busy - server_cpu - client_cpu) / max(wall, 1e-9)
-                cpu = (server_cpu, client_cpu, others)
-                per_server[name] = (sent, wall, idle, peak, cpu)
-                n = sum(x is not None for x in sent)
-                print(f"  {sc.name:14} {name:8} {n:5} requests in {wall:6.1f}s", flush=True)
-                time.sleep(0.3)
+            for name, (sent_all, wall_all, idle, peak_all, cpu) in totals.items():
+                per_server[name] = (sent_all, wall_all, idle, peak_all, (cpu[0], cpu[1], cpu[2] / max(wall_all, 1e-9)))
+                n = sum(x is not None for x in sent_all)
+                print(f"  {sc.name:14} {name:8} {n:5} requests in {wall_all:6.1f}s", flush=True)
             raw.append((sc, work, per_server))
         results["probes"] = probe_answers(servers)
         results["selection"] = measure_selection(servers["duckapi"].port, workloads[-1])
@@ -683,6 +718,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             entry[name]["cpu"] = {"server_ms_per_request": round(server_cpu * 1000 / n, 2),
                                   "client_ms_per_request": round(client_cpu * 1000 / n, 2),
                                   "other_processes_cores": round(others, 2)}
+        entry["duckapi"]["batched"] = batching.get(sc.name, {})
         b, d = entry["baseline"], entry["duckapi"]
         exact_total += b["exact_order_matches"]
         ok_total += b["requests"] - b["errors"]

@@ -139,7 +139,11 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.get("/healthz", summary="200 once the project is compiled and served")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "endpoints": sorted(service.state.endpoints)}
+        return {
+            "status": "ok",
+            "endpoints": sorted(service.state.endpoints),
+            "batched": {"statements": batcher.statements, "requests": batcher.batched_requests},
+        }
 
     @app.get("/models", summary="Served endpoints: input contract, selectable parts, vars")
     async def models() -> list[dict[str, Any]]:

@@ -38,7 +38,8 @@ class Batcher:
         self._idle = threads  # runners that may start: at most one per executor thread
         self._max_batch = max(1, max_batch)
         self._waiting: dict[Pipeline, list[Waiting]] = {}  # oldest pipeline first
-        self.statements = 0  # batched statements run (for tests and curiosity)
+        self.statements = 0  # batched statements run, and the requests they answered
+        self.batched_requests = 0
 
     def accepts(self, pipeline: Pipeline, table: pa.Table) -> bool:
         return pipeline.batchable and table.num_rows <= self._engine.bound_rows
@@ -74,7 +75,9 @@ class Batcher:
                     outcomes, batched = await loop.run_in_executor(
                         self._executor, self._answer, pipeline, [t for t, _ in taken]
                     )
-                    self.statements += batched
+                    if batched:
+                        self.statements += 1
+                        self.batched_requests += len(taken)
                 except BaseException as exc:  # e.g. the executor shut down: nobody may hang
                     outcomes = [exc] * len(taken)  # type: ignore[list-item]
                 for (_, future), outcome in zip(taken, outcomes):
