@@ -142,3 +142,36 @@ def test_multi_row_models_are_not_batched(features: Service) -> None:
     with pytest.raises(ValueError):
         many.batch_sql("*")
     assert not features.engine.batchable(many)
+
+
+def test_max_batch_one_turns_batching_off(service: Service) -> None:
+    pipeline = service.state.endpoints[PATH].pipeline
+    with ThreadPoolExecutor(1) as executor:
+        assert Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, _table([]))
+        assert not Batcher(service.engine, executor, 1, max_batch=1).accepts(pipeline, _table([]))
+    big = _table(random_rows(random.Random(1), service.engine.bound_rows + 1))
+    with ThreadPoolExecutor(1) as executor:
+        assert not Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, big)
+
+
+def test_requests_cancelled_while_waiting_are_skipped(service: Service) -> None:
+    pipeline = service.state.endpoints[PATH].pipeline
+    payloads = _payloads(9, 12)
+
+    async def main() -> tuple[list[Any], int]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = Batcher(service.engine, executor, 1, max_batch=16)
+            tasks = [asyncio.ensure_future(batcher.execute_json(pipeline, _table(rows))) for rows in payloads]
+            await asyncio.sleep(0)  # all submitted; the first runs, the rest wait
+            for task in tasks[1::2]:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            return outcomes, batcher.batched_requests
+
+    outcomes, batched = asyncio.run(main())
+    for i, (rows, outcome) in enumerate(zip(payloads, outcomes)):
+        if i % 2:
+            assert isinstance(outcome, asyncio.CancelledError)
+        else:
+            assert json.loads(outcome) == analyse(rows)
+    assert batched <= len(payloads) // 2  # the cancelled ones were never computed in a batch
