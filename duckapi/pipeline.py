@@ -8,8 +8,8 @@ are rewritten to the CTE names here (a registered table would not shadow them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 #: The name under which an engine exposes the request's rows to the statement.
 INPUT_RELATION = "__duckapi_input"
@@ -22,6 +22,36 @@ BATCH_KEY = "__duckapi_request"
 Rows = Literal["table", "bound", "batch"]
 #: A relation's columns as (name, SQL type) pairs.
 Schema = Sequence[tuple[str, str]]
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _replace_relations(sql: str, relations: Sequence[tuple[str, str]]) -> str:
+    """dbt-duckdb's relation names are fully quoted ("db"."main"."model"): plain text."""
+    for relation, name in relations:
+        sql = sql.replace(relation, name)
+    return sql
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How an engine spells the pipeline's statement: one CTE chain, engine words."""
+
+    quote: Callable[[str], str] = quote_identifier
+    #: A contract data_type in this engine's SQL.
+    type_name: Callable[[str], str] = field(default=lambda data_type: data_type)
+    #: Supports `with x as materialized (...)` (compute once, share between dependents).
+    materialized_ctes: bool = True
+    #: Compiled SQL with dbt's relation names -> CTE names, given (relation, CTE) pairs.
+    rewrite: Callable[[str, Sequence[tuple[str, str]]], str] = _replace_relations
+
+    def cte(self, model: str) -> str:
+        return self.quote(CTE_PREFIX + model)
+
+
+DUCKDB = Dialect()
 
 
 class PipelineError(ValueError):
@@ -126,33 +156,36 @@ class Pipeline:
         columns = tuple(c for c in selectable if c in chosen)
         return replace(self, nodes=nodes, columns=columns)
 
-    def body_sql(self, rows: Rows = "table") -> str:
-        """WITH ... over the request's rows; select from `output_cte` to finish it.
+    def body_sql(self, rows: Rows = "table", dialect: Dialect = DUCKDB) -> str:
+        """WITH ... over the request's rows; select from the output's CTE to finish it.
 
         `rows` says where the input comes from (see `input_sql`).
         """
-        ctes = [f"{self.input_node.cte_name} as (\n{self.input_sql(rows)}\n)"]
+        relations = [(n.relation_name, dialect.cte(n.name)) for n in (self.input_node, *self.nodes) if n.relation_name]
+        ctes = [f"{dialect.cte(self.input_node.name)} as (\n{self.input_sql(rows, dialect)}\n)"]
         for node in self.nodes:
-            how = "as materialized" if node.materialized in MATERIALIZED else "as"
-            ctes.append(f"{node.cte_name} {how} (\n{self._rewrite(node.compiled_sql)}\n)")
+            shared = dialect.materialized_ctes and node.materialized in MATERIALIZED
+            how = "as materialized" if shared else "as"
+            ctes.append(f"{dialect.cte(node.name)} {how} (\n{dialect.rewrite(node.compiled_sql, relations)}\n)")
         return "with " + ",\n".join(ctes)
 
     @property
     def output_cte(self) -> str:
         return self.output_node.cte_name
 
-    def input_sql(self, rows: Rows = "table") -> str:
+    def input_sql(self, rows: Rows = "table", dialect: Dialect = DUCKDB) -> str:
         """The input model's replacement. "table": the relation INPUT_RELATION; "bound":
         one bound list parameter per contract column ($1, $2, ... unnested in step);
         "batch": the lists of the current row of BATCH_ALIAS (see `batch_sql`)."""
-        names = [quote_identifier(c.name) for c in self.input_columns]
+        names = [dialect.quote(c.name) for c in self.input_columns]
         if rows == "bound":
             columns = [f"unnest(${i}::{c.data_type}[]) as {name}"
                        for i, (c, name) in enumerate(zip(self.input_columns, names), start=1)]
             return "select\n    " + ",\n    ".join(columns)
         if rows == "batch":
             return "select\n    " + ",\n    ".join(f"unnest({BATCH_ALIAS}.{name}) as {name}" for name in names)
-        columns = [f"cast({name} as {c.data_type}) as {name}" for c, name in zip(self.input_columns, names)]
+        columns = [f"cast({name} as {dialect.type_name(c.data_type)}) as {name}"
+                   for c, name in zip(self.input_columns, names)]
         return "select\n    " + ",\n    ".join(columns) + f"\nfrom {INPUT_RELATION}"
 
     def select_sql(self, projection: str = "*", rows: Rows = "table") -> str:
@@ -186,19 +219,9 @@ class Pipeline:
         return (f"select {BATCH_ALIAS}.{BATCH_KEY}, (\n{answer}\n)\n"
                 f"from ({requests}) as {BATCH_ALIAS}\norder by {BATCH_ALIAS}.{BATCH_KEY}")
 
-    def _rewrite(self, sql: str) -> str:
-        for node in (self.input_node, *self.nodes):
-            if node.relation_name:
-                sql = sql.replace(node.relation_name, node.cte_name)
-        return sql
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def cte_name(model: str) -> str:
-    return quote_identifier(CTE_PREFIX + model)
+    return DUCKDB.cte(model)
 
 
 def empty_relation_sql(schema: Schema) -> str:

@@ -22,12 +22,12 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pyarrow as pa
 
 from duckapi.engines import ExecutionError, ResourceError
-from duckapi.pipeline import CTE_PREFIX, INPUT_RELATION, Column, Pipeline
+from duckapi.pipeline import INPUT_RELATION, Column, Dialect, Pipeline
 
 if TYPE_CHECKING:  # pyspark is an optional dependency (the `spark` extra)
     from pyspark.sql import DataFrame, SparkSession
@@ -77,37 +77,27 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def cte(model: str) -> str:
-    return quote(CTE_PREFIX + model)
-
-
-def _rewrite(sql: str, relations: Iterable[tuple[str, str]]) -> str:
+def _rewrite(sql: str, relations: Sequence[tuple[str, str]]) -> str:
     """dbt's relation names (`schema.model`, maybe backticked) -> CTE names, whole names only."""
     for relation, name in sorted(relations, key=lambda r: -len(r[0])):
         sql = re.sub(r"(?<![\w.`])" + re.escape(relation) + r"(?![\w`])", lambda _m, n=name: n, sql)
     return sql
 
 
-def input_sql(columns: Sequence[Column]) -> str:
-    casts = ",\n    ".join(f"cast({quote(c.name)} as {spark_type(c.data_type)}) as {quote(c.name)}" for c in columns)
-    return f"select\n    {casts}\nfrom {INPUT_RELATION}"
+#: Spark SQL: backticks, `string` for a bare varchar, dbt-spark's unquoted relation
+#: names, and no `as materialized` (Spark plans CTEs its own way).
+SPARK = Dialect(quote=quote, type_name=spark_type, materialized_ctes=False, rewrite=_rewrite)
 
 
 def spark_sql(pipeline: Pipeline) -> str:
     """The pipeline as one Spark SQL statement over INPUT_RELATION.
 
-    The same CTE chain as Pipeline.select_sql renders for DuckDB, in Spark's quoting,
-    from a manifest compiled for the spark target. No final ORDER BY: the rows are
-    ordered where they are serialised, exactly as the API orders them.
+    Pipeline.body_sql's CTE chain in the Spark dialect, from a manifest compiled for
+    the spark target. No final ORDER BY: the rows are ordered where they are
+    serialised, exactly as the API orders them.
     """
-    relations = [
-        (n.relation_name, cte(n.name)) for n in (pipeline.input_node, *pipeline.nodes) if n.relation_name
-    ]
-    ctes = [f"{cte(pipeline.input_node.name)} as (\n{input_sql(pipeline.input_columns)}\n)"]
-    for node in pipeline.nodes:
-        ctes.append(f"{cte(node.name)} as (\n{_rewrite(node.compiled_sql, relations)}\n)")
     columns = ", ".join(map(quote, pipeline.columns)) if pipeline.columns else "*"
-    return "with " + ",\n".join(ctes) + f"\nselect {columns} from {cte(pipeline.output_node.name)}"
+    return f"{pipeline.body_sql('table', SPARK)}\nselect {columns} from {SPARK.cte(pipeline.output_node.name)}"
 
 
 @dataclass(frozen=True)
