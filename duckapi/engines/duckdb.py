@@ -37,10 +37,11 @@ from duckapi.settings import Settings
 #: (spreading a tiny query over threads costs more in scheduling than it gains, and
 #: concurrent small requests already keep every core busy) and without the join-order
 #: optimizer, which alone costs about a third of a 9-row request on the bundled
-#: project (its answer collates seven subqueries) and cannot pay off on so few rows.
-#: Optimizers never change results, only plans.
+#: project (its answer collates seven subqueries) and cannot pay off on so few rows;
+#: nor projection pull-up, about a tenth of a batched statement (api/batcher.py) and
+#: neutral alone. Optimizers never change results, only plans.
 PARALLEL_ROWS = 100_000
-SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order'")
+SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order,projection_pullup'")
 #: How a contract column's untyped value (JSON, or CSV text) is accepted and converted:
 #: (acceptance test over the raw value {c} and converted value {v}, conversion).
 #: JSON values are checked on their text (cheaper than json_type): a string starts
