@@ -43,7 +43,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from duckapi.engines import ExecutionError, error_message
-from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, PipelineError, build_pipelines
+from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, PipelineError, build_pipelines, quote_identifier
 from duckapi.settings import Settings
 
 if TYPE_CHECKING:
@@ -195,10 +195,6 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def duckdb_source(fmt: str, paths: Sequence[str], columns: Sequence[Column]) -> str:
     """A DuckDB table function reading these files; the contract types CSV and JSON columns."""
     files = "[" + ", ".join(_lit(p) for p in paths) + "]"
@@ -237,11 +233,11 @@ def _not_null_checked(columns: Sequence[Column], source: str) -> str:
     """Select the contract columns; a null where the contract says not_null stops the run."""
     items = []
     for c in columns:
-        col = _ident(c.name)
+        col = quote_identifier(c.name)
         if c.not_null:
             message = _lit(f"{NULL_MESSAGE_START}{c.name} is null or missing in a row of ")
             note = _lit(" (the input model's contract says not_null)")
-            items.append(f"case when {col} is null then error({message} || {_ident(FILE_COLUMN)} || {note}) else {col} end as {col}")
+            items.append(f"case when {col} is null then error({message} || {quote_identifier(FILE_COLUMN)} || {note}) else {col} end as {col}")
         else:
             items.append(col)
     return f"select {', '.join(items)} from ({source})"
@@ -279,7 +275,7 @@ class DuckDBBatch:
                 raise InputError(f"{f.path}: no column {', '.join(missing)} (the input model's contract needs {', '.join(names)})")
 
     def register_input(self, files: Sequence[InputFile], columns: Sequence[Column]) -> None:
-        selected = ", ".join(_ident(name) for name in [*(c.name for c in columns), FILE_COLUMN])
+        selected = ", ".join(quote_identifier(name) for name in [*(c.name for c in columns), FILE_COLUMN])
         parts = [f"select {selected} from {duckdb_source(fmt, paths, columns)}" for fmt, paths in _grouped(files)]
         source = "\nunion all\n".join(parts)
         self.con.execute(f"create or replace temp view {INPUT_RELATION} as {_not_null_checked(columns, source)}")
