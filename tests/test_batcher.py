@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Iterator
@@ -175,3 +176,20 @@ def test_requests_cancelled_while_waiting_are_skipped(service: Service) -> None:
         else:
             assert json.loads(outcome) == analyse(rows)
     assert batched <= len(payloads) // 2  # the cancelled ones were never computed in a batch
+
+
+def test_a_free_thread_lingers_only_under_sustained_load(service: Service) -> None:
+    """Waiting for batch-mates pays only while batches are forming and another thread is busy."""
+    pipeline = service.state.endpoints[PATH].pipeline
+    with ThreadPoolExecutor(2) as executor:
+        batcher = Batcher(service.engine, executor, 2, max_batch=16)
+        batcher._waiting[pipeline] = [(_table([]), None)]  # type: ignore[list-item]
+        batcher._idle = 0  # both runners active: this one and another
+        assert not batcher._under_load()  # no batch has run yet: low load, run at once
+        batcher._last_batch = time.monotonic()
+        assert batcher._under_load()
+        batcher._idle = 1  # the other thread is free: nothing to wait for
+        assert not batcher._under_load()
+        batcher._idle = 0
+        batcher._waiting[pipeline] *= BATCH_MIN  # enough to batch now
+        assert not batcher._under_load()
