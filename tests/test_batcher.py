@@ -16,6 +16,7 @@ import pytest
 from duckapi import project
 from duckapi.api.batcher import BATCH_MIN, Batcher
 from duckapi.engines import ExecutionError
+from duckapi.engines.duckdb import BOUND_ROWS
 from duckapi.pipeline import Pipeline
 from duckapi.service import Service
 from tests.conftest import Built, settings_in
@@ -150,7 +151,7 @@ def test_max_batch_one_turns_batching_off(service: Service) -> None:
     with ThreadPoolExecutor(1) as executor:
         assert Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, _table([]))
         assert not Batcher(service.engine, executor, 1, max_batch=1).accepts(pipeline, _table([]))
-    big = _table(random_rows(random.Random(1), service.engine.bound_rows + 1))
+    big = _table(random_rows(random.Random(1), BOUND_ROWS + 1))
     with ThreadPoolExecutor(1) as executor:
         assert not Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, big)
 

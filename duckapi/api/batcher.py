@@ -21,7 +21,7 @@ from typing import Union
 import pyarrow as pa
 
 from duckapi.engines import ExecutionError, ResourceError
-from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import Pipeline
 
 #: Fewer waiting requests than this run one by one: a batched statement plans a
@@ -51,7 +51,7 @@ class Batcher:
         self.batched_requests = 0
 
     def accepts(self, pipeline: Pipeline, table: pa.Table) -> bool:
-        return self._max_batch > 1 and pipeline.batchable and table.num_rows <= self._engine.bound_rows
+        return self._max_batch > 1 and pipeline.batchable and table.num_rows <= BOUND_ROWS
 
     async def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
         loop = asyncio.get_running_loop()

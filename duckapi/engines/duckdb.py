@@ -99,7 +99,6 @@ class DuckDBEngine:
         self._config: dict[str, str | int | bool] = {"python_enable_replacements": False, "threads": self._threads}
         if settings.duckdb_memory_limit:
             self._config["memory_limit"] = settings.duckdb_memory_limit
-        self.bound_rows = BOUND_ROWS
         self._local = threading.local()
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
@@ -243,10 +242,7 @@ class DuckDBEngine:
         sql, params = self._query(pipeline, table, "json")
         with self._cursor(table) as cursor:
             rows = cursor.execute(sql, params).fetchall()
-        answer = b"[" + b",".join(row[0].encode() for row in rows) + b"]"
-        if b"Infinity" in answer or b"NaN" in answer:  # rare: usually inside a string
-            answer = _finite_json(answer)
-        return answer
+        return _json_array([row[0] for row in rows])
 
     def execute_json_batch(self, pipeline: Pipeline, tables: list[pa.Table]) -> list[bytes]:
         """The JSON answers of several small requests (<= BOUND_ROWS rows each) of a
@@ -257,13 +253,7 @@ class DuckDBEngine:
         params += [[t.column(i).to_pylist() for t in tables] for i in range(len(pipeline.input_columns))]
         with self._cursor(pa.table({})) as cursor:
             rows = cursor.execute(_statement(pipeline, "json", "batch"), params).fetchall()
-        answers = []
-        for _, row in rows:
-            answer = b"[]" if row is None else b"[" + row.encode() + b"]"
-            if b"Infinity" in answer or b"NaN" in answer:
-                answer = _finite_json(answer)
-            answers.append(answer)
-        return answers
+        return [_json_array([] if row is None else [row]) for _, row in rows]
 
     def batchable(self, pipeline: Pipeline) -> bool:
         """Whether DuckDB can plan the pipeline as a batch (a correlated subquery)."""
@@ -286,6 +276,14 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+def _json_array(rows: list[str]) -> bytes:
+    """Rows DuckDB serialised as JSON -> the answer: a JSON array of them."""
+    answer = b"[" + b",".join(row.encode() for row in rows) + b"]"
+    if b"Infinity" in answer or b"NaN" in answer:  # rare: usually inside a string
+        answer = _finite_json(answer)
+    return answer
 
 
 def _finite_json(answer: bytes) -> bytes:
