@@ -74,6 +74,8 @@ class Scenario:
     time_limit_s: float
 
 
+#: Each scenario is timed in this many rounds per server, alternating the servers.
+ROUNDS = 3
 FULL = [
     Scenario("9 rows c=1", 9, 1, 1500, 15),
     Scenario("9 rows c=8", 9, 8, 3000, 15),
@@ -81,8 +83,6 @@ FULL = [
     Scenario("100k rows c=1", 100_000, 1, 20, 30),
     Scenario("1M rows c=1", 1_000_000, 1, 5, 60),
 ]
-#: Each scenario is timed in this many rounds per server, alternating the servers.
-ROUNDS = 3
 QUICK = [
     Scenario("9 rows c=1", 9, 1, 20, 5),
     Scenario("9 rows c=8", 9, 8, 40, 5),
@@ -316,6 +316,41 @@ def drive(
     for t in threads:
         t.join()
     return results, max(finished) - start
+
+
+@dataclass
+class Timing:
+    """One server's measurements of one scenario, summed over its rounds."""
+
+    sent: list[Sent | None]  # by payload index; None = not sent
+    wall_s: float = 0.0
+    idle_rss: int = -1  # before its first round
+    peak_rss: int = 0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0  # CPU used by anything else on the machine meanwhile (noise)
+    batched: dict[str, int] = field(default_factory=dict)  # duckapi's /healthz counters
+
+    def time_round(self, server: Server, payloads: list[bytes], lo: int, hi: int, sc: Scenario, counters: bool) -> None:
+        """Send payloads[lo:hi] (within this round's share of the time limit) and add up."""
+        assert server.proc is not None
+        sampler = RssSampler(server.proc.pid)
+        before = sampler.rss()
+        server_cpu, client_cpu, busy = sampler.cpu_s(), time.process_time(), busy_cpu_s()
+        counted = batched(server.port) if counters else {}
+        sampler.start()
+        sent, wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / ROUNDS)
+        for key, value in (batched(server.port) if counters else {}).items():
+            self.batched[key] = self.batched.get(key, 0) + value - counted[key]
+        self.peak_rss = max(self.peak_rss, sampler.stop(), before)
+        server_cpu, client_cpu = sampler.cpu_s() - server_cpu, time.process_time() - client_cpu
+        self.other_cpu_s += max(0.0, busy_cpu_s() - busy - server_cpu - client_cpu)
+        self.server_cpu_s += server_cpu
+        self.client_cpu_s += client_cpu
+        self.sent[lo:hi] = sent
+        self.wall_s += wall
+        if self.idle_rss < 0:
+            self.idle_rss = before
 
 
 def batched(port: int) -> dict[str, int]:
@@ -646,8 +681,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            {**env, "BASELINE_DB_PATH": str(base_db)}, "/openapi.json"),
     }
     results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "rounds": ROUNDS, "scenarios": []}
-    batching: dict[str, dict[str, int]] = {}
-    raw: list[tuple[Scenario, Workload, dict[str, tuple[list[Sent | None], float, int, int, tuple[float, float, float]]]]] = []
+    raw: list[tuple[Scenario, Workload, dict[str, Timing]]] = []
     try:
         for s in servers.values():
             s.start()
@@ -667,39 +701,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for sc, work in zip(scenarios, workloads):
             # Rounds alternate the servers (duckapi, baseline, duckapi, ...), so a slow spell of
             # this shared VM weighs on both rather than on whichever was being timed.
-            totals = {name: ([None] * len(work.payloads), 0.0, -1, 0, [0.0, 0.0, 0.0]) for name in servers}
-            batching[sc.name] = {}
+            per_server = {name: Timing([None] * len(work.payloads)) for name in servers}
             bounds = np.linspace(0, len(work.payloads), ROUNDS + 1).astype(int)
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 for name, s in servers.items():
-                    assert s.proc is not None
-                    sent_all, wall_all, idle, peak_all, cpu = totals[name]
-                    sampler = RssSampler(s.proc.pid)
-                    before = sampler.rss()
-                    server_cpu, client_cpu = sampler.cpu_s(), time.process_time()
-                    busy = busy_cpu_s()
-                    counted = batched(s.port) if name == "duckapi" else None
-                    sampler.start()
-                    sent, wall = drive(s.port, work.payloads[lo:hi], sc.concurrency, sc.time_limit_s / ROUNDS)
-                    if counted is not None:
-                        after = batched(s.port)
-                        for key in after:
-                            batching[sc.name][key] = batching[sc.name].get(key, 0) + after[key] - counted[key]
-                    peak = max(sampler.stop(), before)
-                    server_cpu, client_cpu = sampler.cpu_s() - server_cpu, time.process_time() - client_cpu
-                    # CPU used by anything else on the machine meanwhile, in cores (noise indicator).
-                    others = max(0.0, busy_cpu_s() - busy - server_cpu - client_cpu)
-                    sent_all[lo:hi] = sent
-                    cpu[0] += server_cpu
-                    cpu[1] += client_cpu
-                    cpu[2] += others
-                    totals[name] = (sent_all, wall_all + wall, before if idle < 0 else idle, max(peak_all, peak), cpu)
+                    per_server[name].time_round(s, work.payloads, lo, hi, sc, counters=name == "duckapi")
                     time.sleep(0.3)
-            per_server = {}
-            for name, (sent_all, wall_all, idle, peak_all, cpu) in totals.items():
-                per_server[name] = (sent_all, wall_all, idle, peak_all, (cpu[0], cpu[1], cpu[2] / max(wall_all, 1e-9)))
-                n = sum(x is not None for x in sent_all)
-                print(f"  {sc.name:14} {name:8} {n:5} requests in {wall_all:6.1f}s", flush=True)
+            for name, timing in per_server.items():
+                n = sum(x is not None for x in timing.sent)
+                print(f"  {sc.name:14} {name:8} {n:5} requests in {timing.wall_s:6.1f}s", flush=True)
             raw.append((sc, work, per_server))
         results["probes"] = probe_answers(servers)
         results["selection"] = measure_selection(servers["duckapi"].port, workloads[-1])
@@ -712,13 +722,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for sc, work, per_server in raw:
         entry: dict[str, Any] = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency,
                                  "max_requests": sc.max_requests, "time_limit_s": sc.time_limit_s}
-        for name, (sent, wall, idle, peak, (server_cpu, client_cpu, others)) in per_server.items():
-            entry[name] = summarise(sent, wall, idle, peak, sc.rows) | verify(name, sent, work.expected)
+        for name, t in per_server.items():
+            entry[name] = summarise(t.sent, t.wall_s, t.idle_rss, t.peak_rss, sc.rows) | verify(name, t.sent, work.expected)
             n = max(entry[name]["requests"], 1)
-            entry[name]["cpu"] = {"server_ms_per_request": round(server_cpu * 1000 / n, 2),
-                                  "client_ms_per_request": round(client_cpu * 1000 / n, 2),
-                                  "other_processes_cores": round(others, 2)}
-        entry["duckapi"]["batched"] = batching.get(sc.name, {})
+            entry[name]["cpu"] = {"server_ms_per_request": round(t.server_cpu_s * 1000 / n, 2),
+                                  "client_ms_per_request": round(t.client_cpu_s * 1000 / n, 2),
+                                  "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
+        entry["duckapi"]["batched"] = per_server["duckapi"].batched
         b, d = entry["baseline"], entry["duckapi"]
         exact_total += b["exact_order_matches"]
         ok_total += b["requests"] - b["errors"]
