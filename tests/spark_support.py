@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from duckapi.batch import Engine, _compile  # bound now: test_batch swaps the module's _compile
+from duckapi.batch.command import Engine, _compile  # bound now: test_batch swaps command._compile
 from duckapi.pipeline import Pipeline
 from duckapi.settings import Settings
 

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from duckapi import batch, project
+from duckapi.batch import command
 from duckapi.engines.spark import spark_sql, spark_type
 from duckapi.pipeline import INPUT_RELATION, build_pipelines
 from duckapi.settings import BUNDLED_PROJECT
@@ -50,8 +51,11 @@ APP = _app()
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Compile once per engine (and project) for the whole module; dbt's files go to a temp folder."""
-    real = batch._compile
+    """Compile once per engine (and project) for the whole module; dbt's files go to a temp folder.
+
+    Swapped in duckapi.batch.command, the module whose `run` looks `_compile` up.
+    """
+    real = command._compile
     cache: dict[Any, Any] = {}
     folder = tmp_path_factory.mktemp("batch-target")
 
@@ -64,11 +68,11 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             cache[key] = real(settings, engine, target, dbt_vars)
         return cache[key]
 
-    batch._compile = once  # type: ignore[assignment]
+    command._compile = once  # type: ignore[assignment]
     try:
         yield
     finally:
-        batch._compile = real  # type: ignore[assignment]
+        command._compile = real  # type: ignore[assignment]
 
 
 def run(*args: str) -> Result:

@@ -1,0 +1,232 @@
+"""The typer command `duckapi run`: its options checked, the project compiled, the engine's run, exit codes."""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional, Sequence
+
+import typer
+from rich.markup import escape
+
+from duckapi.batch.duckdb_run import run_duckdb
+from duckapi.batch.errors import InputError
+from duckapi.batch.inputs import _format_of, resolve_inputs
+from duckapi.batch.progress import Reporter, err
+from duckapi.batch.spark_run import run_spark
+from duckapi.engines import ExecutionError, error_message
+from duckapi.pipeline import Pipeline, PipelineError, build_pipelines
+from duckapi.settings import Settings
+
+
+class Engine(str, enum.Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class OutputFormat(str, enum.Enum):
+    json = "json"
+    parquet = "parquet"
+    csv = "csv"
+
+
+class InputFormat(str, enum.Enum):
+    auto = "auto"
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+    ndjson = "ndjson"
+
+
+class _Failed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _pick(pipelines: dict[str, Pipeline], endpoint: str | None) -> Pipeline:
+    if endpoint is None:
+        if len(pipelines) == 1:
+            return next(iter(pipelines.values()))
+        raise InputError(f"the project serves {len(pipelines)} models; choose one with --endpoint: {', '.join(pipelines)}")
+    wanted = "/" + endpoint.strip("/") + "/"
+    for path, pipeline in pipelines.items():
+        if path == wanted or pipeline.endpoint.output == endpoint:
+            return pipeline
+    raise InputError(f"--endpoint {endpoint}: no such served model; the project serves {', '.join(pipelines)}")
+
+
+def _compile(
+    settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None
+) -> dict[str, Pipeline]:
+    """The project's served pipelines, compiled by dbt for the engine's target."""
+    from duckapi import project as dbt_project
+
+    try:
+        if engine is Engine.spark:
+            from duckapi.engines.spark import SPARK_TARGET
+
+            spark_settings = replace(
+                settings, target=target or SPARK_TARGET,
+                target_path=settings.resolved_target_path / (target or SPARK_TARGET),
+            )
+            # No adapter cache: compiling needs no Spark session, only the SQL text.
+            extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+            dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
+            manifest = dbt_project.load_manifest(spark_settings)
+        else:
+            settings = replace(settings, target=target) if target else settings
+            manifest = dbt_project.compile_manifest(settings, dbt_vars)
+        return build_pipelines(manifest)
+    except (dbt_project.ProjectError, PipelineError) as exc:
+        raise _Failed(1, str(exc)) from exc
+
+
+def _parse_vars(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"--vars: not YAML or JSON ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(parsed, dict):
+        raise InputError("--vars: expected a mapping, e.g. '{\"min_value\": 3}'")
+    return parsed
+
+
+def _parse_conf(pairs: Sequence[str]) -> dict[str, str]:
+    conf = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--spark-conf {pair!r}: expected KEY=VALUE")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def run(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="Input files: CSV (with a header), Parquet, NDJSON (.ndjson/.jsonl) or JSON (an array of rows, "
+            "like the API's body), optionally .gz/.zst. Several files, globs ('data/*.parquet', quoted) and "
+            "folders are allowed; the rows of all of them are one input. URLs (s3a://, hdfs://) go to Spark as they are.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write (replaced only once complete); '-' writes to stdout (json, csv).", show_default=False)
+    ],
+    engine: Annotated[Engine, typer.Option("--engine", help="duckdb: in this process, out-of-core. spark: a SparkSession (local[*] unless --spark-master/--spark-remote).")] = Engine.duckdb,
+    format: Annotated[
+        Optional[OutputFormat],
+        typer.Option("--format", help="Output format (default: from the output's extension, else json). json is exactly the API's answer for the same rows.", show_default=False),
+    ] = None,
+    input_format: Annotated[InputFormat, typer.Option("--input-format", help="Read every input as this format instead of going by file names.")] = InputFormat.auto,
+    endpoint: Annotated[
+        Optional[str], typer.Option("--endpoint", help="The served model to run, by path (/analyse_data/) or model name (default: the only one).", show_default=False)
+    ] = None,
+    project: Annotated[Optional[Path], typer.Option("--project", help="dbt project folder (env DUCKAPI_PROJECT_DIR, default: the bundled duckapi_dbt)", show_default=False)] = None,
+    target: Annotated[
+        Optional[str], typer.Option("--target", help="dbt target to compile (default: the profile's default for duckdb, 'spark' for spark)", show_default=False)
+    ] = None,
+    dbt_vars: Annotated[
+        Optional[str], typer.Option("--vars", help="dbt vars for this run, as YAML or JSON (like `dbt --vars`)", show_default=False)
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="DuckDB threads (env DUCKAPI_DUCKDB_THREADS, default: all cores)", show_default=False)] = None,
+    memory_limit: Annotated[
+        Optional[str], typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; beyond it DuckDB spills to a temporary folder (env DUCKAPI_DUCKDB_MEMORY_LIMIT)", show_default=False)
+    ] = None,
+    spark_master: Annotated[
+        Optional[str], typer.Option("--spark-master", envvar="DUCKAPI_SPARK_MASTER", help="Spark master URL: local[*] (default), local[N], spark://host:7077, yarn, k8s://...", show_default=False)
+    ] = None,
+    spark_remote: Annotated[
+        Optional[str], typer.Option("--spark-remote", envvar="DUCKAPI_SPARK_REMOTE", help="Spark Connect server, e.g. sc://host:15002 (instead of --spark-master)", show_default=False)
+    ] = None,
+    spark_driver_memory: Annotated[
+        str, typer.Option("--spark-driver-memory", envvar="DUCKAPI_SPARK_DRIVER_MEMORY", help="Driver heap of a session started here (the answer is collected in the driver)")
+    ] = "4g",
+    spark_conf: Annotated[
+        Optional[list[str]], typer.Option("--spark-conf", metavar="KEY=VALUE", help="Any Spark setting, repeatable (spark.executor.memory=8g, ...)", show_default=False)
+    ] = None,
+) -> None:
+    """Run the served pipeline over files and write its answer (batch mode).
+
+    The dbt project is compiled for the engine (the `spark` target for Spark), the
+    DAG from the input model to the served model runs once over all input rows, and
+    the served model's rows are written in the API's order. With --format json the
+    file holds exactly what POST <endpoint> would answer for the same rows.
+
+    Input columns are matched by name to the input model's contract; other columns
+    are ignored, a missing one or a null in a not_null column is an error.
+
+    Progress is shown on a terminal (stderr) and nothing is printed otherwise.
+    Exit codes: 0 written; 2 bad arguments or unreadable input (names the file and the
+    reason); 1 the dbt project or the pipeline failed.
+    """
+    reporter = Reporter(err, enabled=err.is_terminal)
+    started = time.perf_counter()
+    try:
+        fmt = (format.value if format else None) or _format_of(output) or "json"
+        if fmt not in ("json", "parquet", "csv"):
+            raise InputError(f"--output {output}: cannot write {fmt}; use --format json, parquet or csv")
+        if output == "-" and fmt == "parquet":
+            raise InputError("--output -: Parquet cannot go to stdout; give a file name")
+        if output != "-":
+            parent = Path(output).resolve().parent
+            if not parent.is_dir():
+                raise InputError(f"--output {output}: folder {parent} does not exist")
+            if Path(output).is_dir():
+                raise InputError(f"--output {output}: is a folder; give a file name")
+        if engine is Engine.duckdb and (spark_master or spark_remote or spark_conf):
+            raise InputError("--spark-master, --spark-remote and --spark-conf need --engine spark")
+        if spark_master and spark_remote:
+            raise InputError("give --spark-master or --spark-remote, not both")
+        conf = _parse_conf(spark_conf or [])
+        variables = _parse_vars(dbt_vars)
+        files = resolve_inputs(inputs, input_format.value)
+        settings = Settings.from_env(project_dir=project, duckdb_threads=threads, duckdb_memory_limit=memory_limit)
+        with reporter:
+            with reporter.step(f"compiling {settings.project_dir.name} for {engine.value}"):
+                pipelines = _compile(settings, engine, target, variables)
+            pipeline = _pick(pipelines, endpoint)
+            if engine is Engine.duckdb:
+                rows = run_duckdb(
+                    pipeline, files, fmt, output, threads=settings.duckdb_threads or None,
+                    memory_limit=settings.duckdb_memory_limit, reporter=reporter,
+                )
+            else:
+                from duckapi.engines.spark import SparkEngine, SparkOptions
+
+                options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
+                spark = SparkEngine(options)
+                try:
+                    where = options.remote or options.master or "local[*]"
+                    with reporter.step(f"starting Spark ({where})"):
+                        try:
+                            spark.session
+                        except Exception as exc:
+                            raise _Failed(1, f"could not start Spark ({where}): {error_message(exc, keep=3, limit=800)}") from exc
+                    rows = run_spark(spark, pipeline, files, fmt, output, reporter=reporter)
+                finally:
+                    spark.stop()
+        reporter.note(
+            f"wrote {rows:,} row{'s' if rows != 1 else ''} of {pipeline.endpoint.output} ({fmt}) to {output} "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+    except InputError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except _Failed as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.code) from None
+    except ExecutionError as exc:
+        err.print(f"[bold red]error:[/] pipeline failed: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+

@@ -1,0 +1,120 @@
+"""The pipeline over the files on a private DuckDB connection: the files as INPUT_RELATION, checked against the contract."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Sequence
+
+import duckdb
+
+from duckapi.batch.errors import NULL_MESSAGE_START, InputError, _input_error
+from duckapi.batch.inputs import InputFile, _grouped, describe_files
+from duckapi.batch.outputs import _atomic_output, _lit, write_output
+from duckapi.batch.progress import Reporter, err
+from duckapi.engines import ExecutionError, error_message
+from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, quote_identifier
+
+#: The column naming each row's file (DuckDB's `filename` option), for error messages.
+FILE_COLUMN = "__duckapi_file"
+
+
+def duckdb_source(fmt: str, paths: Sequence[str], columns: Sequence[Column]) -> str:
+    """A DuckDB table function reading these files; the contract types CSV and JSON columns."""
+    files = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    types = "{" + ", ".join(f"{_lit(c.name)}: {_lit(c.data_type)}" for c in columns) + "}"
+    if fmt == "parquet":
+        return f"read_parquet({files}, union_by_name = true, filename = {_lit(FILE_COLUMN)})"
+    if fmt == "csv":
+        # RFC 4180 (comma, "" escapes a quote), as Spark is told too; an unquoted empty
+        # field is null, a quoted one ("") the empty string.
+        return (
+            f"read_csv({files}, header = true, union_by_name = true, delim = ',', quote = '\"', "
+            f"escape = '\"', allow_quoted_nulls = false, types = {types}, filename = {_lit(FILE_COLUMN)})"
+        )
+    if fmt in ("json", "ndjson"):
+        layout = "array" if fmt == "json" else "newline_delimited"
+        return f"read_json({files}, format = {_lit(layout)}, columns = {types}, filename = {_lit(FILE_COLUMN)})"
+    raise ValueError(f"unknown input format {fmt!r}")
+
+
+def _not_null_checked(columns: Sequence[Column], source: str) -> str:
+    """Select the contract columns; a null where the contract says not_null stops the run."""
+    items = []
+    for c in columns:
+        col = quote_identifier(c.name)
+        if c.not_null:
+            message = _lit(f"{NULL_MESSAGE_START}{c.name} is null or missing in a row of ")
+            note = _lit(" (the input model's contract says not_null)")
+            items.append(f"case when {col} is null then error({message} || {quote_identifier(FILE_COLUMN)} || {note}) else {col} end as {col}")
+        else:
+            items.append(col)
+    return f"select {', '.join(items)} from ({source})"
+
+
+class DuckDBBatch:
+    """A private DuckDB connection for one batch run: no catalog file, spills to a temp folder."""
+
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+        self.scratch = tempfile.mkdtemp(prefix="duckapi-duckdb-")
+        config: dict[str, str | int | bool] = {
+            "python_enable_replacements": False,
+            "temp_directory": self.scratch,
+            # The answer is ordered explicitly; not keeping scan order saves memory.
+            "preserve_insertion_order": False,
+        }
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(":memory:", config=config)
+
+    def check_input(self, files: Sequence[InputFile], columns: Sequence[Column]) -> None:
+        """Open every file's schema and look for the contract's columns: InputError names the file."""
+        names = [c.name for c in columns]
+        for f in files:
+            source = duckdb_source(f.format, [f.path], columns)
+            try:
+                described = self.con.execute(f"describe select * from {source}").fetchall()
+            except duckdb.Error as exc:
+                raise InputError(f"{f.path}: {error_message(exc, keep=3, limit=800)}") from exc
+            present = {row[0] for row in described}
+            missing = [n for n in names if n not in present]
+            if missing:
+                raise InputError(f"{f.path}: no column {', '.join(missing)} (the input model's contract needs {', '.join(names)})")
+
+    def register_input(self, files: Sequence[InputFile], columns: Sequence[Column]) -> None:
+        selected = ", ".join(quote_identifier(name) for name in [*(c.name for c in columns), FILE_COLUMN])
+        parts = [f"select {selected} from {duckdb_source(fmt, paths, columns)}" for fmt, paths in _grouped(files)]
+        source = "\nunion all\n".join(parts)
+        self.con.execute(f"create or replace temp view {INPUT_RELATION} as {_not_null_checked(columns, source)}")
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def run_duckdb(
+    pipeline: Pipeline, files: Sequence[InputFile], fmt: str, output: str, *,
+    threads: int | None = None, memory_limit: str | None = None, reporter: Reporter | None = None,
+) -> int:
+    """The pipeline over the files on a private DuckDB connection; rows written to `output`."""
+    reporter = reporter or Reporter(err, enabled=False)
+    remote = [f.path for f in files if not f.local]
+    if remote:
+        raise InputError(f"{remote[0]}: the DuckDB engine reads local files only; use --engine spark for URLs")
+    what = describe_files(files)
+    batch = DuckDBBatch(threads, memory_limit)
+    try:
+        with reporter.step(f"checking {what}"):
+            batch.check_input(files, pipeline.input_columns)
+            batch.register_input(files, pipeline.input_columns)
+        with reporter.step(f"running {pipeline.endpoint.output} on DuckDB over {what}", measured=True) as update:
+            with _atomic_output(output) as out:
+                try:
+                    return write_output(batch.con, pipeline.select_sql, fmt, out, update)
+                except duckdb.Error as exc:
+                    raise _input_error(ExecutionError(error_message(exc, keep=3, limit=800).removeprefix("Invalid Input Error: "))) from exc
+    finally:
+        batch.close()
+

@@ -1,0 +1,132 @@
+"""The input files of a run: names, globs and folders expanded, each checked and given its format."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from duckapi.batch.errors import InputError
+
+#: File name endings -> input format. `json` is a file holding one JSON array of rows
+#: (or, for DuckDB, rows one per line too); `ndjson` is one JSON object per line.
+SUFFIXES = {
+    ".csv": "csv",
+    ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet",
+    ".json": "json",
+    ".ndjson": "ndjson", ".jsonl": "ndjson",
+}
+COMPRESSIONS = (".gz", ".zst")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    format: str
+
+    @property
+    def local(self) -> bool:
+        return "://" not in self.path
+
+
+def _format_of(path: str) -> str | None:
+    name = path.lower()
+    for ending in COMPRESSIONS:
+        if name.endswith(ending):
+            name = name[: -len(ending)]
+    return SUFFIXES.get(os.path.splitext(name)[1])
+
+
+def _json_kind(path: str) -> str:
+    """`json` when the file holds a JSON array, else `ndjson` (a row per line)."""
+    try:
+        if path.lower().endswith(".zst"):
+            import zstandard
+
+            with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as handle:
+                head = handle.read(4096)
+        else:
+            with (gzip.open if path.lower().endswith(".gz") else open)(path, "rb") as handle:
+                head = handle.read(4096)
+    except (ImportError, OSError, EOFError, ValueError):
+        return "json"  # let the reader say what is wrong with it
+    return "json" if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[" else "ndjson"
+
+
+def resolve_inputs(patterns: Sequence[str], input_format: str = "auto") -> list[InputFile]:
+    """Expand names, globs and folders into files with a known format, or raise InputError.
+
+    Local files must exist and be readable; a URL (s3a://, hdfs://, ...) is passed to
+    the engine as it is (Spark expands its globs itself).
+    """
+    if not patterns:
+        raise InputError("no input: give one or more files, globs or folders")
+    files: list[InputFile] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        if "://" in pattern:
+            fmt = input_format if input_format != "auto" else _format_of(pattern)
+            if fmt is None:
+                raise InputError(f"{pattern}: cannot tell the format from the name; use --input-format")
+            files.append(InputFile(pattern, fmt))
+            continue
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise InputError(f"{pattern}: no file matches")
+        else:
+            matches = [pattern]
+        for match in matches:
+            path = Path(match)
+            if path.is_dir():
+                inside = sorted(p for p in path.rglob("*") if p.is_file() and (_format_of(p.name) or input_format != "auto"))
+                inside = [p for p in inside if not p.name.startswith((".", "_"))]  # _SUCCESS, .crc
+                if not inside:
+                    raise InputError(f"{match}: folder holds no CSV, Parquet or JSON file")
+                candidates = [str(p) for p in inside]
+            else:
+                candidates = [match]
+            for candidate in candidates:
+                files.append(_check_file(candidate, input_format))
+    unique = []
+    for f in files:
+        key = f.path if not f.local else str(Path(f.path).resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _check_file(name: str, input_format: str) -> InputFile:
+    path = Path(name)
+    if not path.exists():
+        raise InputError(f"{name}: no such file")
+    if not path.is_file():
+        raise InputError(f"{name}: not a regular file")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    fmt = input_format if input_format != "auto" else _format_of(path.name)
+    if fmt is None:
+        raise InputError(f"{name}: cannot tell the format from the name (.csv, .parquet, .json, .ndjson); use --input-format")
+    if fmt == "json":
+        fmt = _json_kind(str(path))
+    return InputFile(str(path.resolve()), fmt)
+
+
+def _grouped(files: Sequence[InputFile]) -> list[tuple[str, list[str]]]:
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(f.format, []).append(f.path)
+    return list(groups.items())
+
+
+def describe_files(files: Sequence[InputFile]) -> str:
+    size = sum(os.path.getsize(f.path) for f in files if f.local)
+    return f"{len(files)} file{'s' if len(files) != 1 else ''}" + (f", {size / 2**20:,.1f} MiB" if size else "")
+
