@@ -77,7 +77,7 @@ def serve(
 
     from duckapi import project as dbt_project
     from duckapi.pipeline import PipelineError
-    from duckapi.service import Service
+    from duckapi.service import Service, compile_project
 
     settings = _settings(
         host=host, port=port, workers=workers, executor_threads=threads, max_batch=max_batch, max_body_bytes=max_body,
@@ -86,7 +86,7 @@ def serve(
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     try:
         # Compile and check here once; every worker then loads the manifest this wrote.
-        Service(settings, dbt_project.compile_manifest(settings)).close()
+        Service(settings, compile_project(settings)).close()
     except (dbt_project.ProjectError, PipelineError) as exc:
         _fail(exc)
     os.environ.update(settings.to_env())

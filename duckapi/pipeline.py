@@ -1,9 +1,10 @@
-"""The DAG between a served model and its request input, as one SQL statement.
+"""The DAG between a served model and its request inputs, as one SQL statement.
 
-Built once from a compiled dbt manifest. Every model downstream of the input becomes
-a CTE; the input model itself is replaced by the request's table, so the statement
-reads nothing but the request. dbt compiles fully qualified relation names, which
-are rewritten to the CTE names here (a registered table would not shadow them).
+Built once from a compiled dbt manifest. Every model on a path from an input to the
+served model becomes a CTE, each input is replaced by the request's rows, and every
+other relation the models read (seeds, tables, sources: reference data) is read from
+the warehouse under the name dbt gave it. How references are pointed at the CTEs
+without changing what the SQL means is relations.py's job.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
-#: The name under which an engine exposes the request's rows to the statement.
+from duckapi import relations
+from duckapi.relations import Column, PipelineError, Reference, quote_identifier
+from duckapi.warehouse import Warehouse
+
+__all__ = ["Column", "Dialect", "Endpoint", "Input", "Node", "Pipeline", "PipelineError", "Reference", "quote_identifier"]
+
+#: The names under which an engine exposes the request's rows to the statement:
+#: input i is INPUT_RELATION + "_" + i (see `input_relation`).
 INPUT_RELATION = "__duckapi_input"
 CTE_PREFIX = "duckapi__"
 #: Names in a batched statement: the relation of requests and its index column.
@@ -24,15 +32,8 @@ Rows = Literal["table", "bound", "batch"]
 Schema = Sequence[tuple[str, str]]
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _replace_relations(sql: str, relations: Sequence[tuple[str, str]]) -> str:
-    """dbt-duckdb's relation names are fully quoted ("db"."main"."model"): plain text."""
-    for relation, name in relations:
-        sql = sql.replace(relation, name)
-    return sql
+def input_relation(index: int) -> str:
+    return f"{INPUT_RELATION}_{index}"
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,13 @@ class Dialect:
     #: Supports `with x as materialized (...)` (compute once, share between dependents).
     materialized_ctes: bool = True
     #: Compiled SQL with dbt's relation names -> CTE names, given (relation, CTE) pairs.
-    rewrite: Callable[[str, Sequence[tuple[str, str]]], str] = _replace_relations
+    rewrite: Callable[[str, Sequence[tuple[str, str]]], str] = relations.duckdb_rewrite
 
     def cte(self, model: str) -> str:
         return self.quote(CTE_PREFIX + model)
 
 
 DUCKDB = Dialect()
-
-
-class PipelineError(ValueError):
-    """The project does not describe a servable pipeline; the message names the file."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    data_type: str
-    not_null: bool
 
 
 @dataclass(frozen=True)
@@ -82,11 +72,26 @@ class Node:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A served model: where it is mounted and which model its requests replace."""
+    """A served model: where it is mounted and which relations its requests replace."""
 
     path: str
     output: str
-    input: str
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Input:
+    """One relation a request's rows replace: its name in the endpoint, dbt node and schema."""
+
+    index: int
+    name: str  # as `meta.duckapi` names it: a model, a seed, or source_name.table_name
+    node: Node
+    columns: tuple[Column, ...]
+
+    @property
+    def relation(self) -> str:
+        """The name an engine registers this input's rows under."""
+        return input_relation(self.index)
 
 
 #: dbt materializations computed once per request and shared by their dependents;
@@ -98,10 +103,13 @@ MATERIALIZED = frozenset({"table", "incremental", "materialized_view"})
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: cheap cache keys
 class Pipeline:
     endpoint: Endpoint
-    input_node: Node
+    inputs: tuple[Input, ...]
     output_node: Node
-    nodes: tuple[Node, ...]  # topological order, input excluded, output last
-    input_columns: tuple[Column, ...]
+    nodes: tuple[Node, ...]  # topological order, inputs excluded, output last
+    #: Relations read from the warehouse (not on a path from an input).
+    references: tuple[Reference, ...] = ()
+    #: The snapshot of the warehouse the references are read from (None: no file yet).
+    warehouse: Warehouse | None = None
     #: The served model's columns to answer with; all of them when empty.
     columns: tuple[str, ...] = ()
     #: The served model can return at most one row, so its answer needs no sort.
@@ -156,39 +164,49 @@ class Pipeline:
         columns = tuple(c for c in selectable if c in chosen)
         return replace(self, nodes=nodes, columns=columns)
 
-    def body_sql(self, rows: Rows = "table", dialect: Dialect = DUCKDB) -> str:
+    def cte_relations(self, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
+        """(dbt relation name, CTE name) for every relation the statement computes."""
+        pairs = [(i.node.relation_name, dialect.cte(i.name)) for i in self.inputs if i.node.relation_name]
+        return pairs + [(n.relation_name, dialect.cte(n.name)) for n in self.nodes if n.relation_name]
+
+    def body_sql(self, rows: Sequence[Rows] | Rows = "table", dialect: Dialect = DUCKDB) -> str:
         """WITH ... over the request's rows; select from the output's CTE to finish it.
 
-        `rows` says where the input comes from (see `input_sql`).
+        `rows` says, per input (or one value for all), where its rows come from (see
+        `input_sql`). Bound parameters are numbered across inputs in their order.
         """
-        relations = [(n.relation_name, dialect.cte(n.name)) for n in (self.input_node, *self.nodes) if n.relation_name]
-        ctes = [f"{dialect.cte(self.input_node.name)} as (\n{self.input_sql(rows, dialect)}\n)"]
+        modes = [rows] * len(self.inputs) if isinstance(rows, str) else list(rows)
+        relations = self.cte_relations(dialect)
+        ctes, first = [], 1
+        for item, mode in zip(self.inputs, modes):
+            ctes.append(f"{dialect.cte(item.name)} as (\n{self.input_sql(item, mode, dialect, first)}\n)")
+            first += len(item.columns) if mode == "bound" else 0
         for node in self.nodes:
             shared = dialect.materialized_ctes and node.materialized in MATERIALIZED
             how = "as materialized" if shared else "as"
-            ctes.append(f"{dialect.cte(node.name)} {how} (\n{dialect.rewrite(node.compiled_sql, relations)}\n)")
+            ctes.append(f"{dialect.cte(node.name)} {how} (\n{_rewritten(dialect, node.compiled_sql, tuple(relations))}\n)")
         return "with " + ",\n".join(ctes)
 
     @property
     def output_cte(self) -> str:
         return self.output_node.cte_name
 
-    def input_sql(self, rows: Rows = "table", dialect: Dialect = DUCKDB) -> str:
-        """The input model's replacement. "table": the relation INPUT_RELATION; "bound":
-        one bound list parameter per contract column ($1, $2, ... unnested in step);
+    @staticmethod
+    def input_sql(item: Input, rows: Rows = "table", dialect: Dialect = DUCKDB, first: int = 1) -> str:
+        """An input's replacement. "table": the registered relation `item.relation`;
+        "bound": one bound list parameter per column ($first, ... unnested in step);
         "batch": the lists of the current row of BATCH_ALIAS (see `batch_sql`)."""
-        names = [dialect.quote(c.name) for c in self.input_columns]
+        names = [dialect.quote(c.name) for c in item.columns]
         if rows == "bound":
             columns = [f"unnest(${i}::{c.data_type}[]) as {name}"
-                       for i, (c, name) in enumerate(zip(self.input_columns, names), start=1)]
+                       for i, (c, name) in enumerate(zip(item.columns, names), start=first)]
             return "select\n    " + ",\n    ".join(columns)
         if rows == "batch":
             return "select\n    " + ",\n    ".join(f"unnest({BATCH_ALIAS}.{name}) as {name}" for name in names)
-        columns = [f"cast({name} as {dialect.type_name(c.data_type)}) as {name}"
-                   for c, name in zip(self.input_columns, names)]
-        return "select\n    " + ",\n    ".join(columns) + f"\nfrom {INPUT_RELATION}"
+        columns = [f"cast({name} as {dialect.type_name(c.data_type)}) as {name}" for c, name in zip(item.columns, names)]
+        return "select\n    " + ",\n    ".join(columns) + f"\nfrom {dialect.quote(item.relation)}"
 
-    def select_sql(self, projection: str = "*", rows: Rows = "table") -> str:
+    def select_sql(self, projection: str = "*", rows: Sequence[Rows] | Rows = "table") -> str:
         """The whole statement: the DAG, then `select <projection> from <output> as o`.
 
         Rows come back in ascending order of their columns, left to right (`order by o`
@@ -201,23 +219,36 @@ class Pipeline:
         return f"{self.body_sql(rows)}\nselect {projection} from {source} as o{order}"
 
     def batch_sql(self, projection: str) -> str:
-        """One statement that answers many requests of a single-row model at once.
+        """One statement that answers many requests of a single-row, single-input model at once.
 
-        Bound parameters: $1 the requests' indexes, then one list of lists per contract
+        Bound parameters: $1 the requests' indexes, then one list of lists per input
         column (request i's column values at position i). Each request becomes one row of
         BATCH_ALIAS, and the whole DAG runs as a scalar subquery correlated to that row:
         SQL's scoping, not duckapi's code, keeps each answer to its own request's rows.
         Yields (index, `projection` of the served row) in index order; the projection
         is null where the model returned no row.
         """
-        if not self.single_row:
-            raise ValueError("batch_sql needs a model that returns at most one row")
+        if not self.single_row or len(self.inputs) != 1:
+            raise ValueError("batch_sql needs a single-input model that returns at most one row")
         lists = [f"unnest(${i}::{c.data_type}[][]) as {quote_identifier(c.name)}"
-                 for i, c in enumerate(self.input_columns, start=2)]
+                 for i, c in enumerate(self.inputs[0].columns, start=2)]
         requests = f"select unnest($1::bigint[]) as {BATCH_KEY}, " + ", ".join(lists)
         answer = self.select_sql(projection, rows="batch")
         return (f"select {BATCH_ALIAS}.{BATCH_KEY}, (\n{answer}\n)\n"
                 f"from ({requests}) as {BATCH_ALIAS}\norder by {BATCH_ALIAS}.{BATCH_KEY}")
+
+
+_rewrite_cache: dict[tuple[Any, ...], str] = {}
+
+
+def _rewritten(dialect: Dialect, sql: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """dialect.rewrite, remembered: the same model SQL recurs in every selection and batch."""
+    key = (dialect.rewrite, sql, pairs)
+    if key not in _rewrite_cache:
+        if len(_rewrite_cache) > 4096:
+            _rewrite_cache.clear()
+        _rewrite_cache[key] = dialect.rewrite(sql, pairs)
+    return _rewrite_cache[key]
 
 
 def cte_name(model: str) -> str:
@@ -233,17 +264,17 @@ def empty_relation_sql(schema: Schema) -> str:
 def _node(raw: dict[str, Any]) -> Node:
     return Node(
         unique_id=raw["unique_id"],
-        name=raw["name"],
+        name=relations.display_name(raw),
         relation_name=raw.get("relation_name"),
         compiled_sql=(raw.get("compiled_code") or "").strip().rstrip(";"),
-        depends_on=tuple(raw.get("depends_on", {}).get("nodes", ())),
+        depends_on=relations.depends_on(raw),
         materialized=raw.get("config", {}).get("materialized", "view"),
         path=raw.get("original_file_path", raw["unique_id"]),
     )
 
 
 def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
-    """Models whose YAML has `meta: {duckapi: {path: ..., input: ...}}` are served."""
+    """Models whose YAML has `meta: {duckapi: {path: ..., input(s): ...}}` are served."""
     endpoints = []
     for raw in manifest["nodes"].values():
         if raw.get("resource_type") != "model":
@@ -251,12 +282,18 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
         meta = (raw.get("config", {}).get("meta") or raw.get("meta") or {}).get("duckapi")
         if not meta:
             continue
-        if "path" not in meta or "input" not in meta:
-            raise PipelineError(
-                f"{raw['original_file_path']}: meta.duckapi of model {raw['name']} needs `path` and `input`"
-            )
+        where = f"{raw['original_file_path']}: meta.duckapi of model {raw['name']}"
+        named = meta.get("inputs", meta.get("input"))
+        if isinstance(named, str):
+            named = [named]
+        if "path" not in meta or not named or not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            raise PipelineError(f"{where} needs `path` and `input: <name>` (or `inputs: [<name>, ...]`)")
+        if "input" in meta and "inputs" in meta:
+            raise PipelineError(f"{where}: give `input` or `inputs`, not both")
+        if len(set(named)) != len(named):
+            raise PipelineError(f"{where}: an input is named twice in {named}")
         path = "/" + str(meta["path"]).strip("/") + "/"
-        endpoints.append(Endpoint(path=path, output=raw["name"], input=str(meta["input"])))
+        endpoints.append(Endpoint(path=path, output=raw["name"], inputs=tuple(named)))
     if not endpoints:
         raise PipelineError(
             "no served model: add `meta: {duckapi: {path: /name/, input: <input model>}}` "
@@ -265,57 +302,27 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
     return sorted(endpoints, key=lambda e: e.path)
 
 
-def _by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    for raw in manifest["nodes"].values():
-        if raw.get("resource_type") == "model" and raw["name"] == name:
-            return raw
-    raise PipelineError(f"no model named {name!r} in the project")
-
-
-def _contract_columns(raw: dict[str, Any]) -> tuple[Column, ...]:
-    path = raw["original_file_path"]
-    if not raw.get("config", {}).get("contract", {}).get("enforced"):
-        raise PipelineError(
-            f"input model {raw['name']} ({path}) needs `contract: {{enforced: true}}` "
-            "in its YAML: its contract is the API's input schema"
-        )
-    columns = []
-    for col in raw.get("columns", {}).values():
-        if not col.get("data_type"):
-            raise PipelineError(f"{path}: contract column {col['name']} has no data_type")
-        constraints = col.get("constraints") or []
-        not_null = any(c.get("type") == "not_null" for c in constraints)
-        columns.append(Column(col["name"], col["data_type"], not_null))
-    if not columns:
-        raise PipelineError(f"{path}: the contract of {raw['name']} declares no columns")
-    return tuple(columns)
-
-
-def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint) -> Pipeline:
-    """Walk the DAG from the output back to the input model and order it."""
-    nodes = manifest["nodes"]
-    input_raw = _by_name(manifest, endpoint.input)
-    output_raw = _by_name(manifest, endpoint.output)
-    input_id = input_raw["unique_id"]
+def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: Any = None) -> Pipeline:
+    """Walk the DAG from the output back to its inputs, order it, find the reference data."""
+    output_raw = relations.find_relation(manifest, endpoint.output)
+    input_raws = [relations.find_relation(manifest, name) for name in endpoint.inputs]
+    input_ids = {raw["unique_id"] for raw in input_raws}
 
     order: list[str] = []
     state: dict[str, str] = {}
-    reaches_input: dict[str, bool] = {input_id: True}
+    reaches_input: dict[str, bool] = {uid: True for uid in input_ids}
 
     def visit(uid: str, trail: tuple[str, ...]) -> bool:
-        if uid == input_id:
-            return True
-        if state.get(uid) == "visiting":
-            cycle = " -> ".join(nodes[u]["original_file_path"] for u in (*trail, uid) if u in nodes)
-            raise PipelineError(f"cycle in the DAG: {cycle}")
         if uid in reaches_input:
             return reaches_input[uid]
+        if state.get(uid) == "visiting":
+            cycle = " -> ".join(relations.lookup(manifest, u)["original_file_path"] for u in (*trail, uid))  # type: ignore[index]
+            raise PipelineError(f"cycle in the DAG: {cycle}")
         state[uid] = "visiting"
-        raw = nodes.get(uid)
-        deps = raw.get("depends_on", {}).get("nodes", ()) if raw else ()
+        raw = relations.lookup(manifest, uid)
         reaches = False
-        for dep in deps:
-            if dep in nodes:
+        for dep in relations.depends_on(raw) if raw else ():
+            if relations.lookup(manifest, dep) is not None:
                 reaches = visit(dep, (*trail, uid)) or reaches
         state[uid] = "done"
         reaches_input[uid] = reaches
@@ -323,24 +330,49 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint) -> Pipeline:
             order.append(uid)
         return reaches
 
-    if not visit(output_raw["unique_id"], ()):
-        raise PipelineError(
-            f"{output_raw['original_file_path']}: model {endpoint.output} does not depend on its input "
-            f"model {endpoint.input}"
-        )
+    output_id = output_raw["unique_id"]
+    if output_id in input_ids:
+        raise PipelineError(f"{output_raw['original_file_path']}: model {endpoint.output} cannot be its own input")
+    visit(output_id, ())
+    for raw in input_raws:
+        if not _upstream(manifest, output_id, raw["unique_id"]):
+            raise PipelineError(
+                f"{output_raw['original_file_path']}: model {endpoint.output} does not depend on its input "
+                f"{relations.display_name(raw)}"
+            )
+    nodes = relations.manifest_nodes(manifest)
     pipeline_nodes = tuple(_node(nodes[uid]) for uid in order if nodes[uid].get("relation_name"))
     for node in pipeline_nodes:
         if not node.compiled_sql:
             raise PipelineError(f"{node.path}: model {node.name} has no compiled SQL; run `duckapi build`")
+    inside = set(order) | input_ids
+    inputs = tuple(
+        Input(i, name, _node(raw), relations.input_columns(raw, project_dir))
+        for i, (name, raw) in enumerate(zip(endpoint.inputs, input_raws))
+    )
     return Pipeline(
         endpoint=endpoint,
-        input_node=_node(input_raw),
+        inputs=inputs,
         output_node=_node(output_raw),
         nodes=pipeline_nodes,
-        input_columns=_contract_columns(input_raw),
+        references=relations.references(manifest, order, inside),
     )
 
 
-def build_pipelines(manifest: dict[str, Any]) -> dict[str, Pipeline]:
+def _upstream(manifest: dict[str, Any], start: str, wanted: str) -> bool:
+    stack, seen = [start], set()
+    while stack:
+        uid = stack.pop()
+        if uid == wanted:
+            return True
+        if uid in seen:
+            continue
+        seen.add(uid)
+        raw = relations.lookup(manifest, uid)
+        stack.extend(relations.depends_on(raw) if raw else ())
+    return False
+
+
+def build_pipelines(manifest: dict[str, Any], project_dir: Any = None) -> dict[str, Pipeline]:
     """Every served endpoint's pipeline, keyed by URL path."""
-    return {e.path: build_pipeline(manifest, e) for e in discover_endpoints(manifest)}
+    return {e.path: build_pipeline(manifest, e, project_dir) for e in discover_endpoints(manifest)}

@@ -12,10 +12,12 @@ import contextlib
 import json
 import multiprocessing
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from duckapi import profiles
 from duckapi.settings import Settings
 
 
@@ -23,12 +25,12 @@ class ProjectError(RuntimeError):
     """The dbt project could not be built or compiled; the message says what to fix."""
 
 
-def _dbt_args(settings: Settings, command: str, extra: list[str]) -> list[str]:
+def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: Path) -> list[str]:
     target_path = settings.resolved_target_path
     args = [
         command,
         "--project-dir", str(settings.project_dir),
-        "--profiles-dir", str(settings.project_dir),
+        "--profiles-dir", str(profiles_dir),
         "--target-path", str(target_path),
         "--log-path", str(target_path / "logs"),
     ]
@@ -59,20 +61,27 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
 def run_dbt(
     settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None
 ) -> None:
-    """Run one dbt command; raise ProjectError naming the failing files."""
+    """Run one dbt command; raise ProjectError naming the failing files.
+
+    dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
+    whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
+    """
     if db_path is None:
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-    args = _dbt_args(settings, command, list(extra or []))
-    if quiet:
-        args.insert(1, "--quiet")
+    database = db_path or str(settings.db_path)
     env = {
-        "DUCKAPI_DB_PATH": db_path or str(settings.db_path),
+        "DUCKAPI_DB_PATH": database,
         # No usage reporting (there is no network to send it to) and no .user.yml.
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
+    with tempfile.TemporaryDirectory(prefix="duckapi-profiles-") as scratch:
+        profiles_dir = profiles.write_profiles(settings.project_dir, database, Path(scratch))
+        args = _dbt_args(settings, command, list(extra or []), profiles_dir)
+        if quiet:
+            args.insert(1, "--quiet")
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
     if error is not None:
         raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {error}")
 
@@ -83,14 +92,23 @@ def build(settings: Settings) -> dict[str, Any]:
     return load_manifest(settings)
 
 
-def compile_manifest(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+def compile_manifest(
+    settings: Settings, dbt_vars: dict[str, Any] | None = None, db_path: Path | None = None
+) -> dict[str, Any]:
     """`dbt compile`: every model's SQL rendered, written to <target>/manifest.json.
 
-    Compiles against an in-memory database: serving needs only the SQL text, and so
-    the server never opens (or locks, or touches) the dbt-built file.
+    Compiles against `db_path`, a private copy of the warehouse (warehouse.Snapshots),
+    so relation names are the ones `dbt build` uses and macros that look at the
+    warehouse (columns of a seed, ...) see what it holds, while the server never opens
+    (or locks) the dbt-built file. With none, against an empty file of the warehouse's
+    name in a scratch folder. `--no-populate-cache`: compiling needs no catalog.
     """
-    extra = ["--vars", json.dumps(dbt_vars)] if dbt_vars else []
-    run_dbt(settings, "compile", extra, quiet=True, db_path=":memory:")
+    extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+    if db_path is not None:
+        run_dbt(settings, "compile", extra, quiet=True, db_path=str(db_path))
+        return load_manifest(settings)
+    with tempfile.TemporaryDirectory(prefix="duckapi-empty-") as scratch:
+        run_dbt(settings, "compile", extra, quiet=True, db_path=str(Path(scratch) / settings.db_path.name))
     return load_manifest(settings)
 
 

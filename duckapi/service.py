@@ -1,10 +1,12 @@
 """What a process serves: the compiled project, its variants and selections, reloads.
 
-A `ProjectState` is everything derived from one compile of the project. Requests
-take the current state when they start, so a reload swaps in a new one without
-disturbing requests in flight; a project that fails to compile leaves the old one
-serving. Variants compiled for per-request dbt vars and pipelines pruned for a
-selection of parts are cached in bounded LRUs.
+A `ProjectState` is everything derived from one compile of the project against one
+snapshot of the warehouse. Requests take the current state when they start, so a
+reload (new project files, or a rebuilt warehouse) swaps in a new one without
+disturbing requests in flight, and each request reads one version of the reference
+data; a project that fails to compile leaves the old one serving. Variants compiled
+for per-request dbt vars and pipelines pruned for a selection of parts are cached in
+bounded LRUs.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
+import duckdb
+
 from duckapi import project
 from duckapi.engines import ExecutionError
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Pipeline, PipelineError, Schema, build_pipelines
 from duckapi.settings import Settings
+from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy
 
 log = logging.getLogger("duckapi")
+#: How long start-up and a reload wait for a `dbt build` that holds the warehouse.
+STARTUP_WAIT_S = 60.0
+RELOAD_WAIT_S = 120.0
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -79,11 +87,19 @@ class Served:
 
 
 class ProjectState:
-    """Everything derived from one compiled manifest."""
+    """Everything derived from one compiled manifest and one warehouse snapshot."""
 
-    def __init__(self, manifest: dict[str, Any], engine: DuckDBEngine, declared_vars: dict[str, Any]) -> None:
+    def __init__(
+        self, manifest: dict[str, Any], engine: DuckDBEngine, declared_vars: dict[str, Any],
+        warehouse: Warehouse | None = None, settings: Settings | None = None,
+    ) -> None:
         self.declared_vars = declared_vars
-        self.endpoints = {path: _served(engine, p) for path, p in build_pipelines(manifest).items()}
+        self.warehouse = warehouse
+        project_dir = settings.project_dir if settings else None
+        pipelines = build_pipelines(manifest, project_dir)
+        self.endpoints = {
+            path: _served(engine, replace(p, warehouse=warehouse), settings) for path, p in pipelines.items()
+        }
         self._selections: LRU[tuple[str, frozenset[str]], Pipeline] = LRU(256)
 
     def pipeline(self, path: str, parts: list[str] | None) -> Pipeline:
@@ -101,8 +117,19 @@ class ProjectState:
         return self._selections.get(key, lambda: served.pipeline.select(parts, served.schemas))
 
 
-def _served(engine: DuckDBEngine, pipeline: Pipeline) -> Served:
-    """Run the pipeline once over no rows: a project whose SQL cannot run fails here."""
+def _served(engine: DuckDBEngine, pipeline: Pipeline, settings: Settings | None = None) -> Served:
+    """Run the pipeline once over no rows: a project whose SQL cannot run fails here,
+    and so does one whose reference data is not in the warehouse."""
+    missing = engine.missing_references(pipeline) if pipeline.references else []
+    if missing:
+        where = f"the warehouse {settings.db_path}" if settings else "the warehouse"
+        if pipeline.warehouse is None:
+            where += " (no such file)"
+        names = "; ".join(f"{r.kind} {r.name} ({r.relation_name})" for r in missing)
+        raise PipelineError(
+            f"{pipeline.output_node.path}: model {pipeline.endpoint.output} reads {names}, "
+            f"which {'is' if len(missing) == 1 else 'are'} not in {where}: run `duckapi build`"
+        )
     pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
     pipeline = replace(pipeline, batchable=engine.batchable(pipeline))
     try:
@@ -113,16 +140,32 @@ def _served(engine: DuckDBEngine, pipeline: Pipeline) -> Served:
         ) from exc
 
 
+def compile_project(settings: Settings) -> dict[str, Any]:
+    """`dbt compile` against a private copy of the warehouse (never the file itself)."""
+    snapshots = Snapshots(settings.db_path)
+    try:
+        warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+        return project.compile_manifest(settings, None, warehouse.path if warehouse else None)
+    finally:
+        snapshots.close()
+
+
 class Service:
     """The engine, the current project state, and the variants compiled for vars."""
 
     def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
         self.settings = settings
-        self.engine = DuckDBEngine(settings)
-        self.state = ProjectState(manifest, self.engine, project.declared_vars(settings))
+        self.snapshots = Snapshots(settings.db_path)
+        self.engine = DuckDBEngine(settings, self.snapshots.folder)
+        try:
+            self.fingerprint = project_fingerprint(settings.project_dir, settings.db_path)
+            warehouse = self.snapshots.take(wait=STARTUP_WAIT_S)
+            self.state = ProjectState(manifest, self.engine, project.declared_vars(settings), warehouse, settings)
+        except BaseException:
+            self.close()
+            raise
         self._variants: LRU[str, ProjectState | RequestError] = LRU(settings.vars_cache_size)
         self._reload_lock = threading.Lock()
-        self.fingerprint = project_fingerprint(settings.project_dir)
 
     def state_for(self, dbt_vars: dict[str, Any] | None) -> ProjectState:
         """The current state, or the one compiled with these vars (compiled once, cached)."""
@@ -151,36 +194,47 @@ class Service:
             message = str(exc).replace(str(self.settings.project_dir), self.settings.project_dir.name)
             return RequestError(f"the project does not compile with these vars: {message}")
 
-    def _compile(self, dbt_vars: dict[str, Any] | None = None) -> ProjectState:
-        """Compile into a scratch target folder; only the manifest is kept (in memory)."""
+    def _compile(self, dbt_vars: dict[str, Any] | None = None, warehouse: Warehouse | None = None) -> ProjectState:
+        """Compile into a scratch target folder against a scratch copy of the snapshot;
+        only the manifest is kept (in memory)."""
+        warehouse = warehouse if warehouse is not None else self.state.warehouse
         scratch = Path(tempfile.mkdtemp(prefix="duckapi-compile-"))
         try:
-            manifest = project.compile_manifest(replace(self.settings, target_path=scratch), dbt_vars)
+            copy = self.snapshots.scratch_copy(warehouse, scratch)
+            manifest = project.compile_manifest(replace(self.settings, target_path=scratch / "target"), dbt_vars, copy)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return ProjectState(manifest, self.engine, project.declared_vars(self.settings))
+        return ProjectState(manifest, self.engine, project.declared_vars(self.settings), warehouse, self.settings)
 
     def reload(self) -> bool:
-        """Recompile the project; keep serving the old state if that fails."""
+        """Snapshot the warehouse and recompile the project; keep serving the old state
+        if that fails. A warehouse being rebuilt is waited for (RELOAD_WAIT_S)."""
         with self._reload_lock:
-            fingerprint = project_fingerprint(self.settings.project_dir)
+            fingerprint = project_fingerprint(self.settings.project_dir, self.settings.db_path)
             try:
-                state = self._compile()
-            except (project.ProjectError, PipelineError, ValueError, OSError) as exc:
+                warehouse = self.snapshots.take(wait=RELOAD_WAIT_S)
+                fingerprint = project_fingerprint(self.settings.project_dir, self.settings.db_path)
+                state = self._compile(warehouse=warehouse)
+            except WarehouseBusy as exc:
+                log.error("reload postponed, still serving the previous version: %s", exc)
+                return False  # fingerprint unchanged: the next poll or SIGHUP tries again
+            except (project.ProjectError, PipelineError, ValueError, OSError, duckdb.Error) as exc:
                 log.error("reload failed, still serving the previous version: %s", exc)
                 self.fingerprint = fingerprint  # do not retry until the files change again
                 return False
             self.state = state
             self._variants = LRU(self.settings.vars_cache_size)
             self.fingerprint = fingerprint
-            log.info("reloaded %s: serving %s", self.settings.project_dir, ", ".join(state.endpoints))
+            version = state.warehouse.version if state.warehouse else "none"
+            log.info("reloaded %s (warehouse snapshot %s): serving %s", self.settings.project_dir, version, ", ".join(state.endpoints))
             return True
 
     def changed(self) -> bool:
-        return project_fingerprint(self.settings.project_dir) != self.fingerprint
+        return project_fingerprint(self.settings.project_dir, self.settings.db_path) != self.fingerprint
 
     def close(self) -> None:
         self.engine.close()
+        self.snapshots.close()
 
 
 def _same_shape(value: Any, default: Any) -> bool:
@@ -203,9 +257,13 @@ def _same_shape(value: Any, default: Any) -> bool:
 _IGNORED = {"target", "logs", "dbt_packages", "__pycache__"}
 
 
-def project_fingerprint(project_dir: Path) -> str:
-    """A digest of the project's source files (names, sizes, mtimes), not its outputs."""
+def project_fingerprint(project_dir: Path, warehouse: Path | None = None) -> str:
+    """A digest of the project's source files (names, sizes, mtimes), not its outputs,
+    and of the warehouse file's size and mtime (a `dbt build` changes them)."""
     digest = hashlib.sha256()
+    if warehouse is not None and warehouse.exists():
+        stat = warehouse.stat()
+        digest.update(f"warehouse\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     for path in sorted(project_dir.rglob("*")):
         rel = path.relative_to(project_dir)
         if any(part in _IGNORED or part.startswith(".") for part in rel.parts):

@@ -9,8 +9,15 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from duckapi import profiles
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PROJECT = REPO_ROOT / "duckapi_dbt"
+
+
+def _profile_db_path(project_dir: Path, env: dict[str, str]) -> Path:
+    """The file the project's profile writes (its `path`), else <project>/dev.duckdb."""
+    return profiles.default_db_path(project_dir, env.get("DUCKAPI_TARGET") or None) or project_dir / "dev.duckdb"
 
 
 def _flag(raw: str | None) -> bool:
@@ -68,7 +75,7 @@ class Settings:
         project_dir = Path(env.get("DUCKAPI_PROJECT_DIR") or BUNDLED_PROJECT).resolve()
         base = cls(
             project_dir=project_dir,
-            db_path=Path(env.get("DUCKAPI_DB_PATH") or project_dir / "dev.duckdb").resolve(),
+            db_path=Path(env.get("DUCKAPI_DB_PATH") or _profile_db_path(project_dir, env)).resolve(),
             target_path=Path(env["DUCKAPI_TARGET_PATH"]).resolve() if env.get("DUCKAPI_TARGET_PATH") else None,
             target=env.get("DUCKAPI_TARGET") or None,
             host=env.get("HOST") or "127.0.0.1",
@@ -87,7 +94,7 @@ class Settings:
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
-            given["db_path"] = Path(given["project_dir"]) / "dev.duckdb"
+            given["db_path"] = _profile_db_path(Path(given["project_dir"]).resolve(), env)
         for key in ("project_dir", "db_path", "target_path"):
             if key in given:
                 given[key] = Path(given[key]).resolve()  # type: ignore[arg-type]

@@ -80,7 +80,7 @@ def test_a_batch_answers_each_request_exactly_as_alone(service: Service) -> None
     pipeline = service.state.endpoints[PATH].pipeline
     payloads = _payloads(21, 40)
     tables = [_table(rows) for rows in payloads]
-    alone = [service.engine.execute_json(pipeline, t) for t in tables]
+    alone = [service.engine.execute_json(pipeline, (t,)) for t in tables]
     for size in (2, 3, 8, 16):
         batched: list[bytes] = []
         for start in range(0, len(tables), size):
@@ -149,11 +149,11 @@ def test_multi_row_models_are_not_batched(features: Service) -> None:
 def test_max_batch_one_turns_batching_off(service: Service) -> None:
     pipeline = service.state.endpoints[PATH].pipeline
     with ThreadPoolExecutor(1) as executor:
-        assert Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, _table([]))
-        assert not Batcher(service.engine, executor, 1, max_batch=1).accepts(pipeline, _table([]))
+        assert Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, (_table([]),))
+        assert not Batcher(service.engine, executor, 1, max_batch=1).accepts(pipeline, (_table([]),))
     big = _table(random_rows(random.Random(1), BOUND_ROWS + 1))
     with ThreadPoolExecutor(1) as executor:
-        assert not Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, big)
+        assert not Batcher(service.engine, executor, 1, max_batch=16).accepts(pipeline, (big,))
 
 
 def test_requests_cancelled_while_waiting_are_skipped(service: Service) -> None:

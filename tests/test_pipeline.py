@@ -35,8 +35,8 @@ def test_bundled_project_compiles_to_one_endpoint(built: Built) -> None:
     pipelines = build_pipelines(built.manifest)
     assert list(pipelines) == ["/analyse_data/"]
     pipeline = pipelines["/analyse_data/"]
-    assert pipeline.endpoint.output == "analysis" and pipeline.input_node.name == "group_event_values"
-    assert [(c.name, c.data_type, c.not_null) for c in pipeline.input_columns] == [
+    assert pipeline.endpoint.output == "analysis" and pipeline.inputs[0].name == "group_event_values"
+    assert [(c.name, c.data_type, c.not_null) for c in pipeline.inputs[0].columns] == [
         ("group_id", "varchar", True), ("event_value", "bigint", True)
     ]
     order = [n.name for n in pipeline.nodes]
@@ -49,7 +49,7 @@ def test_bundled_project_compiles_to_one_endpoint(built: Built) -> None:
 def test_statement_reads_only_the_request(built: Built) -> None:
     pipeline = build_pipelines(built.manifest)["/analyse_data/"]
     sql = pipeline.select_sql()
-    for node in (pipeline.input_node, *pipeline.nodes):
+    for node in (pipeline.inputs[0].node, *pipeline.nodes):
         assert node.relation_name and node.relation_name not in sql
     assert "example_data" not in sql  # the seed behind the input model is cut off
     assert sql.count("__duckapi_input") == 1
@@ -62,8 +62,8 @@ def test_engine_runs_the_pipeline_over_arrow_rows(built: Built, rows: int) -> No
     data = random_rows(random.Random(rows), rows, groups=12, big=True)
     engine = DuckDBEngine(Settings())
     try:
-        assert json.loads(engine.execute_json(pipeline, _table(data))) == analyse(data)
-        arrow = engine.execute_arrow(pipeline, _table(data))
+        assert json.loads(engine.execute_json(pipeline, (_table(data),))) == analyse(data)
+        arrow = engine.execute_arrow(pipeline, (_table(data),))
         assert arrow.column_names == ANALYSES
         assert arrow.to_pylist() == analyse(data)
     finally:
@@ -94,7 +94,7 @@ def test_hand_made_manifest_compiles_and_runs() -> None:
     pipeline = build_pipelines(_manifest())["/out/"]
     engine = DuckDBEngine(Settings())
     try:
-        assert json.loads(engine.execute_json(pipeline, pa.table({"x": pa.array([1, 2, 3], pa.int64())}))) == [{"s": 6}]
+        assert json.loads(engine.execute_json(pipeline, (pa.table({"x": pa.array([1, 2, 3], pa.int64())}),))) == [{"s": 6}]
     finally:
         engine.close()
 
@@ -146,7 +146,7 @@ def test_non_finite_doubles_become_null_so_the_answer_stays_json() -> None:
     pipeline = build_pipelines(manifest)["/out/"]
     engine = DuckDBEngine(Settings())
     try:
-        answer = engine.execute_json(pipeline, pa.table({"x": pa.array([10], pa.int64())}))
+        answer = engine.execute_json(pipeline, (pa.table({"x": pa.array([10], pa.int64())}),))
     finally:
         engine.close()
     assert json.loads(answer) == [{"big": None, "small": None, "text": "NaN and Infinity", "x": 10}]

@@ -109,10 +109,13 @@ def test_a_hostile_var_cannot_reach_files_and_its_failure_is_cached(features: Te
 
 def test_models_lists_contract_parts_vars_and_materialisations(features: TestClient) -> None:
     (model,) = features.get("/models").json()
-    assert model["path"] == "/features/" and model["model"] == "result" and model["input"] == "events"
-    assert model["contract"] == [
+    assert model["path"] == "/features/" and model["model"] == "result"
+    (events,) = model["inputs"]
+    assert events["name"] == "events" and events["relation"].endswith('"main"."events"')
+    assert events["columns"] == [
         {"name": "k", "data_type": "varchar", "not_null": True}, {"name": "v", "data_type": "bigint", "not_null": False}
     ]
+    assert model["references"] == []
     assert model["parts"] == ["d1", "d2", "d3", "boom"]
     assert model["vars"] == {"min_v": 0, "label": "all"}
     assert model["materialized"]["shared"] == "table" and model["materialized"]["filtered"] == "view"

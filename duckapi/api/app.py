@@ -28,11 +28,12 @@ from duckapi import __version__, project
 from duckapi.api import openapi
 from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
-from duckapi.api.inputs import InputError, RowsReader
+from duckapi.api.inputs import InputError
+from duckapi.api.request_rows import RequestReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.engines import ExecutionError, ResourceError
-from duckapi.pipeline import Column, Pipeline
-from duckapi.service import ProjectState, RequestError, Service
+from duckapi.pipeline import Input, Pipeline
+from duckapi.service import ProjectState, RequestError, Service, compile_project
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -45,7 +46,7 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     """The manifest `duckapi build`/`serve` wrote, else compile the project now (once)."""
     if settings.manifest_path.exists():
         return project.load_manifest(settings)
-    return project.compile_manifest(settings)
+    return compile_project(settings)
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -77,12 +78,12 @@ def _vars(request: Request) -> dict[str, Any] | None:
     return value
 
 
-def _decode(request: Request, body: bytes, reader: RowsReader, fmt: str, limit: int) -> Any:
-    return reader.read(decompress(request, body, limit), fmt)
+def _decode(request: Request, body: bytes, reader: RequestReader, fmt: str, limit: int) -> Any:
+    return reader.read(decompress(request, body, limit), fmt, request.headers.get("content-type", ""))
 
 
-def _arrow_answer(service: Service, pipeline: Pipeline, table: Any, fmt: str) -> bytes:
-    return encode(service.engine.execute_arrow(pipeline, table), fmt)
+def _arrow_answer(service: Service, pipeline: Pipeline, tables: Any, fmt: str) -> bytes:
+    return encode(service.engine.execute_arrow(pipeline, tables), fmt)
 
 
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
@@ -123,8 +124,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     app.state.batcher = batcher
 
     @lru_cache(maxsize=64)
-    def reader_for(columns: tuple[Column, ...]) -> RowsReader:
-        return RowsReader(columns, service.engine)
+    def reader_for(inputs: tuple[Input, ...]) -> RequestReader:
+        return RequestReader(inputs, service.engine)
 
     def state_and_pipeline(request: Request, key: str) -> tuple[ProjectState, Pipeline]:
         state = service.state
@@ -152,10 +153,16 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             {
                 "path": path,
                 "model": served.pipeline.endpoint.output,
-                "input": served.pipeline.endpoint.input,
-                "contract": [
-                    {"name": c.name, "data_type": c.data_type, "not_null": c.not_null}
-                    for c in served.pipeline.input_columns
+                "inputs": [
+                    {
+                        "name": item.name,
+                        "relation": item.node.relation_name,
+                        "columns": [{"name": c.name, "data_type": c.data_type, "not_null": c.not_null} for c in item.columns],
+                    }
+                    for item in served.pipeline.inputs
+                ],
+                "references": [
+                    {"name": r.name, "kind": r.kind, "relation": r.relation_name} for r in served.pipeline.references
                 ],
                 "parts": list(served.parts),
                 "columns": [{"name": n, "data_type": t} for n, t in served.schemas[served.pipeline.output_node.name]],
@@ -193,11 +200,11 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
                 _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key)
             else:
                 pipeline = service.state.endpoints[key].pipeline
-            reader = reader_for(pipeline.input_columns)
+            reader = reader_for(pipeline.inputs)
             if fmt == "json" and len(body) < INLINE_DECODE_BYTES and "content-encoding" not in request.headers:
-                table = reader.read(body, fmt)
+                tables = reader.read(body, fmt)
             else:
-                table = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
+                tables = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
         except InputError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError:
@@ -205,12 +212,12 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         except (RequestError, project.ProjectError) as exc:
             return _error(422, str(exc)[:2000])
         try:
-            if answer == "json" and batcher.accepts(pipeline, table):
-                result = await batcher.execute_json(pipeline, table)
+            if answer == "json" and batcher.accepts(pipeline, tables):
+                result = await batcher.execute_json(pipeline, tables[0])
             elif answer == "json":
-                result = await run(service.engine.execute_json, pipeline, table)
+                result = await run(service.engine.execute_json, pipeline, tables)
             else:
-                result = await run(_arrow_answer, service, pipeline, table, answer)
+                result = await run(_arrow_answer, service, pipeline, tables, answer)
         except ResourceError as exc:
             return _error(503, f"not enough resources for this request: {exc}")
         except ExecutionError as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
-from typing import Union
+from typing import Sequence, Union
 
 import pyarrow as pa
 
@@ -50,8 +50,9 @@ class Batcher:
         self.statements = 0  # batched statements run, and the requests they answered
         self.batched_requests = 0
 
-    def accepts(self, pipeline: Pipeline, table: pa.Table) -> bool:
-        return self._max_batch > 1 and pipeline.batchable and table.num_rows <= BOUND_ROWS
+    def accepts(self, pipeline: Pipeline, tables: Sequence[pa.Table]) -> bool:
+        """Small requests of a batchable (single-input, single-row) pipeline."""
+        return self._max_batch > 1 and pipeline.batchable and len(tables) == 1 and tables[0].num_rows <= BOUND_ROWS
 
     async def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
         loop = asyncio.get_running_loop()
@@ -121,7 +122,7 @@ class Batcher:
         outcomes: list[Outcome] = []
         for table in tables:
             try:
-                outcomes.append(self._engine.execute_json(pipeline, table))
+                outcomes.append(self._engine.execute_json(pipeline, (table,)))
             except (ExecutionError, ResourceError) as exc:
                 outcomes.append(exc)
         return outcomes, False

@@ -23,10 +23,13 @@ def media_type(request: Request) -> str:
 
 
 def body_format(request: Request) -> str:
-    """The body's format from its Content-Type (none means JSON); 415 for others."""
+    """The body's format from its Content-Type (none means JSON), or "multipart" for
+    multipart/form-data (a part per input, api/request_rows.py); 415 for others."""
     kind = media_type(request) or "application/json"
+    if kind == "multipart/form-data":
+        return "multipart"
     if kind not in FORMATS:
-        raise InputError(415, f"unsupported Content-Type {kind[:100]!r}; send one of: {', '.join(FORMATS)}")
+        raise InputError(415, f"unsupported Content-Type {kind[:100]!r}; send one of: {', '.join(FORMATS)}, multipart/form-data")
     return FORMATS[kind]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from duckapi.contract import column_type
-from duckapi.pipeline import Column
+from duckapi.pipeline import Column, Pipeline
 from duckapi.service import ProjectState
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -20,6 +20,26 @@ def row_schema(columns: tuple[Column, ...]) -> dict[str, Any]:
             schema = {"anyOf": [schema, {"type": "null"}]}
         properties[col.name] = schema
     return {"type": "object", "properties": properties, "required": [c.name for c in columns if c.not_null]}
+
+
+def request_body(pipeline: Pipeline) -> dict[str, Any]:
+    """One input: a JSON array of rows. Several: an object keyed by input name, or a
+    multipart/form-data body with one part per input (any row format)."""
+    if len(pipeline.inputs) == 1:
+        schema: dict[str, Any] = {"type": "array", "items": row_schema(pipeline.inputs[0].columns)}
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+    names = [i.name for i in pipeline.inputs]
+    rows = {i.name: {"type": "array", "items": row_schema(i.columns)} for i in pipeline.inputs}
+    parts = {name: {"type": "string", "format": "binary"} for name in names}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": rows, "required": names, "additionalProperties": False}
+            },
+            "multipart/form-data": {"schema": {"type": "object", "properties": parts, "required": names}},
+        },
+    }
 
 
 def _query_parameters(parts: tuple[str, ...], declared_vars: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,13 +73,14 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
         paths[path] = {
             "post": {
                 "summary": f"Run dbt model {endpoint.output} over the posted rows",
-                "description": f"The posted rows stand in for model `{endpoint.input}`; its contract is the row schema.",
+                "description": "The posted rows stand in for "
+                + ", ".join(f"`{i.name}`" for i in pipeline.inputs)
+                + "; each input's contract (or seed/source types) is its row schema."
+                + (" Reference data read from the warehouse: " + ", ".join(f"`{r.name}`" for r in pipeline.references) + "."
+                   if pipeline.references else ""),
                 "operationId": f"run_{endpoint.output}",
                 "parameters": _query_parameters(served.parts, state.declared_vars),
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"type": "array", "items": row_schema(pipeline.input_columns)}}},
-                },
+                "requestBody": request_body(pipeline),
                 "responses": {
                     "200": {
                         "description": f"The rows of {endpoint.output}, ascending by their columns",
@@ -89,7 +110,10 @@ def extend(document: dict[str, Any], state: ProjectState) -> dict[str, Any]:
         **components.get("schemas", {}),
         "Error": {
             "type": "object",
-            "properties": {"detail": {"type": "string"}, "row": {"type": "integer"}, "field": {"type": "string"}},
+            "properties": {
+                "detail": {"type": "string"}, "input": {"type": "string"},
+                "row": {"type": "integer"}, "field": {"type": "string"},
+            },
             "required": ["detail"],
         },
     }

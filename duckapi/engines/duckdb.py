@@ -1,14 +1,19 @@
 """The pipeline in an in-process DuckDB, one cursor per execution.
 
 Each executor thread owns a private in-memory DuckDB database (a "lane"); every
-execution opens a fresh cursor on its thread's lane, registers the request's Arrow
-table on that cursor under the pipeline's input name, runs the one statement and
-closes the cursor. Registration is per cursor, so concurrent requests never see
-each other's rows and nothing is ever created in a catalog. Private lanes rather
-than one shared database because small queries on a shared instance contend
+execution opens a fresh cursor on its thread's lane, registers each request input's
+Arrow table on that cursor (or binds small ones as list parameters), runs the one
+statement and closes the cursor. Registration is per cursor, so concurrent requests
+never see each other's rows and nothing is ever created in a catalog. Private lanes
+rather than one shared database because small queries on a shared instance contend
 inside DuckDB and stop scaling with threads. Python replacement scans are off:
-a statement can only read what was registered, never a variable in scope. The
-dbt-built database file is never opened here.
+a statement can only read what was registered, never a variable in scope.
+
+Reference data: a lane attaches the pipeline's warehouse snapshot (warehouse.py)
+read-only under the catalog name dbt compiled into the SQL ("dev"), so seeds, tables
+and sources resolve exactly as in `dbt build`. The dbt-built file itself is never
+opened here, and project SQL can read no other file (external access is off; only
+the snapshot folder is allowed).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -29,8 +35,9 @@ import pyarrow.compute as pc
 
 from duckapi.contract import canonical_type
 from duckapi.engines import ExecutionError, ResourceError, error_message
-from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, Rows, Schema, cte_name, quote_identifier
+from duckapi.pipeline import Column, Pipeline, Reference, Rows, Schema, cte_name, quote_identifier
 from duckapi.settings import Settings
+from duckapi.warehouse import Warehouse
 
 
 #: Below this many input rows a query is "small": it runs on one DuckDB thread
@@ -92,8 +99,13 @@ class MissingColumn(ValueError):
 BOUND_ROWS = 256
 
 
+Tables = Sequence[pa.Table]  # one per pipeline input, in the pipeline's order
+
+
 class DuckDBEngine:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, warehouse_dir: Path | None = None) -> None:
+        #: Lanes may attach warehouse snapshots from this folder, and read no other file.
+        self._warehouse_dir = warehouse_dir
         self._threads = settings.duckdb_threads or os.cpu_count() or 1
         self._adaptive = not settings.duckdb_threads
         self._config: dict[str, str | int | bool] = {"python_enable_replacements": False, "threads": self._threads}
@@ -114,8 +126,11 @@ class DuckDBEngine:
         attribute = "loader" if loader else "lane"
         lane = getattr(self._local, attribute, None)
         if lane is None:
-            config = dict(self._config) if loader else {**self._config, "enable_external_access": False}
-            lane = duckdb.connect(":memory:", config=config)
+            lane = duckdb.connect(":memory:", config=dict(self._config))
+            if not loader:
+                if self._warehouse_dir is not None:  # before external access goes: it cannot come back
+                    lane.execute("set allowed_directories = $1", [[str(self._warehouse_dir) + os.sep]])
+                lane.execute("set enable_external_access = false")
             setattr(self._local, attribute, lane)
             with self._lock:
                 self._lanes.append(lane)
@@ -131,15 +146,38 @@ class DuckDBEngine:
             lane.execute(statement)
         self._local.small = small
 
+    def _attach(self, lane: duckdb.DuckDBPyConnection, warehouse: Warehouse | None) -> None:
+        """Make the lane read this snapshot under dbt's catalog name (one version at a time).
+
+        A lane runs one request at a time, so switching versions between requests is
+        safe; requests of an older state switch it back while that copy is kept.
+        """
+        attached: Warehouse | None = getattr(self._local, "warehouse", None)
+        if attached == warehouse:
+            return
+        if attached is not None:
+            lane.execute(f"detach database if exists {quote_identifier(attached.database)}")
+            self._local.warehouse = None
+        if warehouse is not None:
+            lane.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
+            self._local.warehouse = warehouse
+
     @contextmanager
-    def _cursor(self, table: pa.Table, loader: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _cursor(
+        self, pipeline: Pipeline | None = None, tables: Tables = (), loader: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         lane = self._lane(loader)
-        if not loader:
-            self._tune(lane, table.num_rows)
-        cursor = lane.cursor()
         try:
-            if table.num_rows > BOUND_ROWS:
-                cursor.register(INPUT_RELATION, table)
+            if not loader:
+                self._tune(lane, max((t.num_rows for t in tables), default=0))
+                self._attach(lane, pipeline.warehouse if pipeline else None)
+            cursor = lane.cursor()
+        except duckdb.Error as exc:
+            raise ExecutionError(error_message(exc)) from exc
+        try:
+            for item, table in zip(pipeline.inputs if pipeline else (), tables):
+                if table.num_rows > BOUND_ROWS:
+                    cursor.register(item.relation, table)
             yield cursor
         except duckdb.OutOfMemoryException as exc:
             raise ResourceError(error_message(exc)) from exc
@@ -148,11 +186,13 @@ class DuckDBEngine:
         finally:
             cursor.close()
 
-    def _query(self, pipeline: Pipeline, table: pa.Table, kind: str) -> tuple[str, list[list[object]] | None]:
-        """The statement for this input size, and its parameters if rows go in bound."""
-        if table.num_rows > BOUND_ROWS:
-            return _statement(pipeline, kind, "table"), None
-        return _statement(pipeline, kind, "bound"), [column.to_pylist() for column in table.columns]
+    def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> tuple[str, list[list[object]] | None]:
+        """The statement for these input sizes, and the parameters of inputs that go in bound."""
+        if len(tables) != len(pipeline.inputs):
+            raise ValueError(f"{pipeline.endpoint.path} takes {len(pipeline.inputs)} input(s), got {len(tables)}")
+        modes: tuple[Rows, ...] = tuple("table" if t.num_rows > BOUND_ROWS else "bound" for t in tables)
+        params = [column.to_pylist() for t, mode in zip(tables, modes) if mode == "bound" for column in t.columns]
+        return _statement(pipeline, kind, modes), params or None
 
     def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
         """JSON array, NDJSON or CSV rows -> Arrow in the contract's types, DuckDB parsing.
@@ -174,7 +214,7 @@ class DuckDBEngine:
             accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
             flags.append(f"coalesce({accepted}, false) as __ok{i}")
             values.append(f"{value} as {name}")
-        with self._cursor(pa.table({}), loader=True) as cursor:
+        with self._cursor(loader=True) as cursor:
             try:  # reading is lazy: parse errors surface when the select runs
                 cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
                 table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
@@ -209,7 +249,7 @@ class DuckDBEngine:
     def at_most_one_row(self, pipeline: Pipeline) -> bool:
         """True when the served model is one SELECT with no FROM and no row-multiplying
         function (a collation like the bundled `analysis`): by DuckDB's own parse tree."""
-        with self._cursor(pa.table({})) as cursor:
+        with self._cursor() as cursor:
             try:
                 (tree,) = cursor.execute("select json_serialize_sql($1)", [pipeline.output_node.compiled_sql]).fetchall()[0]
             except duckdb.Error:
@@ -226,21 +266,32 @@ class DuckDBEngine:
             and "generate_subscripts" not in select_list
         )
 
+    def missing_references(self, pipeline: Pipeline) -> list[Reference]:
+        """The reference relations the pipeline's warehouse snapshot does not have."""
+        missing = []
+        with self._cursor(pipeline) as cursor:
+            for reference in pipeline.references:
+                try:
+                    cursor.execute(f"select * from {reference.relation_name} limit 0")
+                except duckdb.Error:
+                    missing.append(reference)
+        return missing
+
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
-        params = [[] for _ in pipeline.input_columns]
+        params = [[] for item in pipeline.inputs for _ in item.columns]
         schemas = {}
-        with self._cursor(pa.table({})) as cursor:
+        with self._cursor(pipeline) as cursor:
             for name in (pipeline.output_node.name, *pipeline.parents):
                 sql = f"{pipeline.body_sql('bound')}\nselect * from {cte_name(name)} limit 0"
                 description = cursor.execute(sql, params).description or []
                 schemas[name] = [(column[0], str(column[1])) for column in description]
         return schemas
 
-    def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
+    def execute_json(self, pipeline: Pipeline, tables: Tables) -> bytes:
         """The output rows as a JSON array, serialised by DuckDB itself (exact integers)."""
-        sql, params = self._query(pipeline, table, "json")
-        with self._cursor(table) as cursor:
+        sql, params = self._query(pipeline, tables, "json")
+        with self._cursor(pipeline, tables) as cursor:
             rows = cursor.execute(sql, params).fetchall()
         return _json_array([row[0] for row in rows])
 
@@ -248,16 +299,17 @@ class DuckDBEngine:
         """The JSON answers of several small requests (<= BOUND_ROWS rows each) of a
         single-row model, from one statement (Pipeline.batch_sql): the same bytes as
         `execute_json` gives each, for about the per-statement cost of three requests.
-        A failure fails them all; the caller then answers each on its own."""
+        A failure fails them all; the caller then answers each on its own. `tables`
+        holds each request's rows of the pipeline's one input."""
         params: list[list[object]] = [list(range(len(tables)))]
-        params += [[t.column(i).to_pylist() for t in tables] for i in range(len(pipeline.input_columns))]
-        with self._cursor(pa.table({})) as cursor:
+        params += [[t.column(i).to_pylist() for t in tables] for i in range(len(pipeline.inputs[0].columns))]
+        with self._cursor(pipeline) as cursor:
             rows = cursor.execute(_statement(pipeline, "json", "batch"), params).fetchall()
         return [_json_array([] if row is None else [row]) for _, row in rows]
 
     def batchable(self, pipeline: Pipeline) -> bool:
         """Whether DuckDB can plan the pipeline as a batch (a correlated subquery)."""
-        if not pipeline.single_row:
+        if not pipeline.single_row or len(pipeline.inputs) != 1:
             return False
         try:
             self.execute_json_batch(pipeline, [])
@@ -265,9 +317,9 @@ class DuckDBEngine:
             return False
         return True
 
-    def execute_arrow(self, pipeline: Pipeline, table: pa.Table) -> pa.Table:
-        sql, params = self._query(pipeline, table, "arrow")
-        with self._cursor(table) as cursor:
+    def execute_arrow(self, pipeline: Pipeline, tables: Tables) -> pa.Table:
+        sql, params = self._query(pipeline, tables, "arrow")
+        with self._cursor(pipeline, tables) as cursor:
             # The relation API hands Arrow over without the copy a DB-API result makes.
             return cursor.sql(sql, params=params).to_arrow_table()
 
@@ -303,7 +355,7 @@ def _finite_json(answer: bytes) -> bytes:
 
 
 @lru_cache(maxsize=512)
-def _statement(pipeline: Pipeline, kind: str, rows: Rows) -> str:
+def _statement(pipeline: Pipeline, kind: str, rows: Rows | tuple[Rows, ...]) -> str:
     """Statements by pipeline identity: a reload or a new selection is a new pipeline."""
     projection = "to_json(o)::varchar" if kind == "json" else "*"
     if rows == "batch":
