@@ -75,7 +75,7 @@ class JsonRowsDecoder:
                 fields.append((col.name, typ))
             else:
                 fields.append((col.name, typ | None, None))
-        row_type = msgspec.defstruct("Row", fields, gc=False, forbid_unknown_fields=False)
+        row_type = msgspec.defstruct("Row", fields, gc=False, forbid_unknown_fields=False, kw_only=True)
         self._names = [c.name for c in columns]
         self._decoder = msgspec.json.Decoder(list[row_type])
         self._row_decoder = msgspec.json.Decoder(row_type)
