@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,6 +30,26 @@ def settings_in(folder: Path, **overrides: Any) -> Settings:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     settings = settings_in(tmp_path_factory.mktemp("bundled"))
     return Built(settings, project.build(settings))
+
+
+SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
+
+
+def copy_shop(folder: Path) -> Path:
+    """The shop example in a folder of its own, without its example-answer tests (so a
+    test may change its seeds)."""
+    target = folder / "shop"
+    shutil.copytree(SHOP, target, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb", "tests"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The shop example (reference data, two inputs) built once and served in-process."""
+    folder = tmp_path_factory.mktemp("shop")
+    settings = settings_in(folder, project_dir=copy_shop(folder))
+    with TestClient(create_app(settings, project.build(settings))) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

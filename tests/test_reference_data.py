@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,10 +24,9 @@ from fastapi.testclient import TestClient
 from duckapi import project
 from duckapi.api.app import create_app
 from duckapi.pipeline import PipelineError
-from tests.conftest import settings_in
+from tests.conftest import copy_shop as _copy_shop, settings_in
 from tests.servers import Server, running_server
 
-SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 ORDERS = [
     {"order_id": 1, "customer_id": 1, "product_id": 101, "quantity": 2, "order_date": "2026-01-05"},
     {"order_id": 2, "customer_id": 2, "product_id": 103, "quantity": 1, "order_date": "2026-01-06"},
@@ -37,26 +35,8 @@ PAYMENTS = [{"payment_id": 1, "order_id": 1, "payment_method": "card", "amount_c
 BODY = {"stg_orders": ORDERS, "stg_payments": PAYMENTS}
 
 
-def _copy_shop(folder: Path) -> Path:
-    """The shop example in a folder of its own, without its example-answer tests (the
-    tests below change its seeds)."""
-    target = folder / "shop"
-    shutil.copytree(SHOP, target, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb", "tests"))
-    return target
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "duckapi.cli", *args], capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("shop")
-    settings = settings_in(folder, project_dir=_copy_shop(folder))
-    manifest = project.build(settings)
-    with TestClient(create_app(settings, manifest)) as client:
-        client.app_state_settings = settings  # type: ignore[attr-defined]
-        yield client
 
 
 def test_models_lists_inputs_and_reference_relations(shop: TestClient) -> None:
@@ -81,7 +61,7 @@ def test_answer_joins_the_request_with_the_warehouse(shop: TestClient) -> None:
 
 
 def test_requests_never_write_the_warehouse(shop: TestClient) -> None:
-    db = shop.app_state_settings.db_path  # type: ignore[attr-defined]
+    db = shop.app.state.service.settings.db_path  # type: ignore[attr-defined]
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     for body in (BODY, {"stg_orders": ORDERS}, {"stg_orders": [{"order_id": "x"}], "stg_payments": []}, BODY):
         shop.post("/customers/", json=body)
@@ -127,7 +107,7 @@ def test_rebuild_while_serving_then_reload(tmp_path: Path, how: str) -> None:
         stop = threading.Event()
 
         def hammer() -> None:
-            while not stop.is_set():
+            while not stop.wait(0.02):  # steady traffic, leaving the cores to dbt
                 seen.append(_post(server))
 
         threads = [threading.Thread(target=hammer) for _ in range(2)]
