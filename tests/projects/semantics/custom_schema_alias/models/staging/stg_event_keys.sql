@@ -1,0 +1,2 @@
+{{ config(alias='event_keys', materialized='table') }}
+select distinct k from {{ ref('stg_events') }}

@@ -1,0 +1,1 @@
+select k, v from {{ ref('example_events') }}

@@ -1,0 +1,1 @@
+select sensor, kind, reading from {{ ref('example_measurements') }}

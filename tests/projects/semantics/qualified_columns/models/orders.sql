@@ -1,0 +1,1 @@
+select order_id, customer, item_count from {{ ref('example_orders') }}

@@ -1,0 +1,1 @@
+select category_id, upper(category_name) as label from {{ source('warehouse', 'categories') }}
