@@ -261,7 +261,7 @@ def test_models_lists_each_endpoints_inputs_and_reference_relations(
             assert column_names(listed["columns"]) == list(relation.columns), listed["name"]
         read, upstream = reference_relations(built.manifest, served)
         listed = entry["references"]
-        assert all(isinstance(r, str) for r in listed), f"{path}: references are not relation names: {listed[:1]}"
-        references = set(listed)
+        assert all(set(r) == {"name", "kind", "relation"} for r in listed), f"{path}: {listed[:1]}"
+        references = {r["relation"] for r in listed}
         assert read <= references, f"{path}: relations read but not listed: {sorted(read - references)}"
         assert references <= upstream, f"{path}: listed but not reference data: {sorted(references - upstream)}"
