@@ -1,6 +1,7 @@
 """Endpoints with several inputs: a JSON object keyed by input name, or multipart/form-data.
 
-Over the shop example (examples/shop: inputs stg_orders and stg_payments).
+Over the shop example (examples/shop: inputs stg_orders and stg_payments), and a small
+project with parts and vars (tests/projects/two_inputs).
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.ipc
@@ -16,7 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from duckapi import project
+from duckapi.api.app import create_app
+from tests.conftest import settings_in
 from tests.test_reference_data import BODY, ORDERS, PAYMENTS
+
+TWO_INPUTS = Path(__file__).resolve().parent / "projects" / "two_inputs"
 
 ORDER_COLUMNS = ["order_id", "customer_id", "product_id", "quantity", "order_date"]
 
@@ -147,3 +154,23 @@ def test_arrow_answer_for_several_inputs(shop: TestClient) -> None:
         {**row, "order_date": dt.date.fromisoformat(row["order_date"])}
         for row in shop.post("/orders/", json=BODY).json()
     ]
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = settings_in(tmp_path_factory.mktemp("two_inputs"), project_dir=TWO_INPUTS)
+    with TestClient(create_app(settings, project.build(settings))) as client:
+        yield client
+
+
+def test_select_and_vars_work_with_several_inputs(two_inputs: TestClient) -> None:
+    body = {"orders": [{"order_id": 1}, {"order_id": 2}],
+            "payments": [{"order_id": 1, "amount": 100}, {"order_id": 2, "amount": 5}, {"order_id": 3, "amount": 7}]}
+    assert two_inputs.post("/summary/", json=body).json() == [{"order_count": 2, "paid": 105}]
+    assert two_inputs.post("/summary/?select=order_count", json=body).json() == [{"order_count": 2}]
+    assert two_inputs.post('/summary/?vars={"min_amount": 10}', json=body).json() == [{"order_count": 2, "paid": 100}]
+    assert two_inputs.post('/summary/?select=paid&vars={"min_amount": 10}', json=body).json() == [{"paid": 100}]
+    response = two_inputs.post("/summary/?select=nope", json=body)
+    assert response.status_code == 422 and "order_count, paid" in response.json()["detail"]
+    assert [p["name"] for p in two_inputs.get("/openapi.json").json()["paths"]["/summary/"]["post"]["parameters"]] == [
+        "select", "vars"]

@@ -1,0 +1,1 @@
+{{ duckapi_no_rows() }}

@@ -1,0 +1,3 @@
+select
+    (select n from {{ ref('order_count') }}) as order_count,
+    (select total from {{ ref('paid') }}) as paid
