@@ -78,6 +78,7 @@ def serve(
     from duckapi import project as dbt_project
     from duckapi.pipeline import PipelineError
     from duckapi.service import Service, compile_project
+    from duckapi.warehouse import WarehouseError
 
     settings = _settings(
         host=host, port=port, workers=workers, executor_threads=threads, max_batch=max_batch, max_body_bytes=max_body,
@@ -87,7 +88,7 @@ def serve(
     try:
         # Compile and check here once; every worker then loads the manifest this wrote.
         Service(settings, compile_project(settings)).close()
-    except (dbt_project.ProjectError, PipelineError) as exc:
+    except (dbt_project.ProjectError, PipelineError, WarehouseError) as exc:
         _fail(exc)
     os.environ.update(settings.to_env())
     uvicorn.run(

@@ -20,16 +20,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 import duckdb
 
 from duckapi import project
 from duckapi.engines import ExecutionError
 from duckapi.engines.duckdb import DuckDBEngine
-from duckapi.pipeline import Pipeline, PipelineError, Schema, build_pipelines
+from duckapi.pipeline import Pipeline, PipelineError, Reference, Schema, build_pipelines
 from duckapi.settings import Settings
-from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy
+from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy, WarehouseError
 
 log = logging.getLogger("duckapi")
 #: How long start-up and a reload wait for a `dbt build` that holds the warehouse.
@@ -122,14 +122,7 @@ def _served(engine: DuckDBEngine, pipeline: Pipeline, settings: Settings | None 
     and so does one whose reference data is not in the warehouse."""
     missing = engine.missing_references(pipeline) if pipeline.references else []
     if missing:
-        where = f"the warehouse {settings.db_path}" if settings else "the warehouse"
-        if pipeline.warehouse is None:
-            where += " (no such file)"
-        names = "; ".join(f"{r.kind} {r.name} ({r.relation_name})" for r in missing)
-        raise PipelineError(
-            f"{pipeline.output_node.path}: model {pipeline.endpoint.output} reads {names}, "
-            f"which {'is' if len(missing) == 1 else 'are'} not in {where}: run `duckapi build`"
-        )
+        raise missing_references_error(pipeline, missing, settings)
     pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
     pipeline = replace(pipeline, batchable=engine.batchable(pipeline))
     try:
@@ -138,6 +131,22 @@ def _served(engine: DuckDBEngine, pipeline: Pipeline, settings: Settings | None 
         raise PipelineError(
             f"{pipeline.output_node.path}: the compiled pipeline of {pipeline.endpoint.output} does not run: {exc}"
         ) from exc
+
+
+def missing_references_error(
+    pipeline: Pipeline, missing: Sequence[Reference], settings: Settings | None = None,
+    where: str | None = None, remedy: str = "run `duckapi build`",
+) -> PipelineError:
+    """The pipeline reads relations that are not in `where` (default: its warehouse)."""
+    if where is None:
+        where = f"the warehouse {settings.db_path}" if settings else "the warehouse"
+        if pipeline.warehouse is None:
+            where += " (no such file)"
+    names = "; ".join(f"{r.kind} {r.name} ({r.relation_name})" for r in missing)
+    return PipelineError(
+        f"{pipeline.output_node.path}: model {pipeline.endpoint.output} reads {names}, "
+        f"which {'is' if len(missing) == 1 else 'are'} not in {where}: {remedy}"
+    )
 
 
 def compile_project(settings: Settings) -> dict[str, Any]:
@@ -218,7 +227,7 @@ class Service:
             except WarehouseBusy as exc:
                 log.error("reload postponed, still serving the previous version: %s", exc)
                 return False  # fingerprint unchanged: the next poll or SIGHUP tries again
-            except (project.ProjectError, PipelineError, ValueError, OSError, duckdb.Error) as exc:
+            except (project.ProjectError, PipelineError, WarehouseError, ValueError, OSError, duckdb.Error) as exc:
                 log.error("reload failed, still serving the previous version: %s", exc)
                 self.fingerprint = fingerprint  # do not retry until the files change again
                 return False

@@ -27,7 +27,11 @@ log = logging.getLogger("duckapi")
 KEEP = 3
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseError(RuntimeError):
+    """The warehouse file cannot be read; the message names it."""
+
+
+class WarehouseBusy(WarehouseError):
     """A writer (dbt build) holds the warehouse; try again when it is done."""
 
 
@@ -46,10 +50,10 @@ class Warehouse:
 def _copy_consistent(source: Path, target: Path) -> None:
     try:
         con = duckdb.connect(str(source), read_only=True)
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(f"{source} is being written (dbt build?): {exc}") from exc
-        raise
+        raise WarehouseError(f"cannot read the warehouse {source}: {exc}") from exc
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
