@@ -4,6 +4,8 @@ This is the only module that imports dbt. dbt runs at build time or once at star
 never per request. Each invocation runs dbtRunner in a short-lived child process:
 dbt's adapter state is process-global, and dbt-duckdb keeps the database file open
 (and locked) for the life of the process that ran it; the server must hold neither.
+The one exception is `run_dbt_in_process`, for dbt-spark's `session` method, which must
+run in the process that holds the SparkSession (`duckapi run --engine spark`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from duckapi import profiles
 from duckapi.settings import Settings
@@ -58,14 +60,11 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
     return "; ".join(failures) or "see the dbt log above"
 
 
-def run_dbt(
-    settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None
-) -> None:
-    """Run one dbt command; raise ProjectError naming the failing files.
-
-    dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
-    whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
-    """
+@contextlib.contextmanager
+def _prepared(
+    settings: Settings, command: str, extra: list[str] | None, quiet: bool, db_path: str | None
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """dbt's arguments and environment for one command, with a re-pointed profile meanwhile."""
     if db_path is None:
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     database = db_path or str(settings.db_path)
@@ -80,8 +79,46 @@ def run_dbt(
         args = _dbt_args(settings, command, list(extra or []), profiles_dir)
         if quiet:
             args.insert(1, "--quiet")
+        yield args, env
+
+
+def run_dbt(
+    settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None
+) -> None:
+    """Run one dbt command; raise ProjectError naming the failing files.
+
+    dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
+    whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
+    """
+    with _prepared(settings, command, extra, quiet, db_path) as (args, env):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
+    _check(settings, command, error)
+
+
+def run_dbt_in_process(settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False) -> None:
+    """Run one dbt command in this process, not a child; raise ProjectError as run_dbt does.
+
+    Only for dbt-spark's `session` method, which runs its SQL in this process's
+    SparkSession (SparkSession.builder.getOrCreate()): `duckapi run --engine spark`
+    builds the reference data into the session it then runs the pipeline in. The
+    environment is restored afterwards; dbt's adapter state stays, which is harmless
+    for the Spark adapter (it keeps no file open).
+    """
+    with _prepared(settings, command, extra, quiet, None) as (args, env):
+        saved = {name: os.environ.get(name) for name in env}
+        try:
+            error = _invoke(args, str(settings.project_dir), env)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    _check(settings, command, error)
+
+
+def _check(settings: Settings, command: str, error: str | None) -> None:
     if error is not None:
         raise ProjectError(f"dbt {command} failed for {settings.project_dir}: {error}")
 
@@ -102,8 +139,10 @@ def compile_manifest(
     warehouse (columns of a seed, ...) see what it holds, while the server never opens
     (or locks) the dbt-built file. With none, against an empty file of the warehouse's
     name in a scratch folder. `--no-populate-cache`: compiling needs no catalog.
+    `--full-refresh`: an incremental model on a pipeline is computed from the request's
+    rows alone, so it must compile as on a first build (is_incremental() false).
     """
-    extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+    extra = ["--no-populate-cache", "--full-refresh"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
     if db_path is not None:
         run_dbt(settings, "compile", extra, quiet=True, db_path=str(db_path))
         return load_manifest(settings)

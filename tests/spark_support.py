@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from duckapi.batch.command import Engine, _compile  # bound now: test_batch swaps command._compile
+from duckapi.batch import build_references
+from duckapi.batch.command import Engine, _compile, _spark_settings  # bound now: test_batch swaps command._compile
 from duckapi.pipeline import Pipeline
-from duckapi.settings import Settings
+from duckapi.settings import BUNDLED_PROJECT, Settings
 
 
 def require_java() -> None:
@@ -44,10 +45,27 @@ def shared_engine():  # -> duckapi.engines.spark.SparkEngine
     return engine
 
 
-@lru_cache(maxsize=1)
-def spark_pipelines() -> dict[str, Pipeline]:
-    """The bundled project compiled for the spark target (once per process, in a temp folder)."""
+@lru_cache(maxsize=None)
+def spark_pipelines(project_dir: Path = BUNDLED_PROJECT) -> dict[str, Pipeline]:
+    """A project compiled for the spark target (once per process, in a temp folder)."""
+    return _compile(spark_settings(project_dir), Engine.spark, None)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=None)
+def spark_settings(project_dir: Path = BUNDLED_PROJECT) -> Settings:
+    """Settings that keep dbt's files for `project_dir` in a temp folder of this process."""
     folder = Path(tempfile.mkdtemp(prefix="duckapi-spark-target-"))
     atexit.register(shutil.rmtree, folder, True)
-    settings = Settings.from_env(env={}, db_path=folder / "dev.duckdb", target_path=folder)
-    return _compile(settings, Engine.spark, None)  # type: ignore[return-value]
+    return Settings.from_env(env={}, project_dir=project_dir, db_path=folder / "dev.duckdb", target_path=folder)
+
+
+@lru_cache(maxsize=None)
+def spark_pipelines_with_references(project_dir: Path) -> dict[str, Pipeline]:
+    """A project compiled for spark, its reference data built into the shared session
+    by dbt-spark in this process (as `duckapi run --engine spark` does in local mode)."""
+    engine = shared_engine()
+    pipelines = spark_pipelines(project_dir)
+    references = {r.relation_name: r for p in pipelines.values() for r in p.references}
+    build_references(_spark_settings(spark_settings(project_dir), None), list(references.values()))
+    assert not engine.missing_references(list(references.values()))
+    return pipelines

@@ -1,7 +1,9 @@
 """`duckapi run`: the pipeline in batch over files, its arguments, outputs and exit codes.
 
 The command is driven through typer's CliRunner (stderr is not a terminal there, so
-the progress display must stay silent). Compiling the project is real but done once
+the progress display must stay silent). The shop example covers several inputs named
+NAME=PATH and reference data (a warehouse snapshot on DuckDB; built into the Spark
+session by dbt-spark in local mode). Compiling the project is real but done once
 per engine for this module; the dbt project on the Spark target is built for real.
 """
 
@@ -11,6 +13,7 @@ import csv
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +32,9 @@ from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import Built, settings_in
 from tests.oracle import ANIMALS, analyse
 from tests.payloads import INT64_MAX, INT64_MIN, random_rows
+from tests.shop_support import (  # shop_client: a fixture
+    ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, oracle, random_shop, same_rows, shop_answer, shop_build, shop_client,
+)
 from tests.spark_support import require_java, shared_engine, spark_pipelines
 from tests.test_equality import write_csv, write_json_array, write_ndjson, write_parquet
 
@@ -59,13 +65,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache: dict[Any, Any] = {}
     folder = tmp_path_factory.mktemp("batch-target")
 
-    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None) -> Any:
-        key = (settings.project_dir, engine, target, json.dumps(dbt_vars))
-        if key == (BUNDLED_PROJECT, batch.Engine.spark, None, "null"):
-            return spark_pipelines()  # shared with the other Spark tests
+    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None, db_path: Any = None) -> Any:
+        if engine is batch.Engine.spark and target is None and dbt_vars is None:
+            return spark_pipelines(settings.project_dir)  # shared with the other Spark tests
+        # Relation names depend on the warehouse's file name only, not on what it holds.
+        key = (settings.project_dir, engine, target, json.dumps(dbt_vars), (db_path or settings.db_path).name)
         if key not in cache:
-            settings = settings_in(folder / str(len(cache)), project_dir=settings.project_dir)
-            cache[key] = real(settings, engine, target, dbt_vars)
+            settings = replace(settings, target_path=folder / str(len(cache)) / "target")
+            cache[key] = real(settings, engine, target, dbt_vars, db_path)
         return cache[key]
 
     command._compile = once  # type: ignore[assignment]
@@ -268,11 +275,11 @@ def test_spark_statement_is_spark_sql() -> None:
     shared_engine()
     pipeline = spark_pipelines()[URL]
     sql = spark_sql(pipeline)
-    for node in (pipeline.input_node, *pipeline.nodes):
+    for node in (*(i.node for i in pipeline.inputs), *pipeline.nodes):
         assert node.relation_name and f" {node.relation_name}\n" not in sql and f" {node.relation_name})" not in sql
         assert f"`duckapi__{node.name}`" in sql
     assert '"' not in sql  # no ANSI-quoted identifiers: Spark reads "..." as a string
-    assert sql.count(INPUT_RELATION) == 1
+    assert sql.count(INPUT_RELATION) == 1 and f"`{pipeline.inputs[0].relation}`" in sql
     assert "collect_list" in sql and "decimal(38, 0)" in sql  # the default__ macros, rendered for Spark
     assert "cast(`group_id` as string)" in sql  # the contract's varchar, in Spark's spelling
     assert spark_type("varchar") == "string" and spark_type("VARCHAR(10)") == "VARCHAR(10)" and spark_type("bigint") == "bigint"
@@ -330,3 +337,116 @@ def test_another_project_with_several_endpoints_and_vars(compiled: None, tmp_pat
     args = ["--project", str(example), "--endpoint", "/sessions/", "--vars", "{session_gap_minutes: 1}"]
     assert run(str(seed), "-o", str(short), *args).exit_code == 0
     assert default and json.loads(short.read_bytes()) != default  # a 1-minute gap makes more sessions
+
+
+# -- several inputs and reference data: the shop example ---------------------------------
+
+def _shop_inputs(folder: Path, seed: int = 5) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Random orders and payments as files, and the NAME=PATH arguments that name them:
+    orders in two files (the name repeated), payments in a folder of two formats."""
+    orders, payments = random_shop(seed, orders=120, payments=200, unknown=0.2)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "payments").mkdir()
+    first = write_parquet(orders[:60], folder / "orders-a.parquet", ORDER_TYPES)
+    second = write_csv(orders[60:], folder / "orders-b.csv", ORDER_TYPES)
+    write_ndjson(payments[:100], folder / "payments" / "p-0.ndjson", PAYMENT_TYPES)
+    write_json_array(payments[100:], folder / "payments" / "p-1.json", PAYMENT_TYPES)
+    names = [f"stg_orders={first}", f"stg_payments={folder / 'payments'}", f"stg_orders={second}"]
+    return orders, payments, names
+
+
+def _shop_args(path: str, db: Path | None = None) -> list[str]:
+    return ["--project", str(SHOP), "--endpoint", path, "--db", str(db or shop_build().settings.db_path)]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_several_inputs_by_name_and_reference_data_on_duckdb(
+    compiled: None, shop_client: TestClient, tmp_path: Path, path: str
+) -> None:
+    orders, payments, names = _shop_inputs(tmp_path / "in")
+    out = tmp_path / "answer.json"
+    result = run(*names, "-o", str(out), *_shop_args(path))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == shop_answer(shop_client, path, orders, payments)
+    assert same_rows(json.loads(out.read_bytes()), oracle(path, orders, payments))
+    assert result.stdout == "" and result.stderr == ""
+
+
+def test_several_inputs_and_reference_data_on_spark(
+    compiled: None, shop_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In local mode dbt-spark builds the seeds customers and prices into the run's session
+    first (in this process, so it joins the session), quietly."""
+    shared_engine()  # the command joins this process's running session
+    monkeypatch.setenv("DUCKAPI_TARGET_PATH", str(tmp_path / "target"))  # dbt-spark's files, not in examples/
+    orders, payments, names = _shop_inputs(tmp_path / "in", seed=6)
+    out = tmp_path / "answer.json"
+    result = run(*names, "-o", str(out), "--engine", "spark", *_shop_args("/customers/"))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == shop_answer(shop_client, "/customers/", orders, payments)
+    assert result.stdout == "" and result.stderr == ""
+    assert (tmp_path / "target" / "spark" / "run_results.json").exists()
+    assert not shared_engine().missing_references(spark_pipelines(SHOP)["/customers/"].references)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "input stg_payments is missing: give stg_payments=PATH"),
+    ("unknown", "unknown input stg_refunds"),
+    ("unnamed", "which input is it? /customers/ takes the inputs stg_orders, stg_payments"),
+])
+def test_missing_or_unknown_input_name_exits_2(compiled: None, tmp_path: Path, case: str, expected: str) -> None:
+    _, _, names = _shop_inputs(tmp_path / "in")
+    orders = [n for n in names if n.startswith("stg_orders=")]
+    payments = next(n for n in names if n.startswith("stg_payments="))
+    arguments = {
+        "missing": orders,
+        "unknown": [*orders, payments, payments.replace("stg_payments=", "stg_refunds=")],
+        "unnamed": [*orders, payments.removeprefix("stg_payments=")],
+    }[case]
+    result = run(*arguments, "-o", str(tmp_path / "answer.json"), *_shop_args("/customers/"))
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr, result.stderr
+    assert not (tmp_path / "answer.json").exists()
+
+
+@pytest.mark.parametrize("warehouse", ["no such file", "built without prices"])
+def test_missing_reference_relation_exits_1_before_reading_inputs(compiled: None, tmp_path: Path, warehouse: str) -> None:
+    db = tmp_path / "wh" / "shop.duckdb"
+    if warehouse == "built without prices":
+        db.parent.mkdir()
+        shutil.copyfile(shop_build().settings.db_path, db)
+        with duckdb.connect(str(db)) as con:
+            con.execute("drop table main.prices")
+    _, _, names = _shop_inputs(tmp_path / "in")
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"not parquet")  # never read: the references are checked first
+    out = tmp_path / "answer.json"
+    result = run(*names, f"stg_orders={corrupt}", "-o", str(out), *_shop_args("/customers/", db))
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert "models/marts/customer_orders.sql: model customer_orders reads" in message
+    assert 'seed prices ("shop"."main"."prices")' in message and "run `duckapi build`" in message
+    assert ("seed customers" in message) == (warehouse == "no such file")
+    assert f"not in the warehouse {db}" in message
+    assert not out.exists()
+
+
+def test_spark_cluster_without_the_reference_relations_exits_1(
+    compiled: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a cluster nothing is built: a relation missing from its catalog is named."""
+    from duckapi.engines.spark import SparkEngine
+
+    shared_engine()
+    pipelines = {
+        path: replace(p, references=tuple(replace(r, relation_name=f"elsewhere.{r.name}") for r in p.references))
+        for path, p in spark_pipelines(SHOP).items()
+    }
+    monkeypatch.setattr(command, "_compile", lambda *args, **kwargs: pipelines)
+    monkeypatch.setattr(SparkEngine, "is_local", property(lambda self: False))
+    _, _, names = _shop_inputs(tmp_path / "in")
+    result = run(*names, "-o", str(tmp_path / "answer.json"), "--engine", "spark", *_shop_args("/orders/"))
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert "model order_totals reads seed prices (elsewhere.prices), which is not in the Spark catalog" in message
+    assert "dbt build --target spark" in message

@@ -5,27 +5,37 @@ emoji, negative and 64-bit extreme values, many groups, heavy duplication, no ro
 at all) go to POST /analyse_data/ as JSON and to `duckapi run` as files on both
 engines. The answers must be the same bytes: the same fields, in the same order,
 with the same values, lists in the same order. The oracle checks what they agree on.
+
+The shop example does the same with two inputs (orders and payments, one JSON body
+keyed by input name for the API, files of mixed formats per input for the engines)
+and reference data (the seeds customers and prices: the warehouse snapshot on DuckDB,
+built into the Spark session by dbt-spark).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi.batch import InputFile, resolve_inputs, run_duckdb, run_spark
+from duckapi.batch import InputFile, assign_inputs, resolve_inputs, run_duckdb, run_spark
+from duckapi.batch.inputs import Assigned
 from duckapi.pipeline import Pipeline, build_pipelines
+from duckapi.warehouse import Snapshots
 from tests.conftest import Built
 from tests.oracle import analyse
 from tests.payloads import AWKWARD_IDS, INT64_MAX, INT64_MIN
-from tests.spark_support import shared_engine, spark_pipelines
+from tests.shop_support import (  # shop_client: a fixture
+    ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, oracle, random_shop, same_rows, shop_answer, shop_build, shop_client,
+)
+from tests.spark_support import shared_engine, spark_pipelines, spark_pipelines_with_references
 
 URL = "/analyse_data/"
 
@@ -72,34 +82,54 @@ DATASETS = {
 
 # -- writing a dataset as files ---------------------------------------------------------
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> Path:
-    table = pa.table({
-        "group_id": pa.array([r["group_id"] for r in rows], pa.string()),
-        "event_value": pa.array([r["event_value"] for r in rows], pa.int64()),
-    })
-    pq.write_table(table, path)
+#: The bundled project's input columns as files carry them.
+EVENT_TYPES = {"group_id": pa.string(), "event_value": pa.int64()}
+Types = Mapping[str, pa.DataType]
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path, types: Types = EVENT_TYPES) -> Path:
+    columns = {}
+    for name, kind in types.items():
+        values = [r[name] for r in rows]
+        # Dates are ISO strings in the rows (as JSON carries them), typed here.
+        columns[name] = pa.array(values, pa.string()).cast(kind) if pa.types.is_date(kind) else pa.array(values, kind)
+    pq.write_table(pa.table(columns), path)
     return path
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+def _csv_field(value: Any) -> str:
+    """Strings quoted ("" is an empty string), null as an empty unquoted field, numbers bare."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    return str(value)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, types: Types = EVENT_TYPES) -> Path:
+    names = list(types)[::-1]  # columns in another order than the contract's
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)  # strings quoted: "" is an empty id
-        writer.writerow(["event_value", "group_id"])  # columns in another order than the contract's
+        handle.write(",".join(names) + "\r\n")
         for r in rows:
-            writer.writerow([r["event_value"], r["group_id"]])
+            handle.write(",".join(_csv_field(r[name]) for name in names) + "\r\n")
     return path
 
 
-def write_ndjson(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_ndjson(rows: list[dict[str, Any]], path: Path, types: Types = EVENT_TYPES) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for r in rows:
             handle.write(json.dumps({**r, "ignored": [1, 2]}, ensure_ascii=False) + "\n")
     return path
 
 
-def write_json_array(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_json_array(rows: list[dict[str, Any]], path: Path, types: Types = EVENT_TYPES) -> Path:
     path.write_text(json.dumps(rows), encoding="utf-8")  # \u escapes, as a client might send
     return path
+
+
+def one_input(pipeline: Pipeline, files: list[InputFile]) -> Assigned:
+    """All the files as the pipeline's one input, as `duckapi run` assigns them."""
+    return assign_inputs(pipeline, {None: files})
 
 
 def split_files(rows: list[dict[str, Any]], folder: Path) -> list[InputFile]:
@@ -162,10 +192,10 @@ def test_api_duckdb_batch_and_spark_return_the_same_analysis(
     answers: dict[str, bytes] = {"api": api}
     for label, files in (("parquet", single), ("4 formats", split)):
         out = tmp_path / f"duckdb-{label}.json"
-        assert run_duckdb(duckdb_pipeline, files, "json", str(out)) == 1
+        assert run_duckdb(duckdb_pipeline, one_input(duckdb_pipeline, files), "json", str(out)) == 1
         answers[f"duckdb, {label}"] = out.read_bytes()
         out = tmp_path / f"spark-{label}.json"
-        assert run_spark(shared_engine(), spark_pipeline, files, "json", str(out)) == 1
+        assert run_spark(shared_engine(), spark_pipeline, one_input(spark_pipeline, files), "json", str(out)) == 1
         answers[f"spark, {label}"] = out.read_bytes()
 
     expected = field_order(api)
@@ -181,8 +211,8 @@ def test_parquet_and_csv_outputs_are_the_same_on_both_engines(
     files = resolve_inputs([str(write_parquet(rows, tmp_path / "in.parquet"))])
     for fmt in ("parquet", "csv"):
         duck, spark = tmp_path / f"duckdb.{fmt}", tmp_path / f"spark.{fmt}"
-        run_duckdb(duckdb_pipeline, files, fmt, str(duck))
-        run_spark(shared_engine(), spark_pipeline, files, fmt, str(spark))
+        run_duckdb(duckdb_pipeline, one_input(duckdb_pipeline, files), fmt, str(duck))
+        run_spark(shared_engine(), spark_pipeline, one_input(spark_pipeline, files), fmt, str(spark))
         if fmt == "parquet":
             a, b = pq.read_table(duck), pq.read_table(spark)
             assert a.schema.equals(b.schema), (a.schema, b.schema)
@@ -194,3 +224,67 @@ def test_parquet_and_csv_outputs_are_the_same_on_both_engines(
             assert a.to_pylist() == b.to_pylist()
         else:
             assert duck.read_bytes() == spark.read_bytes()
+
+
+# -- several inputs and reference data: the shop example --------------------------------
+
+SHOP_DATASETS = {
+    "orders and payments": dict(seed=21, orders=1500, payments=2500, unknown=0.05),
+    "unknown customers, products and orders": dict(seed=22, orders=300, payments=500, unknown=0.4),
+    "orders without payments": dict(seed=23, orders=200, payments=0),
+    "no rows": dict(seed=24, orders=0, payments=0),
+}
+
+
+@pytest.fixture(scope="module")
+def shop_duckdb() -> Iterator[dict[str, Pipeline]]:
+    """The shop's pipelines reading the reference data from a snapshot of its warehouse."""
+    shop = shop_build()
+    snapshots = Snapshots(shop.settings.db_path)
+    try:
+        warehouse = snapshots.take()
+        yield {path: replace(p, warehouse=warehouse) for path, p in build_pipelines(shop.manifest, SHOP).items()}
+    finally:
+        snapshots.close()
+
+
+@pytest.fixture(scope="module")
+def shop_spark() -> dict[str, Pipeline]:
+    shared_engine()
+    return spark_pipelines_with_references(SHOP)
+
+
+def shop_files(orders: list[dict[str, Any]], payments: list[dict[str, Any]], folder: Path) -> dict[str | None, list[InputFile]]:
+    """Each input in two files of two formats: orders as Parquet and CSV, payments as NDJSON and a JSON array."""
+    folder.mkdir(parents=True, exist_ok=True)
+    half_o, half_p = len(orders) // 2, len(payments) // 2
+    return {
+        "stg_orders": resolve_inputs([
+            str(write_parquet(orders[:half_o], folder / "orders-0.parquet", ORDER_TYPES)),
+            str(write_csv(orders[half_o:], folder / "orders-1.csv", ORDER_TYPES)),
+        ]),
+        "stg_payments": resolve_inputs([
+            str(write_ndjson(payments[:half_p], folder / "payments-0.ndjson", PAYMENT_TYPES)),
+            str(write_json_array(payments[half_p:], folder / "payments-1.json", PAYMENT_TYPES)),
+        ]),
+    }
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("name", list(SHOP_DATASETS))
+def test_shop_api_duckdb_batch_and_spark_return_the_same_answer(
+    name: str, path: str, shop_client: TestClient, shop_duckdb: dict[str, Pipeline], shop_spark: dict[str, Pipeline],
+    tmp_path: Path,
+) -> None:
+    orders, payments = random_shop(**SHOP_DATASETS[name])
+    api = shop_answer(shop_client, path, orders, payments)
+    assert same_rows(json.loads(api), oracle(path, orders, payments))
+
+    files = shop_files(orders, payments, tmp_path / "in")
+    rows = len(json.loads(api))
+    duck, spark = tmp_path / "duckdb.json", tmp_path / "spark.json"
+    assert run_duckdb(shop_duckdb[path], assign_inputs(shop_duckdb[path], files), "json", str(duck)) == rows
+    assert run_spark(shared_engine(), shop_spark[path], assign_inputs(shop_spark[path], files), "json", str(spark)) == rows
+    for label, answer in (("duckdb", duck.read_bytes()), ("spark", spark.read_bytes())):
+        assert field_order(answer) == field_order(api), f"{label} differs from the API"
+        assert answer == api, f"{label}: same answer, different bytes"

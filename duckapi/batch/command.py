@@ -7,19 +7,23 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
 from rich.markup import escape
 
 from duckapi.batch.duckdb_run import run_duckdb
-from duckapi.batch.errors import InputError
-from duckapi.batch.inputs import _format_of, resolve_inputs
+from duckapi.batch.errors import InputError, MissingReferences
+from duckapi.batch.inputs import NamedFiles, _format_of, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
-from duckapi.batch.spark_run import run_spark
+from duckapi.batch.spark_run import build_references, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.pipeline import Pipeline, PipelineError, build_pipelines
 from duckapi.settings import Settings
+from duckapi.warehouse import Snapshots, WarehouseError
+
+if TYPE_CHECKING:
+    from duckapi.engines.spark import SparkOptions
 
 
 class Engine(str, enum.Enum):
@@ -60,29 +64,38 @@ def _pick(pipelines: dict[str, Pipeline], endpoint: str | None) -> Pipeline:
 
 
 def _compile(
-    settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None
+    settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None,
+    db_path: Path | None = None,
 ) -> dict[str, Pipeline]:
-    """The project's served pipelines, compiled by dbt for the engine's target."""
+    """The project's served pipelines, compiled by dbt for the engine's target.
+
+    For DuckDB against `db_path`, the run's snapshot of the warehouse (none: an empty
+    file of the warehouse's name), so relation names are the ones `dbt build` wrote.
+    """
     from duckapi import project as dbt_project
 
     try:
         if engine is Engine.spark:
-            from duckapi.engines.spark import SPARK_TARGET
-
-            spark_settings = replace(
-                settings, target=target or SPARK_TARGET,
-                target_path=settings.resolved_target_path / (target or SPARK_TARGET),
-            )
+            spark_settings = _spark_settings(settings, target)
             # No adapter cache: compiling needs no Spark session, only the SQL text.
             extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
             dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
             manifest = dbt_project.load_manifest(spark_settings)
         else:
             settings = replace(settings, target=target) if target else settings
-            manifest = dbt_project.compile_manifest(settings, dbt_vars)
-        return build_pipelines(manifest)
+            manifest = dbt_project.compile_manifest(settings, dbt_vars, db_path)
+        return build_pipelines(manifest, settings.project_dir)
     except (dbt_project.ProjectError, PipelineError) as exc:
         raise _Failed(1, str(exc)) from exc
+
+
+def _spark_settings(settings: Settings, target: str | None) -> Settings:
+    """The project on its Spark target, compiled into a target folder of its own."""
+    from duckapi.engines.spark import SPARK_TARGET
+
+    return replace(
+        settings, target=target or SPARK_TARGET, target_path=settings.resolved_target_path / (target or SPARK_TARGET),
+    )
 
 
 def _parse_vars(text: str | None) -> dict[str, Any] | None:
@@ -116,7 +129,9 @@ def run(
             metavar="INPUT",
             help="Input files: CSV (with a header), Parquet, NDJSON (.ndjson/.jsonl) or JSON (an array of rows, "
             "like the API's body), optionally .gz/.zst. Several files, globs ('data/*.parquet', quoted) and "
-            "folders are allowed; the rows of all of them are one input. URLs (s3a://, hdfs://) go to Spark as they are.",
+            "folders are allowed; the rows of all of them are one input. For an endpoint with several inputs, "
+            "name each: NAME=PATH (stg_orders=orders/ stg_payments='payments/*.csv'); repeating a NAME adds "
+            "files to that input. URLs (s3a://, hdfs://) go to Spark as they are.",
             show_default=False,
         ),
     ],
@@ -133,6 +148,11 @@ def run(
         Optional[str], typer.Option("--endpoint", help="The served model to run, by path (/analyse_data/) or model name (default: the only one).", show_default=False)
     ] = None,
     project: Annotated[Optional[Path], typer.Option("--project", help="dbt project folder (env DUCKAPI_PROJECT_DIR, default: the bundled duckapi_dbt)", show_default=False)] = None,
+    db: Annotated[
+        Optional[Path],
+        typer.Option("--db", help="The dbt-built DuckDB file the reference data (seeds, tables, sources the models read) comes from on DuckDB; "
+                     "a private snapshot of it is read (env DUCKAPI_DB_PATH, default: the profile's path)", show_default=False),
+    ] = None,
     target: Annotated[
         Optional[str], typer.Option("--target", help="dbt target to compile (default: the profile's default for duckdb, 'spark' for spark)", show_default=False)
     ] = None,
@@ -159,16 +179,22 @@ def run(
     """Run the served pipeline over files and write its answer (batch mode).
 
     The dbt project is compiled for the engine (the `spark` target for Spark), the
-    DAG from the input model to the served model runs once over all input rows, and
-    the served model's rows are written in the API's order. With --format json the
-    file holds exactly what POST <endpoint> would answer for the same rows.
+    DAG from the inputs to the served model runs once over all input rows, and the
+    served model's rows are written in the API's order. With --format json the file
+    holds exactly what POST <endpoint> would answer for the same rows.
 
-    Input columns are matched by name to the input model's contract; other columns
-    are ignored, a missing one or a null in a not_null column is an error.
+    Input columns are matched by name to each input's contract; other columns are
+    ignored, a missing one or a null in a not_null column is an error.
+
+    Reference data (seeds, tables, sources the models read besides the inputs): on
+    DuckDB from a private snapshot of the dbt-built file (--db); on Spark in local mode
+    dbt-spark builds it into the run's session first; on a cluster (--spark-master,
+    --spark-remote) it must be in the cluster's catalog.
 
     Progress is shown on a terminal (stderr) and nothing is printed otherwise.
     Exit codes: 0 written; 2 bad arguments or unreadable input (names the file and the
-    reason); 1 the dbt project or the pipeline failed.
+    reason; an unknown or missing input name); 1 the dbt project or the pipeline failed
+    (a reference relation that is not built, named).
     """
     reporter = Reporter(err, enabled=err.is_terminal)
     started = time.perf_counter()
@@ -190,32 +216,16 @@ def run(
             raise InputError("give --spark-master or --spark-remote, not both")
         conf = _parse_conf(spark_conf or [])
         variables = _parse_vars(dbt_vars)
-        files = resolve_inputs(inputs, input_format.value)
-        settings = Settings.from_env(project_dir=project, duckdb_threads=threads, duckdb_memory_limit=memory_limit)
+        named = resolve_arguments(inputs, input_format.value)
+        settings = Settings.from_env(project_dir=project, db_path=db, duckdb_threads=threads, duckdb_memory_limit=memory_limit)
         with reporter:
-            with reporter.step(f"compiling {settings.project_dir.name} for {engine.value}"):
-                pipelines = _compile(settings, engine, target, variables)
-            pipeline = _pick(pipelines, endpoint)
             if engine is Engine.duckdb:
-                rows = run_duckdb(
-                    pipeline, files, fmt, output, threads=settings.duckdb_threads or None,
-                    memory_limit=settings.duckdb_memory_limit, reporter=reporter,
-                )
+                rows, pipeline = _run_duckdb(settings, target, variables, endpoint, named, fmt, output, reporter)
             else:
-                from duckapi.engines.spark import SparkEngine, SparkOptions
+                from duckapi.engines.spark import SparkOptions
 
                 options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
-                spark = SparkEngine(options)
-                try:
-                    where = options.remote or options.master or "local[*]"
-                    with reporter.step(f"starting Spark ({where})"):
-                        try:
-                            spark.session
-                        except Exception as exc:
-                            raise _Failed(1, f"could not start Spark ({where}): {error_message(exc, keep=3, limit=800)}") from exc
-                    rows = run_spark(spark, pipeline, files, fmt, output, reporter=reporter)
-                finally:
-                    spark.stop()
+                rows, pipeline = _run_spark(settings, options, target, variables, endpoint, named, fmt, output, reporter)
         reporter.note(
             f"wrote {rows:,} row{'s' if rows != 1 else ''} of {pipeline.endpoint.output} ({fmt}) to {output} "
             f"in {time.perf_counter() - started:.1f} s"
@@ -230,3 +240,74 @@ def run(
         err.print(f"[bold red]error:[/] pipeline failed: {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
+
+def _run_duckdb(
+    settings: Settings, target: str | None, variables: dict[str, Any] | None, endpoint: str | None,
+    named: NamedFiles, fmt: str, output: str, reporter: Reporter,
+) -> tuple[int, Pipeline]:
+    """Compile against a private snapshot of the warehouse, run over it, delete it."""
+    from duckapi.service import STARTUP_WAIT_S, missing_references_error
+
+    snapshots = Snapshots(settings.db_path)
+    try:
+        with reporter.step(f"compiling {settings.project_dir.name} for duckdb"):
+            try:
+                warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+            except WarehouseError as exc:  # being written for too long, or not a DuckDB file
+                raise _Failed(1, str(exc)) from exc
+            pipelines = _compile(settings, Engine.duckdb, target, variables, warehouse.path if warehouse else None)
+        pipeline = replace(_pick(pipelines, endpoint), warehouse=warehouse)
+        assigned = assign_inputs(pipeline, named)
+        try:
+            rows = run_duckdb(
+                pipeline, assigned, fmt, output, threads=settings.duckdb_threads or None,
+                memory_limit=settings.duckdb_memory_limit, reporter=reporter,
+            )
+        except MissingReferences as exc:
+            raise _Failed(1, str(missing_references_error(pipeline, exc.missing, settings))) from exc
+        return rows, pipeline
+    finally:
+        snapshots.close()
+
+
+def _run_spark(
+    settings: Settings, options: "SparkOptions", target: str | None, variables: dict[str, Any] | None,
+    endpoint: str | None, named: NamedFiles, fmt: str, output: str, reporter: Reporter,
+) -> tuple[int, Pipeline]:
+    """Compile for the spark target, start (or join) a session, build the reference data
+    into it in local mode, run."""
+    from duckapi import project as dbt_project
+    from duckapi.engines.spark import SparkEngine
+    from duckapi.service import missing_references_error
+
+    with reporter.step(f"compiling {settings.project_dir.name} for spark"):
+        pipelines = _compile(settings, Engine.spark, target, variables)
+    pipeline = _pick(pipelines, endpoint)
+    assigned = assign_inputs(pipeline, named)
+    spark = SparkEngine(options)
+    where = options.remote or options.master or "local[*]"
+    try:
+        with reporter.step(f"starting Spark ({where})"):
+            try:
+                spark.session
+            except Exception as exc:
+                raise _Failed(1, f"could not start Spark ({where}): {error_message(exc, keep=3, limit=800)}") from exc
+        if spark.is_local and pipeline.references:
+            names = ", ".join(r.name for r in pipeline.references)
+            with reporter.step(f"building the reference data ({names}) with dbt-spark"):
+                try:
+                    build_references(_spark_settings(settings, target), pipeline.references)
+                except dbt_project.ProjectError as exc:
+                    raise _Failed(1, str(exc)) from exc
+        try:
+            rows = run_spark(spark, pipeline, assigned, fmt, output, reporter=reporter)
+        except MissingReferences as exc:
+            if spark.is_local:
+                remedy = "dbt-spark did not build it (a source must already be in the session's catalog)"
+            else:
+                remedy = "build it there (`dbt build --target spark` against the cluster)"
+            message = missing_references_error(pipeline, exc.missing, where=f"the Spark catalog ({where})", remedy=remedy)
+            raise _Failed(1, str(message)) from exc
+        return rows, pipeline
+    finally:
+        spark.stop()

@@ -1,4 +1,5 @@
-"""The pipeline over the files on a private DuckDB connection: the files as INPUT_RELATION, checked against the contract."""
+"""The pipeline over the files on a private DuckDB connection: each input's files as its
+relation (`Input.relation`), checked against its contract; reference data from a snapshot."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from typing import Sequence
 
 import duckdb
 
-from duckapi.batch.errors import NULL_MESSAGE_START, InputError, _input_error
-from duckapi.batch.inputs import InputFile, _grouped, describe_files
+from duckapi.batch.errors import NULL_MESSAGE_START, InputError, MissingReferences, _input_error, missing_columns
+from duckapi.batch.inputs import Assigned, InputFile, _grouped, describe_files
 from duckapi.batch.outputs import _atomic_output, _lit, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError, error_message
-from duckapi.pipeline import INPUT_RELATION, Column, Pipeline, quote_identifier
+from duckapi.pipeline import Column, Input, Pipeline, Reference, quote_identifier
+from duckapi.warehouse import Warehouse
 
 #: The column naming each row's file (DuckDB's `filename` option), for error messages.
 FILE_COLUMN = "__duckapi_file"
-
 
 def duckdb_source(fmt: str, paths: Sequence[str], columns: Sequence[Column]) -> str:
     """A DuckDB table function reading these files; the contract types CSV and JSON columns."""
@@ -45,7 +46,7 @@ def _not_null_checked(columns: Sequence[Column], source: str) -> str:
         col = quote_identifier(c.name)
         if c.not_null:
             message = _lit(f"{NULL_MESSAGE_START}{c.name} is null or missing in a row of ")
-            note = _lit(" (the input model's contract says not_null)")
+            note = _lit(" (the input's contract says not_null)")
             items.append(f"case when {col} is null then error({message} || {quote_identifier(FILE_COLUMN)} || {note}) else {col} end as {col}")
         else:
             items.append(col)
@@ -69,11 +70,24 @@ class DuckDBBatch:
             config["memory_limit"] = memory_limit
         self.con = duckdb.connect(":memory:", config=config)
 
-    def check_input(self, files: Sequence[InputFile], columns: Sequence[Column]) -> None:
+    def attach(self, warehouse: Warehouse) -> None:
+        """The warehouse snapshot, read-only, under the catalog name dbt compiled into the SQL."""
+        self.con.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
+
+    def missing_references(self, references: Sequence[Reference]) -> list[Reference]:
+        missing = []
+        for reference in references:
+            try:
+                self.con.execute(f"describe select * from {reference.relation_name}")
+            except duckdb.Error:
+                missing.append(reference)
+        return missing
+
+    def check_input(self, item: Input, files: Sequence[InputFile]) -> None:
         """Open every file's schema and look for the contract's columns: InputError names the file."""
-        names = [c.name for c in columns]
+        names = [c.name for c in item.columns]
         for f in files:
-            source = duckdb_source(f.format, [f.path], columns)
+            source = duckdb_source(f.format, [f.path], item.columns)
             try:
                 described = self.con.execute(f"describe select * from {source}").fetchall()
             except duckdb.Error as exc:
@@ -81,13 +95,15 @@ class DuckDBBatch:
             present = {row[0] for row in described}
             missing = [n for n in names if n not in present]
             if missing:
-                raise InputError(f"{f.path}: no column {', '.join(missing)} (the input model's contract needs {', '.join(names)})")
+                raise missing_columns(f.path, missing, item.name, names)
 
-    def register_input(self, files: Sequence[InputFile], columns: Sequence[Column]) -> None:
-        selected = ", ".join(quote_identifier(name) for name in [*(c.name for c in columns), FILE_COLUMN])
-        parts = [f"select {selected} from {duckdb_source(fmt, paths, columns)}" for fmt, paths in _grouped(files)]
+    def register_input(self, item: Input, files: Sequence[InputFile]) -> None:
+        """The input's files as the view `item.relation`, typed and not-null checked by its contract."""
+        selected = ", ".join(quote_identifier(name) for name in [*(c.name for c in item.columns), FILE_COLUMN])
+        parts = [f"select {selected} from {duckdb_source(fmt, paths, item.columns)}" for fmt, paths in _grouped(files)]
         source = "\nunion all\n".join(parts)
-        self.con.execute(f"create or replace temp view {INPUT_RELATION} as {_not_null_checked(columns, source)}")
+        view = quote_identifier(item.relation)
+        self.con.execute(f"create or replace temp view {view} as {_not_null_checked(item.columns, source)}")
 
     def close(self) -> None:
         self.con.close()
@@ -95,20 +111,31 @@ class DuckDBBatch:
 
 
 def run_duckdb(
-    pipeline: Pipeline, files: Sequence[InputFile], fmt: str, output: str, *,
+    pipeline: Pipeline, inputs: Assigned, fmt: str, output: str, *,
     threads: int | None = None, memory_limit: str | None = None, reporter: Reporter | None = None,
 ) -> int:
-    """The pipeline over the files on a private DuckDB connection; rows written to `output`."""
+    """The pipeline over the files on a private DuckDB connection; rows written to `output`.
+
+    Reference data is read from `pipeline.warehouse` (a snapshot), attached read-only;
+    a reference it lacks raises MissingReferences before any input is read.
+    """
     reporter = reporter or Reporter(err, enabled=False)
+    files = [f for _, group in inputs for f in group]
     remote = [f.path for f in files if not f.local]
     if remote:
         raise InputError(f"{remote[0]}: the DuckDB engine reads local files only; use --engine spark for URLs")
     what = describe_files(files)
     batch = DuckDBBatch(threads, memory_limit)
     try:
+        if pipeline.warehouse is not None:
+            batch.attach(pipeline.warehouse)
+        missing = batch.missing_references(pipeline.references)
+        if missing:
+            raise MissingReferences(missing)
         with reporter.step(f"checking {what}"):
-            batch.check_input(files, pipeline.input_columns)
-            batch.register_input(files, pipeline.input_columns)
+            for item, group in inputs:
+                batch.check_input(item, group)
+                batch.register_input(item, group)
         with reporter.step(f"running {pipeline.endpoint.output} on DuckDB over {what}", measured=True) as update:
             with _atomic_output(output) as out:
                 try:
@@ -117,4 +144,3 @@ def run_duckdb(
                     raise _input_error(ExecutionError(error_message(exc, keep=3, limit=800).removeprefix("Invalid Input Error: "))) from exc
     finally:
         batch.close()
-

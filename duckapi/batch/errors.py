@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from duckapi.engines import ExecutionError
+from duckapi.pipeline import Reference
 
 
 class InputError(ValueError):
@@ -25,3 +28,17 @@ def is_input_error(message: str) -> bool:
 def _input_error(exc: ExecutionError) -> ExecutionError | InputError:
     return InputError(str(exc)) if is_input_error(str(exc)) else exc
 
+
+
+def missing_columns(where: str, missing: list[str], input_name: str, contract: list[str]) -> InputError:
+    """A file of an input lacks columns its contract needs (both engines say it the same way)."""
+    return InputError(f"{where}: no column {', '.join(missing)} (input {input_name} needs {', '.join(contract)})")
+
+
+class MissingReferences(Exception):
+    """Reference relations the pipeline reads are not where the engine reads them from
+    (the warehouse snapshot, the Spark catalog); found before any input is read (exit code 1)."""
+
+    def __init__(self, missing: Sequence[Reference]) -> None:
+        super().__init__(", ".join(r.relation_name for r in missing))
+        self.missing = list(missing)

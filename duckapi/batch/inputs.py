@@ -1,15 +1,18 @@
-"""The input files of a run: names, globs and folders expanded, each checked and given its format."""
+"""The input files of a run: names, globs and folders expanded, each checked and given its format,
+and (for an endpoint with several inputs) assigned to its inputs by `NAME=PATH` arguments."""
 
 from __future__ import annotations
 
 import glob
 import gzip
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 from duckapi.batch.errors import InputError
+from duckapi.pipeline import Input, Pipeline
 
 #: File name endings -> input format. `json` is a file holding one JSON array of rows
 #: (or, for DuckDB, rows one per line too); `ndjson` is one JSON object per line.
@@ -130,3 +133,58 @@ def describe_files(files: Sequence[InputFile]) -> str:
     size = sum(os.path.getsize(f.path) for f in files if f.local)
     return f"{len(files)} file{'s' if len(files) != 1 else ''}" + (f", {size / 2**20:,.1f} MiB" if size else "")
 
+
+
+#: `NAME=PATH`: an input's name (a model or seed, or source_name.table_name), then its files.
+_NAMED = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)?)=(.+)", re.DOTALL)
+
+#: Input files by the name an argument gave them; None: arguments without a name.
+NamedFiles = Mapping[Optional[str], Sequence[InputFile]]
+#: Each input of a pipeline with its files, in the pipeline's order.
+Assigned = Sequence[tuple[Input, Sequence[InputFile]]]
+
+
+def split_argument(argument: str) -> tuple[str | None, str]:
+    """`stg_orders=data/orders/` -> ("stg_orders", "data/orders/"); a plain path -> (None, path).
+
+    An argument that names an existing file or folder as a whole is a path, even with
+    an `=` in it (a Hive-style `day=1` folder).
+    """
+    match = _NAMED.fullmatch(argument)
+    if match is None or "://" in match[1] or Path(argument).exists():
+        return None, argument
+    return match[1], match[2]
+
+
+def resolve_arguments(arguments: Sequence[str], input_format: str = "auto") -> dict[str | None, list[InputFile]]:
+    """The files of every argument, checked, grouped by the input name each gives (or None).
+
+    A name given several times collects all of its files; each group is one input.
+    """
+    patterns: dict[str | None, list[str]] = {}
+    for argument in arguments:
+        name, pattern = split_argument(argument)
+        patterns.setdefault(name, []).append(pattern)
+    if not patterns:
+        raise InputError("no input: give one or more files, globs or folders")
+    return {name: resolve_inputs(group, input_format) for name, group in patterns.items()}
+
+
+def assign_inputs(pipeline: Pipeline, named: NamedFiles) -> Assigned:
+    """Each input of the pipeline with its files, in the pipeline's order, or InputError.
+
+    One input takes every file (`NAME=` optional); several need `NAME=PATH` for each.
+    """
+    names = [item.name for item in pipeline.inputs]
+    takes = f"{pipeline.endpoint.path} takes the input{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    unknown = [name for name in named if name is not None and name not in names]
+    if unknown:
+        raise InputError(f"unknown input {unknown[0]} in {unknown[0]}=...; {takes}")
+    if len(names) == 1:
+        return [(pipeline.inputs[0], [f for files in named.values() for f in files])]
+    if None in named:
+        raise InputError(f"{named[None][0].path}: which input is it? {takes}: give NAME=PATH for each, e.g. {names[0]}=PATH")
+    missing = [name for name in names if name not in named]
+    if missing:
+        raise InputError(f"input {missing[0]} is missing: give {missing[0]}=PATH ({takes})")
+    return [(item, named[item.name]) for item in pipeline.inputs]

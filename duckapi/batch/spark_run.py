@@ -1,4 +1,9 @@
-"""The pipeline, compiled for Spark, over the files in a SparkSession; its rows come back as Arrow for the writers."""
+"""The pipeline, compiled for Spark, over the files in a SparkSession; its rows come back as Arrow for the writers.
+
+Reference data comes from the session's catalog. In local mode it is built there first
+(`build_references`: dbt-spark, in this process, joins the session); on a cluster it
+must already be in the cluster's catalog.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,70 @@ from typing import TYPE_CHECKING, Sequence
 
 import duckdb
 
-from duckapi.batch.errors import InputError, _input_error
-from duckapi.batch.inputs import InputFile, _grouped, describe_files
+from duckapi.batch.errors import InputError, MissingReferences, _input_error, missing_columns
+from duckapi.batch.inputs import Assigned, _grouped, describe_files
 from duckapi.batch.outputs import RESULT_RELATION, _atomic_output, result_statement, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError
-from duckapi.pipeline import Pipeline
+from duckapi.pipeline import Pipeline, Reference
+from duckapi.settings import Settings
 
 if TYPE_CHECKING:
     from duckapi.engines.spark import SparkEngine
 
 
+def reference_selector(references: Sequence[Reference]) -> list[str]:
+    """dbt's --select for the reference relations dbt can build, with their parents
+    (sources cannot be built: they must exist)."""
+    return sorted({f"+{r.name}" for r in references if r.kind != "source"})
+
+
+def build_references(settings: Settings, references: Sequence[Reference]) -> None:
+    """Build reference data into this process's SparkSession with dbt-spark (`dbt build`
+    of those relations and their parents, data tests left out: `duckapi build` or
+    `dbt build` is where they run).
+
+    `settings` name the project, its spark target and the target folder it was
+    compiled into. Call it once the engine's session exists: dbt-spark's `session`
+    method joins the running session (SparkSession.builder.getOrCreate()).
+    """
+    from duckapi import project
+
+    selector = reference_selector(references)
+    if selector:
+        extra = ["--select", *selector, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+        project.run_dbt_in_process(settings, "build", extra, quiet=True)
+
+
 def run_spark(
-    engine: "SparkEngine", pipeline: Pipeline, files: Sequence[InputFile], fmt: str, output: str, *,
+    engine: "SparkEngine", pipeline: Pipeline, inputs: Assigned, fmt: str, output: str, *,
     reporter: Reporter | None = None,
 ) -> int:
-    """The pipeline (compiled for Spark) over the files in the engine's session; rows written."""
+    """The pipeline (compiled for Spark) over the files in the engine's session; rows written.
+
+    A reference relation missing from the session's catalog raises MissingReferences
+    before any input is read.
+    """
     from duckapi.engines.spark import spark_errors, spark_message
 
     reporter = reporter or Reporter(err, enabled=False)
-    what = describe_files(files)
-    contract = ", ".join(c.name for c in pipeline.input_columns)
+    missing = engine.missing_references(pipeline.references)
+    if missing:
+        raise MissingReferences(missing)
+    what = describe_files([f for _, group in inputs for f in group])
     with reporter.step(f"reading {what}"):
-        frames = []
-        for fmt_in, paths in _grouped(files):
-            named = paths[0] if len(paths) == 1 else ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
-            try:
-                frames.append(engine.read(fmt_in, paths, pipeline.input_columns))
-            except KeyError as exc:
-                raise InputError(f"{named}: no column {exc.args[0]} (the input model's contract needs {contract})") from exc
-            except spark_errors() as exc:
-                raise InputError(f"{named}: {spark_message(exc)}") from exc
-        engine.register_input(frames, pipeline.input_columns)
+        for item, files in inputs:
+            contract = [c.name for c in item.columns]
+            frames = []
+            for fmt_in, paths in _grouped(files):
+                named = paths[0] if len(paths) == 1 else ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+                try:
+                    frames.append(engine.read(fmt_in, paths, item.columns))
+                except KeyError as exc:
+                    raise missing_columns(named, exc.args[0], item.name, contract) from exc
+                except spark_errors() as exc:
+                    raise InputError(f"{named}: {spark_message(exc)}") from exc
+            engine.register_input(item, frames)
     with reporter.step(f"running {pipeline.endpoint.output} on Spark over {what}", measured=True) as update:
         try:
             table = engine.execute_arrow(pipeline, update)

@@ -2,10 +2,12 @@
 
 The manifest comes from `dbt compile --target spark`, so every dispatch macro is
 rendered as Spark SQL; this module only renders the statement the way Spark wants
-it (backtick-quoted CTE names, no `as materialized`) and runs it over a temp view
-named INPUT_RELATION that reads the input files. The session is local (`local[*]`)
-by default, or a cluster master URL (spark://, yarn, k8s://), or a Spark Connect
-server (sc://host:15002).
+it (backtick-quoted CTE names, no `as materialized`, dbt-spark's relation names
+rewritten by relations.spark_rewrite) and runs it over one temp view per input,
+named `Input.relation`, that reads that input's files. Reference data (seeds,
+tables, sources the pipeline reads) comes from the session's catalog, under the
+names dbt-spark gave it. The session is local (`local[*]`) by default, or a cluster
+master URL (spark://, yarn, k8s://), or a Spark Connect server (sc://host:15002).
 
 The answer comes back to the driver as Arrow; the caller serialises it the way the
 API does (DuckDB's to_json over the rows in `order by o`), so both engines write the
@@ -26,8 +28,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import pyarrow as pa
 
+from duckapi import relations
 from duckapi.engines import ExecutionError, ResourceError
-from duckapi.pipeline import INPUT_RELATION, Column, Dialect, Pipeline
+from duckapi.pipeline import Column, Dialect, Input, Pipeline, Reference
 
 if TYPE_CHECKING:  # pyspark is an optional dependency (the `spark` extra)
     from pyspark.sql import DataFrame, SparkSession
@@ -77,20 +80,14 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _rewrite(sql: str, relations: Sequence[tuple[str, str]]) -> str:
-    """dbt's relation names (`schema.model`, maybe backticked) -> CTE names, whole names only."""
-    for relation, name in sorted(relations, key=lambda r: -len(r[0])):
-        sql = re.sub(r"(?<![\w.`])" + re.escape(relation) + r"(?![\w`])", lambda _m, n=name: n, sql)
-    return sql
-
-
 #: Spark SQL: backticks, `string` for a bare varchar, dbt-spark's unquoted relation
-#: names, and no `as materialized` (Spark plans CTEs its own way).
-SPARK = Dialect(quote=quote, type_name=spark_type, materialized_ctes=False, rewrite=_rewrite)
+#: names (rewritten lexically, each aliased to its own name), and no `as materialized`
+#: (Spark plans CTEs its own way).
+SPARK = Dialect(quote=quote, type_name=spark_type, materialized_ctes=False, rewrite=relations.spark_rewrite)
 
 
 def spark_sql(pipeline: Pipeline) -> str:
-    """The pipeline as one Spark SQL statement over INPUT_RELATION.
+    """The pipeline as one Spark SQL statement over its inputs' temp views.
 
     Pipeline.body_sql's CTE chain in the Spark dialect, from a manifest compiled for
     the spark target. No final ORDER BY: the rows are ordered where they are
@@ -276,11 +273,11 @@ class SparkEngine:
             raise ValueError(f"unknown input format {fmt!r}")
         missing = [n for n in names if n not in frame.columns]
         if missing:
-            raise KeyError(", ".join(missing))
+            raise KeyError(missing)
         return frame.select(*[quote(n) for n in names])
 
-    def register_input(self, frames: Sequence["DataFrame"], columns: Sequence[Column]) -> None:
-        """INPUT_RELATION as a temp view over the union of the inputs.
+    def register_input(self, item: Input, frames: Sequence["DataFrame"]) -> None:
+        """The input's files as the temp view `item.relation`: the union of its frames.
 
         A null in a contract column declared not_null stops the run, as the API
         refuses such a row (the files are data, not a validated request).
@@ -291,21 +288,40 @@ class SparkEngine:
         for other in frames[1:]:
             frame = frame.unionByName(other)
         checked = []
-        for c in columns:
+        for c in item.columns:
             col = F.col(quote(c.name))
             if c.not_null:
                 message = F.concat(
                     F.lit(f"input column {c.name} is null or missing in a row of "), F.input_file_name(),
-                    F.lit(" (the input model's contract says not_null)"),
+                    F.lit(" (the input's contract says not_null)"),
                 )
                 col = F.when(col.isNull(), F.raise_error(message)).otherwise(col)
             checked.append(col.alias(c.name))
-        frame.select(*checked).createOrReplaceTempView(INPUT_RELATION)
+        frame.select(*checked).createOrReplaceTempView(item.relation)
+
+    # -- reference data ----------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """The driver and the catalog are in this process (local[*], local[N])."""
+        return not self.options.remote and (self.options.master or "local").startswith("local")
+
+    def missing_references(self, references: Sequence[Reference]) -> list[Reference]:
+        """The reference relations the session's catalog does not have."""
+        missing = []
+        for reference in references:
+            try:
+                exists = self.session.catalog.tableExists(reference.relation_name)
+            except spark_errors():
+                exists = False
+            if not exists:
+                missing.append(reference)
+        return missing
 
     # -- execution -----------------------------------------------------------------
 
     def execute_arrow(self, pipeline: Pipeline, on_progress: Callable[..., None] | None = None) -> pa.Table:
-        """Run the statement over INPUT_RELATION and bring its rows to the driver as Arrow.
+        """Run the statement over the inputs' views and bring its rows to the driver as Arrow.
 
         `on_progress(fraction, detail)` hears, a few times a second, the finished share of
         the tasks of the stages running now and which stages those are.
