@@ -14,7 +14,8 @@ from duckapi.batch.inputs import Assigned, InputFile, _grouped, describe_files
 from duckapi.batch.outputs import _atomic_output, _lit, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError, error_message
-from duckapi.pipeline import Column, Input, Pipeline, Reference, quote_identifier
+from duckapi.engines.duckdb import missing_relations
+from duckapi.pipeline import Column, Input, Pipeline, quote_identifier
 from duckapi.warehouse import Warehouse
 
 #: The column naming each row's file (DuckDB's `filename` option), for error messages.
@@ -74,15 +75,6 @@ class DuckDBBatch:
         """The warehouse snapshot, read-only, under the catalog name dbt compiled into the SQL."""
         self.con.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
 
-    def missing_references(self, references: Sequence[Reference]) -> list[Reference]:
-        missing = []
-        for reference in references:
-            try:
-                self.con.execute(f"describe select * from {reference.relation_name}")
-            except duckdb.Error:
-                missing.append(reference)
-        return missing
-
     def check_input(self, item: Input, files: Sequence[InputFile]) -> None:
         """Open every file's schema and look for the contract's columns: InputError names the file."""
         names = [c.name for c in item.columns]
@@ -129,7 +121,7 @@ def run_duckdb(
     try:
         if pipeline.warehouse is not None:
             batch.attach(pipeline.warehouse)
-        missing = batch.missing_references(pipeline.references)
+        missing = missing_relations(batch.con, pipeline.references)
         if missing:
             raise MissingReferences(missing)
         with reporter.step(f"checking {what}"):

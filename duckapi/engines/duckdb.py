@@ -268,14 +268,8 @@ class DuckDBEngine:
 
     def missing_references(self, pipeline: Pipeline) -> list[Reference]:
         """The reference relations the pipeline's warehouse snapshot does not have."""
-        missing = []
         with self._cursor(pipeline) as cursor:
-            for reference in pipeline.references:
-                try:
-                    cursor.execute(f"select * from {reference.relation_name} limit 0")
-                except duckdb.Error:
-                    missing.append(reference)
-        return missing
+            return missing_relations(cursor, pipeline.references)
 
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
@@ -328,6 +322,17 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+def missing_relations(con: duckdb.DuckDBPyConnection, references: Sequence[Reference]) -> list[Reference]:
+    """The relations this connection cannot read (binding a query on each tells)."""
+    missing = []
+    for reference in references:
+        try:
+            con.execute(f"describe select * from {reference.relation_name}")
+        except duckdb.Error:
+            missing.append(reference)
+    return missing
 
 
 def _json_array(rows: list[str]) -> bytes:
