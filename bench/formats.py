@@ -82,7 +82,7 @@ from bench.load import (
 )
 from duckapi.api.inputs import RowsReader
 from duckapi.engines.duckdb import DuckDBEngine
-from duckapi.pipeline import INPUT_RELATION, build_pipelines
+from duckapi.pipeline import build_pipelines, input_relation as input_name
 from duckapi.settings import Settings
 from tests.oracle import analyse
 
@@ -223,14 +223,15 @@ EAGER_WAY = {"json": "duckdb to arrow", "ndjson": "duckdb to arrow", "csv": "duc
              "arrow": "pyarrow"}
 
 
-def floor_once(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, fmt_: str, way: str) -> tuple[bytes, float, float]:
+def floor_once(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, fmt_: str, way: str,
+               input_relation: str = input_name(0)) -> tuple[bytes, float, float]:
     """Load, register, run the statement, fetch: (answer, load seconds, total seconds)."""
     t0 = time.perf_counter()
     cursor = con.cursor()
     try:
         source = _source(cursor, body, fmt_, way)
         t1 = time.perf_counter()
-        cursor.register(INPUT_RELATION, source)
+        cursor.register(input_relation, source)
         rows = cursor.execute(statement).fetchall()
         answer = b"[" + b",".join(r[0].encode() for r in rows) + b"]"
     finally:
@@ -256,7 +257,7 @@ class InProcess:
         self.con = duckdb.connect(":memory:")  # DuckDB's defaults: every core
         self.threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
         self.engine = DuckDBEngine(Settings())  # what the server builds, with the server's defaults
-        self.reader = RowsReader(pipeline.input_columns, self.engine)
+        self.reader = RowsReader(pipeline.inputs[0].columns, self.engine)
 
     def floor(self, body: bytes, f: str, way: str, expected: Any) -> dict[str, Any]:
         busy0, own0 = busy_cpu_s(), own_cpu_s()
@@ -275,7 +276,7 @@ class InProcess:
         t1 = time.perf_counter()
         table = self.reader.read(copy, f)
         t2 = time.perf_counter()
-        answer = self.engine.execute_json(self.pipeline, table)
+        answer = self.engine.execute_json(self.pipeline, (table,))
         t3 = time.perf_counter()
         return {"body_ms": round((t1 - t0) * 1000, 1), "decode_ms": round((t2 - t1) * 1000, 1),
                 "execute_ms": round((t3 - t2) * 1000, 1), "total_ms": round((t3 - t0) * 1000, 1),
@@ -1198,8 +1199,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "The server's request path timed in-process with its own functions (medians): the body copy "
         "(64 KiB chunks appended to a `bytearray`, then `bytes()`, as `duckapi.api.body.read_body` does), decode "
-        "(`RowsReader(pipeline.input_columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and "
-        "serialise (`engine.execute_json(pipeline, table)`). \"HTTP rest\" is HTTP p50 minus the in-process total: "
+        "(`RowsReader(pipeline.inputs[0].columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and "
+        "serialise (`engine.execute_json(pipeline, (table,))`). \"HTTP rest\" is HTTP p50 minus the in-process total: "
         "loopback transfer both ways, uvicorn/Starlette, thread hops, the client. The eager floor loads the body "
         "completely before the statement runs, which splits the floor into load and analysis.",
         "",
