@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test build bench clean
+.PHONY: serve test build bench bench-reference bench-regression clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.load
+
+bench-reference: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.reference
+
+bench-regression: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.regression
 
 clean:
 	rm -rf $(VENV) duckapi_dbt/target duckapi_dbt/logs duckapi_dbt/*.duckdb

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Container, Mapping
 
 import numpy as np
 import orjson
@@ -155,11 +155,12 @@ class Server:
     ready_path: str
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT  # `python -m` imports from here first (another checkout: another code version)
 
     def start(self) -> None:
         log = open(WORK / "logs" / f"{self.name}.log", "wb")
         cmd = [a.replace("{port}", str(self.port)) for a in self.cmd]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def wait_ready(self, timeout: float = 180) -> None:
@@ -210,12 +211,12 @@ def request(port: int, method: str, path: str, body: bytes | None, timeout: floa
         conn.close()
 
 
-def build(db: Path, env: dict[str, str]) -> None:
-    """`duckapi build` into bench/.work; the baseline gets a copy with the same file stem."""
+def build(db: Path, env: dict[str, str], cwd: Path = ROOT, log_name: str = "build.log") -> None:
+    """`duckapi build` (of the code in `cwd`) into bench/.work; the baseline gets a copy with the same file stem."""
     db.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "duckapi.cli", "build", "--db", str(db)]
-    with open(WORK / "logs" / "build.log", "wb") as log:
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    with open(WORK / "logs" / log_name, "wb") as log:
+        subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
 # ---------------------------------------------------------------- measuring
@@ -330,16 +331,18 @@ class Timing:
     client_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # CPU used by anything else on the machine meanwhile (noise)
     batched: dict[str, int] = field(default_factory=dict)  # duckapi's /healthz counters
+    per_round: list[dict[str, float]] = field(default_factory=list)  # requests, req/s, server CPU per round
 
-    def time_round(self, server: Server, payloads: list[bytes], lo: int, hi: int, sc: Scenario, counters: bool) -> None:
-        """Send payloads[lo:hi] (within this round's share of the time limit) and add up."""
+    def time_round(self, server: Server, payloads: list[bytes], lo: int, hi: int, sc: Scenario, counters: bool,
+                   path: str = PATH, rounds: int = ROUNDS) -> None:
+        """Send payloads[lo:hi] to `path` (within this round's share of the time limit) and add up."""
         assert server.proc is not None
         sampler = RssSampler(server.proc.pid)
         before = sampler.rss()
         server_cpu, client_cpu, busy = sampler.cpu_s(), time.process_time(), busy_cpu_s()
         counted = batched(server.port) if counters else {}
         sampler.start()
-        sent, wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / ROUNDS)
+        sent, wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / rounds, path)
         for key, value in (batched(server.port) if counters else {}).items():
             self.batched[key] = self.batched.get(key, 0) + value - counted[key]
         self.peak_rss = max(self.peak_rss, sampler.stop(), before)
@@ -349,8 +352,39 @@ class Timing:
         self.client_cpu_s += client_cpu
         self.sent[lo:hi] = sent
         self.wall_s += wall
+        n = sum(x is not None for x in sent)
+        self.per_round.append({"requests": n, "rps": round(n / wall, 1) if wall > 0 else 0.0,
+                               "server_cpu_ms_per_request": round(server_cpu * 1000 / max(n, 1), 2)})
         if self.idle_rss < 0:
             self.idle_rss = before
+
+
+def time_alternating(
+    servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], counted: Container[str] = (),
+    paths: Mapping[str, str] | None = None, rounds: int = ROUNDS, abba: bool = False,
+) -> dict[str, Timing]:
+    """Time one scenario on each server (or endpoint: `paths` by name; default PATH), the
+    payloads split into `rounds` rounds that alternate them (a, b, a, b, ...; with `abba`
+    every other round in reverse order: a, b, b, a, ...), so a slow spell of this shared VM
+    weighs on all rather than on whichever was being timed.
+    `counted`: names whose /healthz batching counters are read around each round."""
+    per_server = {name: Timing([None] * len(payloads)) for name in servers}
+    bounds = np.linspace(0, len(payloads), rounds + 1).astype(int)
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        order = list(servers.items())
+        for name, s in (order[::-1] if abba and i % 2 else order):
+            path = (paths or {}).get(name, PATH)
+            per_server[name].time_round(s, payloads, lo, hi, sc, counters=name in counted, path=path, rounds=rounds)
+            time.sleep(0.3)
+    return per_server
+
+
+def cpu_summary(t: Timing) -> dict[str, float]:
+    """Server, client and other processes' CPU of one Timing, per request and in cores."""
+    n = max(sum(x is not None for x in t.sent), 1)
+    return {"server_ms_per_request": round(t.server_cpu_s * 1000 / n, 2),
+            "client_ms_per_request": round(t.client_cpu_s * 1000 / n, 2),
+            "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
 
 
 def batched(port: int) -> dict[str, int]:
@@ -482,6 +516,24 @@ def machine_info(servers: dict[str, Server]) -> dict[str, Any]:
         "duckapi_env": {k: v for k, v in os.environ.items() if k.startswith("DUCKAPI_")},
         "commands": {name: s.cmd for name, s in servers.items()},
     }
+
+
+def wait_for_quiet(max_load: float, wait_s: float = 600, every_s: float = 30) -> dict[str, Any]:
+    """Wait until the 1-minute load average is below `max_load` (others share this VM),
+    re-checking every `every_s` for at most `wait_s`; then go ahead anyway. What was seen."""
+    start, seen = time.monotonic(), []
+    while True:
+        load1 = round(os.getloadavg()[0], 2)
+        seen.append(load1)
+        waited = time.monotonic() - start
+        if load1 < max_load or waited + every_s > wait_s:
+            quiet = load1 < max_load
+            print(f"1-minute load {load1} ({'quiet' if quiet else 'NOT quiet, going ahead'}) "
+                  f"after waiting {waited:.0f}s", flush=True)
+            return {"max_load": max_load, "quiet": quiet, "waited_s": round(waited), "load1_seen": seen,
+                    "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+        print(f"1-minute load {load1} >= {max_load}: waiting {every_s:.0f}s", flush=True)
+        time.sleep(every_s)
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
@@ -699,14 +751,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gc.freeze()  # keep the collector from walking the stored answers while we time
         print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
         for sc, work in zip(scenarios, workloads):
-            # Rounds alternate the servers (duckapi, baseline, duckapi, ...), so a slow spell of
-            # this shared VM weighs on both rather than on whichever was being timed.
-            per_server = {name: Timing([None] * len(work.payloads)) for name in servers}
-            bounds = np.linspace(0, len(work.payloads), ROUNDS + 1).astype(int)
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                for name, s in servers.items():
-                    per_server[name].time_round(s, work.payloads, lo, hi, sc, counters=name == "duckapi")
-                    time.sleep(0.3)
+            # Rounds alternate the servers (duckapi, baseline, duckapi, ...).
+            per_server = time_alternating(servers, sc, work.payloads, counted={"duckapi"})
             for name, timing in per_server.items():
                 n = sum(x is not None for x in timing.sent)
                 print(f"  {sc.name:14} {name:8} {n:5} requests in {timing.wall_s:6.1f}s", flush=True)
@@ -724,10 +770,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  "max_requests": sc.max_requests, "time_limit_s": sc.time_limit_s}
         for name, t in per_server.items():
             entry[name] = summarise(t.sent, t.wall_s, t.idle_rss, t.peak_rss, sc.rows) | verify(name, t.sent, work.expected)
-            n = max(entry[name]["requests"], 1)
-            entry[name]["cpu"] = {"server_ms_per_request": round(t.server_cpu_s * 1000 / n, 2),
-                                  "client_ms_per_request": round(t.client_cpu_s * 1000 / n, 2),
-                                  "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
+            entry[name]["cpu"] = cpu_summary(t)
         entry["duckapi"]["batched"] = per_server["duckapi"].batched
         b, d = entry["baseline"], entry["duckapi"]
         exact_total += b["exact_order_matches"]

@@ -1,0 +1,584 @@
+"""Reference-data benchmark: request rows joined to a reference table the dbt build made.
+
+The project is bench/projects/reference/: the request input `order_lines` (line_id,
+item_key, qty; a contract) and the table model `items` (item_key, item_name,
+price_cents), `reference_rows` rows made with range(). Two endpoints answer the same
+shape for the same payloads: /enriched/ joins each line to `items` on item_key (read
+from the server's read-only warehouse snapshot), /plain/ computes the same name and
+price from the key without the join. One warehouse and one server per reference size
+(100k, 1M, 10M rows; and 1M with a unique index on item_key, to show what the join
+costs without a scan); each scenario is timed on both endpoints of that server in
+alternating rounds (bench/load.py's machinery). After timing every answer is checked
+against rows computed in Python (numpy lookups into the stored `items` rows), and the
+join is profiled in-process: duckapi's engine without HTTP, and DuckDB alone on a
+connection set up like a server lane.
+
+    python -m bench.reference            # full run, ~2-3 minutes: bench/reference_results.json, bench/REFERENCE_RESULTS.md
+    python -m bench.reference --quick    # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from bench.load import (
+    BENCH, MIB, ROOT, WORK, RssSampler, Scenario, Sent, Server, Timing, busy_cpu_s, cpu_summary, drive, fmt, machine_info,
+    request, summarise, time_alternating, wait_for_quiet, write_results,
+)
+
+PROJECT = BENCH / "projects" / "reference"
+HERE = WORK / "reference"
+ENDPOINTS = {"join": "/enriched/", "no join": "/plain/"}
+MAIN_ROWS = 1_000_000
+#: Share of request lines whose item_key is not in the reference table (a null item).
+MISS_RATE = 0.05
+COLUMNS = ("line_id", "item_key", "qty", "item_name", "price_cents", "amount_cents")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """One reference table: its size, and whether it has a unique index on the key."""
+
+    rows: int
+    indexed: bool = False
+
+    @property
+    def label(self) -> str:
+        return label(self.rows) + (" indexed" if self.indexed else "")
+
+    @property
+    def db(self) -> Path:
+        # One folder per warehouse, one file name: the catalog name ("reference") dbt compiles in is the same.
+        return HERE / f"{self.rows}{'-indexed' if self.indexed else ''}" / "reference.duckdb"
+
+    @property
+    def main(self) -> bool:
+        return self.rows == MAIN_ROWS and not self.indexed
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[Warehouse, ...]
+    main: tuple[Scenario, ...]  # on the main warehouse's server (MAIN_ROWS, no index)
+    other: tuple[Scenario, ...]  # on the others' servers
+    profile_iterations: int
+
+
+FULL = Plan(
+    sizes=(Warehouse(100_000), Warehouse(1_000_000), Warehouse(10_000_000), Warehouse(1_000_000, indexed=True)),
+    main=(Scenario("9 rows c=1", 9, 1, 600, 12), Scenario("100k rows c=1", 100_000, 1, 15, 45)),
+    other=(Scenario("9 rows c=1", 9, 1, 300, 8), Scenario("100k rows c=1", 100_000, 1, 6, 30)),
+    profile_iterations=200,
+)
+QUICK = Plan(
+    sizes=(Warehouse(100_000), Warehouse(1_000_000)),
+    main=(Scenario("9 rows c=1", 9, 1, 60, 4), Scenario("100k rows c=1", 100_000, 1, 3, 10)),
+    other=(Scenario("9 rows c=1", 9, 1, 30, 3), Scenario("100k rows c=1", 100_000, 1, 2, 8)),
+    profile_iterations=30,
+)
+
+
+def label(rows: int) -> str:
+    return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
+
+
+# ---------------------------------------------------------------- warehouses and servers
+
+
+def dbt_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_") and k not in ("HOST", "PORT")}
+    env.update({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"})
+    return env
+
+
+def build_all(sizes: tuple[Warehouse, ...]) -> dict[Warehouse, dict[str, Any]]:
+    """`dbt build --vars '{"reference_rows": N}'` of the bench project, one warehouse each (in parallel)."""
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    procs = {}
+    for w in sizes:
+        if w.db.parent.exists():
+            shutil.rmtree(w.db.parent)
+        w.db.parent.mkdir(parents=True)
+        dbt_vars = {"reference_rows": w.rows, **({"items_index": True} if w.indexed else {})}
+        cmd = [dbt, "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+               "--target-path", str(w.db.parent / "build-target"), "--log-path", str(w.db.parent / "build-logs"),
+               "--vars", orjson.dumps(dbt_vars).decode()]
+        log = open(WORK / "logs" / f"reference-build-{w.db.parent.name}.log", "wb")
+        procs[w] = (subprocess.Popen(cmd, cwd=PROJECT, env={**dbt_env(), "DUCKAPI_DB_PATH": str(w.db)},
+                                     stdout=log, stderr=subprocess.STDOUT), log, time.monotonic(), cmd)
+    built = {}
+    for w, (proc, log, t0, cmd) in procs.items():
+        if proc.wait() != 0:
+            raise RuntimeError(f"dbt build of {w.label} reference rows failed; see {log.name}")
+        log.close()
+        with duckdb.connect(str(w.db), read_only=True) as con:
+            count = con.execute("select count(*) from items").fetchone()[0]
+            indexes = con.execute("select count(*) from duckdb_indexes() where table_name = 'items'").fetchone()[0]
+        if count != w.rows or bool(indexes) != w.indexed:
+            raise RuntimeError(f"items has {count} rows and {indexes} indexes, expected {w}")
+        built[w] = {"seconds": round(time.monotonic() - t0, 1), "db_mib": round(w.db.stat().st_size / MIB, 1),
+                    "command": cmd}
+    return built
+
+
+def server(w: Warehouse) -> Server:
+    env = {**dbt_env(), "DUCKAPI_TARGET_PATH": str(w.db.parent / "serve-target")}
+    cmd = [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
+           "--project", str(PROJECT), "--db", str(w.db)]
+    return Server(f"reference-{w.db.parent.name}", cmd, env, "/healthz")
+
+
+# ---------------------------------------------------------------- payloads
+
+
+@dataclass
+class Orders:
+    """The payloads of one scenario on one size, and their columns (for the expected answers)."""
+
+    payloads: list[bytes]
+    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # line_id, item_key, qty
+
+
+def make_orders(sc: Scenario, rows: int, seed: int, index: int, seen: set[bytes]) -> Orders:
+    """Distinct seeded payloads: line ids shuffled, item keys uniform over the table, MISS_RATE beyond it."""
+    rng = np.random.default_rng([seed, rows, index])
+    out = Orders([], [])
+    while len(out.payloads) < sc.max_requests:
+        line_id = rng.permutation(sc.rows).astype(np.int64)
+        item_key = rng.integers(0, rows, sc.rows, dtype=np.int64)
+        miss = rng.random(sc.rows) < MISS_RATE
+        item_key[miss] = rows + rng.integers(0, rows, int(miss.sum()))
+        qty = rng.integers(1, 100, sc.rows, dtype=np.int64)
+        body = orjson.dumps([{"line_id": a, "item_key": b, "qty": c}
+                             for a, b, c in zip(line_id.tolist(), item_key.tolist(), qty.tolist())])
+        if body in seen:
+            continue
+        seen.add(body)
+        out.payloads.append(body)
+        out.columns.append((line_id, item_key, qty))
+    return out
+
+
+# ---------------------------------------------------------------- verifying
+
+
+class Reference:
+    """The `items` rows as stored in a warehouse, for lookups by key in numpy."""
+
+    def __init__(self, db: Path) -> None:
+        with duckdb.connect(str(db), read_only=True) as con:
+            table = con.sql("select item_key, item_name, price_cents from items order by item_key").to_arrow_table()
+        self.keys = table.column("item_key").to_numpy()
+        if len(self.keys) > 1 and not bool(np.all(np.diff(self.keys) > 0)):
+            raise RuntimeError("items.item_key is not unique")
+        self.names = table.column("item_name").combine_chunks()
+        self.prices = table.column("price_cents").to_numpy()
+
+    def expected(self, columns: tuple[np.ndarray, np.ndarray, np.ndarray], join: bool) -> list[dict[str, Any]]:
+        """The answer computed in Python: lines by line_id, each with its stored item (join)
+        or the item computed from the key as items.sql defines it (no join)."""
+        line_id, item_key, qty = columns
+        order = np.argsort(line_id, kind="stable")
+        line_id, item_key, qty = line_id[order], item_key[order], qty[order]
+        if join:
+            pos = np.minimum(np.searchsorted(self.keys, item_key), max(len(self.keys) - 1, 0))
+            hit = (self.keys[pos] == item_key).tolist()
+            names = self.names.take(pa.array(pos)).to_pylist()
+            prices = self.prices[pos].tolist()
+        else:
+            hit = [True] * len(item_key)
+            names = [f"item-{k}" for k in item_key.tolist()]
+            prices = ((item_key * 7919) % 10007).tolist()
+        rows = []
+        for lid, key, q, h, name, price in zip(line_id.tolist(), item_key.tolist(), qty.tolist(), hit, names, prices):
+            if h:
+                rows.append({"line_id": lid, "item_key": key, "qty": q, "item_name": name, "price_cents": price,
+                             "amount_cents": q * price})
+            else:
+                rows.append({"line_id": lid, "item_key": key, "qty": q, "item_name": None, "price_cents": None,
+                             "amount_cents": None})
+        return rows
+
+
+def first_difference(got: Any, expected: list[dict[str, Any]]) -> str:
+    if not isinstance(got, list):
+        return f"not a list: {str(got)[:200]}"
+    if len(got) != len(expected):
+        return f"{len(got)} rows vs {len(expected)} expected"
+    i = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+    return f"row {i}: got {str(got[i])[:200]} expected {str(expected[i])[:200]}"
+
+
+def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: bool) -> dict[str, Any]:
+    """Wrong answers among the 200s (exact equality with the Python computation, row order included)."""
+    wrong, examples = 0, []
+    for s, columns in zip(sent, orders.columns):
+        if s is None or s.status != 200:
+            continue
+        got = orjson.loads(s.body)
+        expected = reference.expected(columns, join)
+        if got != expected:
+            wrong += 1
+            if len(examples) < 3:
+                examples.append(first_difference(got, expected))
+    return {"wrong": wrong, "wrong_examples": examples}
+
+
+# ---------------------------------------------------------------- in-process profile
+
+
+def p50_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 3) if values else float("nan")
+
+
+def nine_row_tables(rows: int, seed: int, n: int) -> list[pa.Table]:
+    """Arrow tables shaped as the server's inputs (the contract's bigint columns)."""
+    orders = make_orders(Scenario("profile", 9, 1, n, 0), rows, seed, 99, set())
+    return [pa.table({"line_id": a, "item_key": b, "qty": c}) for a, b, c in orders.columns]
+
+
+def profile_engine(manifest: dict[str, Any], w: Warehouse, tables: list[pa.Table]) -> dict[str, Any]:
+    """duckapi's engine in this process: the statement a server's executor thread runs, without HTTP."""
+    from duckapi.service import Service
+    from duckapi.settings import Settings
+
+    settings = Settings.from_env(env={}, project_dir=PROJECT, db_path=w.db,
+                                 target_path=w.db.parent / "profile-target", executor_threads=1)
+    service = Service(settings, manifest)
+    try:
+        pipelines = {name: service.state.pipeline(path, None) for name, path in ENDPOINTS.items()}
+        times: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+        for name, p in pipelines.items():  # warm: the lane attaches the snapshot, caches blocks
+            service.engine.execute_json(p, [tables[0]])
+        for table in tables:
+            for name, p in pipelines.items():
+                t0 = time.perf_counter()
+                service.engine.execute_json(p, [table])
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        service.close()
+    out = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
+    out["ratio"] = round(out["join_p50_ms"] / out["no join_p50_ms"], 2)
+    return out
+
+
+def lane(db: Path, threads: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB set up as a server lane in small mode, the warehouse attached read-only."""
+    from duckapi.engines.duckdb import SMALL_MODE
+
+    con = duckdb.connect(":memory:", config={"python_enable_replacements": False, "threads": threads})
+    for statement in SMALL_MODE:
+        con.execute(statement)
+    con.execute(f"set threads = {int(threads)}")
+    con.execute("attach $1 as reference (read_only)", [str(db)])
+    return con
+
+
+def profile_duckdb(sql: dict[str, str], w: Warehouse, tables: list[pa.Table], threads: int = 1) -> dict[str, Any]:
+    """DuckDB alone: the served statements (GET /<path>/sql) over a registered Arrow input."""
+    con = lane(w.db, threads)
+    times: dict[str, list[float]] = {name: [] for name in sql}
+    try:
+        for i, table in enumerate([tables[0], *tables]):
+            for name, statement in sql.items():
+                cursor = con.cursor()
+                cursor.register("__duckapi_input_0", table)
+                t0 = time.perf_counter()
+                cursor.execute(statement).fetchall()
+                elapsed = time.perf_counter() - t0
+                cursor.close()
+                if i:
+                    times[name].append(elapsed)
+        cursor = con.cursor()
+        cursor.register("__duckapi_input_0", tables[0])
+        plan = cursor.execute("explain analyze " + sql["join"]).fetchall()[0][1]
+        cursor.close()
+    finally:
+        con.close()
+    out: dict[str, Any] = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
+    out["ratio"] = round(out["join_p50_ms"] / out["no join_p50_ms"], 2)
+    scanned = re.search(r"Row Groups Scanned:\s*(\d+)\s*/\s*(\d+)", plan)
+    out["row_groups_scanned"] = f"{scanned[1]} / {scanned[2]}" if scanned else None
+    out["join_type"] = (re.search(r"Join Type:\s*(\w+)", plan) or [None, None])[1]
+    out["scan_type"] = (re.search(r"Type:\s*(Sequential Scan|Index Scan)", plan) or [None, None])[1]
+    return out
+
+
+def profile(plan: Plan, seed: int, sql: dict[str, str], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for w in plan.sizes:
+        tables = nine_row_tables(w.rows, seed, plan.profile_iterations)
+        wall, own, busy = time.monotonic(), time.process_time(), busy_cpu_s()
+        entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label,
+                 "engine": profile_engine(manifest, w, tables),
+                 "duckdb": profile_duckdb(sql, w, tables),
+                 "duckdb_2_threads": profile_duckdb(sql, w, tables, threads=2)}
+        other = busy_cpu_s() - busy - (time.process_time() - own)
+        entry["other_processes_cores"] = round(max(other, 0.0) / (time.monotonic() - wall), 2)
+        print(f"  profile {w.label:10} engine {entry['engine']}  duckdb {entry['duckdb']}", flush=True)
+        out.append(entry)
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def rss_mib(server: Server) -> float:
+    assert server.proc is not None
+    return round(RssSampler(server.proc.pid).rss() / MIB, 1)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    plan = QUICK if args.quick else FULL
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    quiet = wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
+    t0 = time.monotonic()
+    print("building", ", ".join(w.label for w in plan.sizes), "reference rows into", HERE, flush=True)
+    built = build_all(plan.sizes)
+    servers = {w: server(w) for w in plan.sizes}
+    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "main_rows": MAIN_ROWS, "miss_rate": MISS_RATE,
+                               "endpoints": ENDPOINTS, "load": quiet, "sizes": []}
+    raw: list[tuple[Warehouse, list[tuple[Scenario, Orders, dict[str, Timing]]]]] = []
+    memory: dict[Warehouse, dict[str, float]] = {}
+    sql: dict[str, str] = {}
+    try:
+        for s in servers.values():
+            s.start()
+        print("generating payloads (servers start meanwhile)", flush=True)
+        seen: set[bytes] = set()
+        scenarios = {w: plan.main if w.main else plan.other for w in plan.sizes}
+        # Payloads depend on the size only: the indexed warehouse gets the same ones as its twin.
+        work = {w: [make_orders(sc, w.rows, args.seed, i, seen if not w.indexed else set())
+                    for i, sc in enumerate(scenarios[w])] for w in plan.sizes}
+        warmups = {w: make_orders(Scenario("warm-up", 9, 1, 20, 0), w.rows, args.seed, 1000, set()) for w in plan.sizes}
+        del seen
+        for s in servers.values():
+            s.wait_ready()
+        print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
+        gc.collect()
+        gc.freeze()
+        for w, s in servers.items():
+            mem = memory[w] = {"after_start": rss_mib(s)}
+            for path in ENDPOINTS.values():  # first requests attach the snapshot in each lane
+                warm, _ = drive(s.port, warmups[w].payloads, 1, 30, path)
+                if any(x is None or x.status != 200 for x in warm):
+                    raise RuntimeError(f"{s.name} fails warm-up requests on {path}; see {WORK / 'logs'}")
+            mem["after_warm_up"] = rss_mib(s)
+            timed = []
+            for sc, orders in zip(scenarios[w], work[w]):
+                timings = time_alternating({name: s for name in ENDPOINTS}, sc, orders.payloads, paths=ENDPOINTS)
+                mem[f"after {sc.name}"] = rss_mib(s)
+                mem[f"peak {sc.name}"] = round(max(t.peak_rss for t in timings.values()) / MIB, 1)
+                for name, t in timings.items():
+                    n = sum(x is not None for x in t.sent)
+                    print(f"  {w.label:10} {sc.name:14} {name:8} {n:5} requests in {t.wall_s:6.1f}s", flush=True)
+                timed.append((sc, orders, timings))
+            raw.append((w, timed))
+        main = next((s for w, s in servers.items() if w.main), next(iter(servers.values())))
+        for name, path in ENDPOINTS.items():
+            status, _, body = request(main.port, "GET", path.rstrip("/") + "/sql", None)
+            if status != 200:
+                raise RuntimeError(f"GET {path}sql: {status}")
+            sql[name] = body.decode()
+        time.sleep(1)
+        for w, s in servers.items():
+            memory[w]["idle_at_end"] = rss_mib(s)
+    finally:
+        for s in servers.values():
+            s.stop()
+        gc.unfreeze()
+    print("verifying answers", flush=True)
+    for w, timed in raw:
+        reference = Reference(w.db)
+        entry: dict[str, Any] = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built[w],
+                                 "rss_mib": memory[w], "scenarios": []}
+        for sc, orders, timings in timed:
+            scenario: dict[str, Any] = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency,
+                                        "max_requests": sc.max_requests, "time_limit_s": sc.time_limit_s}
+            for name, t in timings.items():
+                scenario[name] = (summarise(t.sent, t.wall_s, t.idle_rss, t.peak_rss, sc.rows)
+                                  | check(t.sent, orders, reference, join=name == "join"))
+                scenario[name]["cpu"] = cpu_summary(t)
+            j, p = scenario["join"], scenario["no join"]
+            scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
+            scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"], 2) if p["throughput_rps"] else None
+            entry["scenarios"].append(scenario)
+        results["sizes"].append(entry)
+        del reference
+    print("profiling the join in-process", flush=True)
+    from duckapi.project import load_manifest
+    from duckapi.settings import Settings
+
+    manifest = load_manifest(Settings.from_env(env={}, project_dir=PROJECT,
+                                               target_path=main_of(plan).db.parent / "serve-target"))
+    results["profile"] = profile(plan, args.seed, sql, manifest)
+    results["sql"] = sql
+    results["targets"] = targets(results)
+    results["machine"] = machine_info({f"reference {w.label}": s for w, s in servers.items()})
+    results["machine"]["duckapi_tree_changes"] = tree_changes()
+    results["total_s"] = round(time.monotonic() - t0, 1)
+    return results
+
+
+def main_of(plan: Plan) -> Warehouse:
+    return next((w for w in plan.sizes if w.main), plan.sizes[0])
+
+
+def tree_changes() -> list[str]:
+    """Uncommitted changes to the served code at the time of the run (others share the checkout)."""
+    out = subprocess.run(["git", "status", "--porcelain", "--", "duckapi"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for size in results["sizes"]:
+        for sc in size["scenarios"]:
+            if size["rows"] == MAIN_ROWS and not size["indexed"] and sc["name"] == "9 rows c=1":
+                out.append({"target": f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
+                            "pass": sc["p50_ratio"] <= 2.0,
+                            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: "
+                                        f"{sc['p50_ratio']}x"})
+    bad = [f"{size['label']} {sc['name']} {name}: {sc[name]['requests']} requests, {sc[name]['errors']} errors, "
+           f"{sc[name]['wrong']} wrong"
+           for size in results["sizes"] for sc in size["scenarios"] for name in ENDPOINTS
+           if sc[name]["errors"] or sc[name]["wrong"] or not sc[name]["requests"]]
+    out.append({"target": "every answer correct (all sizes, both endpoints)", "pass": not bad,
+                "measured": "; ".join(bad) or "all correct"})
+    return out
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def load_before(load: dict[str, Any]) -> float:
+    return load["load1_seen"][-1] if load.get("load1_seen") else round(load["loadavg_at_start"][0], 2)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    load = results["load"]
+    main = next((s for s in results["sizes"] if s["rows"] == MAIN_ROWS and not s["indexed"]), results["sizes"][0])
+    rows = ["| scenario | endpoint | requests | req/s | p50 ms | p95 ms | max ms | server CPU ms/req "
+            "| other procs' CPU (cores) | peak RSS MiB | errors | wrong |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"]
+    for sc in main["scenarios"]:
+        for name in ENDPOINTS:
+            r = sc[name]
+            rows.append(f"| {sc['name']} | {name} ({ENDPOINTS[name]}) | {r['requests']} | {fmt(r['throughput_rps'])} "
+                        f"| {fmt(r['latency_ms']['p50'], 2)} | {fmt(r['latency_ms']['p95'], 2)} | {fmt(r['latency_ms']['max'], 2)} "
+                        f"| {fmt(r['cpu']['server_ms_per_request'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
+                        f"| {fmt(r['rss_mib']['peak'], 0)} | {r['errors']} | {r['wrong']} |")
+        rows.append(f"| {sc['name']} | **join / no join** | | {fmt(sc['throughput_ratio'], 2)}x | **{fmt(sc['p50_ratio'], 2)}x** "
+                    "| | | | | | | |")
+    names = [sc["name"] for sc in main["scenarios"]]
+    sizes = ["| reference rows | warehouse file MiB | RSS after start-up | after warm-up | "
+             + " | ".join(f"after {n} / peak" for n in names) + " | idle at end | "
+             + " | ".join(f"{n} p50 join / no join ms (ratio)" for n in names) + " |",
+             "|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|" + "---:|" * len(names)]
+    for size in results["sizes"]:
+        mem = size["rss_mib"]
+        cells = [f"{fmt(mem.get('after ' + n), 0)} / {fmt(mem.get('peak ' + n), 0)}" for n in names]
+        lat = []
+        for n in names:
+            sc = next(s for s in size["scenarios"] if s["name"] == n)
+            lat.append(f"{fmt(sc['join']['latency_ms']['p50'], 2)} / {fmt(sc['no join']['latency_ms']['p50'], 2)} "
+                       f"({fmt(sc['p50_ratio'], 2)}x)")
+        sizes.append(f"| {size['label']} | {fmt(size['db_mib'])} | {fmt(mem['after_start'], 0)} "
+                     f"| {fmt(mem['after_warm_up'], 0)} | " + " | ".join(cells) + f" | {fmt(mem['idle_at_end'], 0)} | "
+                     + " | ".join(lat) + " |")
+    prof = ["| reference rows | engine in-process join / no join ms (ratio) | DuckDB alone, 1 thread (ratio) "
+            "| DuckDB alone, 2 threads (ratio) | row groups the join scans | plan | other procs' CPU (cores) |",
+            "|---:|---:|---:|---:|:-:|:-:|---:|"]
+    for p in results["profile"]:
+        cells = [f"{fmt(p[k]['join_p50_ms'], 2)} / {fmt(p[k]['no join_p50_ms'], 2)} ({fmt(p[k]['ratio'], 2)}x)"
+                 for k in ("engine", "duckdb", "duckdb_2_threads")]
+        prof.append(f"| {p['label']} | " + " | ".join(cells) + f" | {p['duckdb']['row_groups_scanned']} "
+                    f"| {p['duckdb']['join_type']} join, {p['duckdb']['scan_type']} | {fmt(p['other_processes_cores'], 2)} |")
+    targets = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})" for t in results["targets"]]
+    changes = m.get("duckapi_tree_changes") or []
+    return "\n".join([
+        f"# Reference-data benchmark{' (quick run)' if results['quick'] else ''}",
+        "",
+        f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, DuckDB {m['versions']['duckdb']}, git {(m['git_head'] or '?')[:7]}"
+        + (f" (uncommitted changes to duckapi/: {', '.join(c.split()[-1] for c in changes)})" if changes else "")
+        + f". 1-minute load {load_before(load)} before the run (waited for < {load.get('max_load', '-')}: "
+        f"{load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.",
+        "",
+        "Project bench/projects/reference: request lines (line_id, item_key, qty) joined on item_key to the table model "
+        "`items` (item_key, item_name, price_cents; stored in key order) that duckapi reads from its read-only "
+        f"warehouse snapshot (`{ENDPOINTS['join']}`), against the same answer computed without the join "
+        f"(`{ENDPOINTS['no join']}`). Item keys uniform over the table, {int(MISS_RATE * 100)}% of them missing from it "
+        "(null item). One server per warehouse: 100k, 1M and 10M rows, and 1M with a unique index on item_key "
+        "(dbt var items_index: a post-hook `create unique index`); the client on the same machine. Both endpoints of a "
+        "server get the same "
+        "distinct seeded payloads, in alternating rounds. Every answer is checked after timing, row for row, "
+        "against Python lookups into the stored `items` rows. `python -m bench.reference` regenerates this file.",
+        "",
+        f"## {label(main['rows'])} reference rows",
+        "",
+        *rows,
+        "",
+        "## Targets",
+        "",
+        *targets,
+        "",
+        "## Memory and latency by warehouse",
+        "",
+        "Server RSS in MiB (process tree): right after start-up (the snapshot attached, nothing read yet), after "
+        "20 warm-up requests per endpoint, after each scenario / peak during it (sampled every 20 ms), and idle at "
+        "the end of the run.",
+        "",
+        *sizes,
+        "",
+        "## Where the join's time goes (in-process, 9-row requests)",
+        "",
+        "p50 over the same seeded 9-row inputs, both statements alternating: duckapi's engine called in this process "
+        "(the statement a server thread runs: bound list parameters, the thread's lane with the snapshot attached; no "
+        "HTTP, no JSON parsing), and DuckDB alone running the served statements (`GET /enriched/sql`, "
+        "`GET /plain/sql`) over a registered Arrow table on a connection set up like a lane in small mode "
+        "(1 thread, no join-order optimizer), and the same with 2 threads. Row groups: DuckDB's `explain analyze` "
+        "of one such join.",
+        "",
+        *prof,
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="two sizes, tiny request counts: a smoke run under a minute")
+    parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
+    parser.add_argument("--max-load", type=float, default=0.0,
+                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
+    parser.add_argument("--wait-s", type=float, default=600)
+    parser.add_argument("--out-json", type=Path, help="default bench/reference_results.json (quick: bench/.work/)")
+    parser.add_argument("--out-md", type=Path, help="default bench/REFERENCE_RESULTS.md (quick: bench/.work/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    out_json = args.out_json or (WORK / "reference_results-quick.json" if args.quick else BENCH / "reference_results.json")
+    out_md = args.out_md or (WORK / "REFERENCE_RESULTS-quick.md" if args.quick else BENCH / "REFERENCE_RESULTS.md")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return write_results(run(args), out_json, out_md, markdown, args.strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
