@@ -50,6 +50,7 @@ def running_server(args: list[str], env: dict[str, str], log_dir: Path, ready_ti
     """`duckapi serve ARGS` with these DUCKAPI_* variables; stopped (by pid) on exit."""
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_")}
+    child_env["DUCKAPI_DRAIN_SECONDS"] = "0"  # stopping a test server need not wait
     child_env.update(env)
     child_env.update({"HOST": "127.0.0.1", "PORT": str(port)})
     log = log_dir / "server.log"
