@@ -1,5 +1,6 @@
-"""SIGTERM: /healthz says draining at once, then no new connections, the request in
-flight is answered, and the process exits 0."""
+"""Restarts. SIGTERM: /healthz says draining at once, then no new connections, the
+request in flight is answered, and the process exits 0. A worker killed with -9 is
+replaced, and the other one answers meanwhile."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import socket
 import time
 from pathlib import Path
+
+import psutil
 
 from tests.conftest import Built
 from tests.oracle import ANIMALS, analyse
@@ -49,3 +52,33 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(built: Built, tmp_pa
         assert response.status == 200 and json.loads(response.read()) == analyse(ANIMALS)
         in_flight.close()
         assert server.proc.wait(timeout=30) == 0
+
+
+def test_a_killed_worker_is_replaced(built: Built, tmp_path: Path) -> None:
+    env = {"DUCKAPI_DB_PATH": str(built.settings.db_path), "DUCKAPI_TARGET_PATH": str(tmp_path / "target")}
+    with running_server(["--workers", "2"], env, tmp_path) as server:
+        assert server.proc is not None
+        supervisor = psutil.Process(server.proc.pid)
+
+        def workers() -> list[psutil.Process]:
+            return [p for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+        deadline = time.monotonic() + 60
+        while len(workers()) < 2:
+            assert time.monotonic() < deadline, "two workers never came up"
+            time.sleep(0.2)
+        victim = workers()[0]
+        victim.send_signal(signal.SIGKILL)
+        psutil.wait_procs([victim], timeout=10)  # dead (maybe a zombie until the supervisor reaps it)
+        answers = [server.post_rows(ANIMALS) for _ in range(20)]  # the other worker answers meanwhile
+        assert answers == [(200, analyse(ANIMALS))] * 20
+        deadline = time.monotonic() + 60
+        while len(workers()) < 2 or victim.pid in [p.pid for p in workers()]:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while True:  # the replacement compiles the project before it takes requests
+            replacement = next(p for p in workers() if p.pid != victim.pid)
+            if all(server.post_rows(ANIMALS) == (200, analyse(ANIMALS)) for _ in range(10)):
+                break
+            assert time.monotonic() < deadline and replacement.is_running()
