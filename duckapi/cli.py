@@ -76,6 +76,7 @@ def serve(
     import uvicorn
 
     from duckapi import project as dbt_project
+    from duckapi.api.ops.multiproc import prepare_metrics_dir
     from duckapi.pipeline import PipelineError
     from duckapi.service import Service, compile_project
     from duckapi.warehouse import WarehouseError
@@ -91,6 +92,7 @@ def serve(
     except (dbt_project.ProjectError, PipelineError, WarehouseError) as exc:
         _fail(exc)
     os.environ.update(settings.to_env())
+    prepare_metrics_dir()  # before any worker imports prometheus-client (api/ops/multiproc.py)
     uvicorn.run(
         "duckapi.api.app:app_from_env",
         factory=True,

@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,6 +163,10 @@ def compile_project(settings: Settings) -> dict[str, Any]:
 class Service:
     """The engine, the current project state, and the variants compiled for vars."""
 
+    #: Told of each compile after start-up (api/ops/metrics.py): the kind ("vars" or
+    #: "reload"), its seconds, and the compiled state (None when it failed).
+    on_compile: Callable[[str, float, "ProjectState | None"], None] | None = None
+
     def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
         self.settings = settings
         self.snapshots = Snapshots(settings.db_path)
@@ -204,6 +209,15 @@ class Service:
             return RequestError(f"the project does not compile with these vars: {message}")
 
     def _compile(self, dbt_vars: dict[str, Any] | None = None, warehouse: Warehouse | None = None) -> ProjectState:
+        started, state = time.perf_counter(), None
+        try:
+            state = self._compile_state(dbt_vars, warehouse)
+            return state
+        finally:
+            if self.on_compile is not None:
+                self.on_compile("vars" if dbt_vars else "reload", time.perf_counter() - started, state)
+
+    def _compile_state(self, dbt_vars: dict[str, Any] | None, warehouse: Warehouse | None) -> ProjectState:
         """Compile into a scratch target folder against a scratch copy of the snapshot;
         only the manifest is kept (in memory)."""
         warehouse = warehouse if warehouse is not None else self.state.warehouse

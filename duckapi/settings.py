@@ -55,6 +55,8 @@ class Settings:
     reload_interval: float = 1.0
     # One log line per request costs about as much as parsing a small body: off by default.
     access_log: bool = False
+    # DUCKAPI_ACCESS_LOG=json: one JSON line per request instead (api/ops/request_log.py).
+    request_log: bool = False
 
     @property
     def pipeline_threads(self) -> int:
@@ -88,6 +90,7 @@ class Settings:
             max_body_bytes=int(env.get("DUCKAPI_MAX_BODY_BYTES") or 256 * 1024 * 1024),
             log_level=env.get("DUCKAPI_LOG_LEVEL") or "info",
             access_log=_flag(env.get("DUCKAPI_ACCESS_LOG")),
+            request_log=(env.get("DUCKAPI_ACCESS_LOG") or "").strip().lower() == "json",
             vars_cache_size=int(env.get("DUCKAPI_VARS_CACHE_SIZE") or 16),
             reload=_flag(env.get("DUCKAPI_RELOAD")),
             reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
@@ -110,7 +113,7 @@ class Settings:
             "DUCKAPI_DUCKDB_THREADS": str(self.duckdb_threads),
             "DUCKAPI_MAX_BODY_BYTES": str(self.max_body_bytes),
             "DUCKAPI_LOG_LEVEL": self.log_level,
-            "DUCKAPI_ACCESS_LOG": "1" if self.access_log else "0",
+            "DUCKAPI_ACCESS_LOG": "json" if self.request_log else "1" if self.access_log else "0",
             "DUCKAPI_VARS_CACHE_SIZE": str(self.vars_cache_size),
             "DUCKAPI_RELOAD": "1" if self.reload else "0",
             "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from typing import Any, AsyncIterator, Callable, TypeVar
@@ -29,6 +28,9 @@ from duckapi.api import openapi
 from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.inputs import InputError
+from duckapi.api.ops import request_log
+from duckapi.api.ops.metrics import Metrics
+from duckapi.api.ops.requests import RequestOps, note_rows
 from duckapi.api.request_rows import RequestReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.engines import ExecutionError, ResourceError
@@ -89,8 +91,10 @@ def _arrow_answer(service: Service, pipeline: Pipeline, tables: Any, fmt: str) -
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     service = Service(settings, manifest if manifest is not None else load_manifest(settings))
-    executor = ThreadPoolExecutor(settings.pipeline_threads, thread_name_prefix="duckapi")
+    metrics = Metrics()
+    executor = metrics.executor(settings.pipeline_threads, thread_name_prefix="duckapi")
     batcher = Batcher(service.engine, executor, settings.pipeline_threads, settings.max_batch)
+    metrics.attach(service, batcher)
 
     async def run(fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
@@ -120,6 +124,11 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             service.close()
 
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
+    # Outermost: request ids, metrics and request logs see every answer (api/ops/requests.py).
+    app.add_middleware(
+        RequestOps, endpoints=lambda: service.state.endpoints, on_start=metrics.start,
+        on_end=[metrics.finish, *request_log.observers(settings.request_log)], on_shutdown=metrics.shutdown,
+    )
     app.state.service = service
     app.state.batcher = batcher
 
@@ -172,6 +181,10 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             for path, served in sorted(state.endpoints.items())
         ]
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return metrics.response()
+
     @app.get("/{path:path}", include_in_schema=False)
     async def introspect(request: Request, path: str) -> Response:
         key = _endpoint_key(path)
@@ -205,6 +218,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
                 tables = reader.read(body, fmt)
             else:
                 tables = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
+            note_rows(request, tables)
         except InputError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import pyarrow as pa
 
@@ -49,6 +49,10 @@ class Batcher:
         self._last_batch = -LOAD_WINDOW_S
         self.statements = 0  # batched statements run, and the requests they answered
         self.batched_requests = 0
+        # Metrics hooks (api/ops/metrics.py): waiting requests added (+1) or taken (-n),
+        # and the size of each batched statement.
+        self.on_queue: Callable[[int], None] = lambda change: None
+        self.on_batch: Callable[[int], None] = lambda size: None
 
     def accepts(self, pipeline: Pipeline, tables: Sequence[pa.Table]) -> bool:
         """Small requests of a batchable (single-input, single-row) pipeline."""
@@ -58,6 +62,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         self._waiting.setdefault(pipeline, []).append((table, future))
+        self.on_queue(1)
         if self._idle:
             self._idle -= 1
             loop.create_task(self._run())
@@ -76,6 +81,7 @@ class Batcher:
         count = min(len(waiting), self._max_batch) if len(waiting) >= BATCH_MIN else 1
         taken, rest = waiting[:count], waiting[count:]
         del self._waiting[pipeline]
+        self.on_queue(-count)
         if rest:
             self._waiting[pipeline] = rest  # to the back: other pipelines go next
         if count > 1:
@@ -100,6 +106,7 @@ class Batcher:
                     if batched:
                         self.statements += 1
                         self.batched_requests += len(taken)
+                        self.on_batch(len(taken))
                 except BaseException as exc:  # e.g. the executor shut down: nobody may hang
                     outcomes = [exc] * len(taken)  # type: ignore[list-item]
                 for (_, future), outcome in zip(taken, outcomes):
