@@ -274,15 +274,18 @@ class Sent:
     status: int  # -1: no HTTP response (connection error)
     latency_s: float
     body: bytes
+    at_s: float = 0.0  # time.perf_counter() when it completed (drive sets it)
 
 
 def drive(
-    port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH
+    port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH,
+    stop: threading.Event | None = None,
 ) -> tuple[list[Sent | None], float]:
     """Post payloads in order from `concurrency` threads, each on its own keep-alive connection.
 
-    Stops taking new requests at the time limit (requests in flight finish). Returns the
-    responses by payload index (None = not sent) and the wall time to the last completion.
+    Stops taking new requests at the time limit or once `stop` is set (requests in flight
+    finish). Returns the responses by payload index (None = not sent) and the wall time to
+    the last completion.
     """
     results: list[Sent | None] = [None] * len(payloads)
     counter = itertools.count()
@@ -294,7 +297,7 @@ def drive(
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         while True:
             i = next(counter)
-            if i >= len(payloads) or time.perf_counter() >= deadline:
+            if i >= len(payloads) or time.perf_counter() >= deadline or (stop is not None and stop.is_set()):
                 break
             t0 = time.perf_counter()
             try:
@@ -306,7 +309,7 @@ def drive(
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             t1 = time.perf_counter()
-            sent.latency_s = t1 - t0
+            sent.latency_s, sent.at_s = t1 - t0, t1
             results[i] = sent
             finished.append(t1)
         conn.close()
