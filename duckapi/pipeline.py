@@ -77,6 +77,8 @@ class Endpoint:
     path: str
     output: str
     inputs: tuple[str, ...]
+    #: The dbt vars a request may set (`?vars=`): `meta.duckapi.vars`; none by default.
+    vars: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ def _node(raw: dict[str, Any]) -> Node:
 
 
 def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
-    """Models whose YAML has `meta: {duckapi: {path: ..., input(s): ...}}` are served."""
+    """Models whose YAML has `meta: {duckapi: {path: ..., input(s): ..., vars: [...]}}` are served."""
     endpoints = []
     for raw in manifest["nodes"].values():
         if raw.get("resource_type") != "model":
@@ -292,8 +294,11 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
             raise PipelineError(f"{where}: give `input` or `inputs`, not both")
         if len(set(named)) != len(named):
             raise PipelineError(f"{where}: an input is named twice in {named}")
+        settable = meta.get("vars") or []
+        if not isinstance(settable, list) or not all(isinstance(n, str) for n in settable):
+            raise PipelineError(f"{where}: `vars` must be a list of var names, e.g. vars: [session_gap_minutes]")
         path = "/" + str(meta["path"]).strip("/") + "/"
-        endpoints.append(Endpoint(path=path, output=raw["name"], inputs=tuple(named)))
+        endpoints.append(Endpoint(path=path, output=raw["name"], inputs=tuple(named), vars=tuple(dict.fromkeys(settable))))
     if not endpoints:
         raise PipelineError(
             "no served model: add `meta: {duckapi: {path: /name/, input: <input model>}}` "

@@ -5,8 +5,9 @@ snapshot of the warehouse. Requests take the current state when they start, so a
 reload (new project files, or a rebuilt warehouse) swaps in a new one without
 disturbing requests in flight, and each request reads one version of the reference
 data; a project that fails to compile leaves the old one serving. Variants compiled
-for per-request dbt vars and pipelines pruned for a selection of parts are cached in
-bounded LRUs.
+for per-request dbt vars (only those the served model lists in `meta.duckapi.vars`)
+and pipelines pruned for a selection of parts are cached in bounded LRUs; new variants
+compile on a single worker behind a short queue (503 beyond it).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import tempfile
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
@@ -42,6 +45,14 @@ V = TypeVar("V")
 
 class RequestError(ValueError):
     """A request asked for something the project does not have (422)."""
+
+
+class CompileBusy(RuntimeError):
+    """New vars while the compile queue is full (503): `retry_after` seconds is a guess."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LRU(Generic[K, V]):
@@ -71,6 +82,21 @@ class LRU(Generic[K, V]):
                 self._building.pop(key, None)
             return value
 
+    def peek(self, key: K) -> V | None:
+        """The value if it is cached (marked recently used), else None; never builds."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -98,10 +124,22 @@ class ProjectState:
         self.warehouse = warehouse
         project_dir = settings.project_dir if settings else None
         pipelines = build_pipelines(manifest, project_dir)
+        for pipeline in pipelines.values():
+            undeclared = [name for name in pipeline.endpoint.vars if name not in declared_vars]
+            if undeclared:
+                raise PipelineError(
+                    f"{pipeline.output_node.path}: meta.duckapi.vars of model {pipeline.endpoint.output} names "
+                    f"{', '.join(undeclared)}, which dbt_project.yml does not declare under `vars:` "
+                    f"(declared: {', '.join(sorted(declared_vars)) or 'none'})"
+                )
         self.endpoints = {
             path: _served(engine, replace(p, warehouse=warehouse), settings) for path, p in pipelines.items()
         }
         self._selections: LRU[tuple[str, frozenset[str]], Pipeline] = LRU(256)
+
+    def settable_vars(self, path: str) -> dict[str, Any]:
+        """The vars a request to `path` may set (`meta.duckapi.vars`), with their defaults."""
+        return {name: self.declared_vars[name] for name in self.endpoints[path].pipeline.endpoint.vars}
 
     def pipeline(self, path: str, parts: list[str] | None) -> Pipeline:
         served = self.endpoints[path]
@@ -169,6 +207,11 @@ class Service:
 
     def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
         self.settings = settings
+        # New vars compile here, one at a time; at most `vars_compile_queue` more wait.
+        self._compiler = ThreadPoolExecutor(1, thread_name_prefix="duckapi-compile")
+        self._pending: dict[tuple[int, str], Future[ProjectState | RequestError]] = {}
+        self._pending_lock = threading.Lock()
+        self._compile_seconds = 4.0  # the last compile's duration: the Retry-After guess
         self.snapshots = Snapshots(settings.db_path)
         self.engine = DuckDBEngine(settings, self.snapshots.folder)
         try:
@@ -181,24 +224,72 @@ class Service:
         self._variants: LRU[str, ProjectState | RequestError] = LRU(settings.vars_cache_size)
         self._reload_lock = threading.Lock()
 
-    def state_for(self, dbt_vars: dict[str, Any] | None) -> ProjectState:
-        """The current state, or the one compiled with these vars (compiled once, cached)."""
+    def state_for(self, dbt_vars: dict[str, Any] | None, path: str) -> ProjectState:
+        """The current state, or the one compiled with these vars for a request to `path`.
+
+        Only the vars `path` declares settable (`meta.duckapi.vars`) may be set. A known
+        combination (cached, failures too) is answered at once; a new one is compiled by
+        the single compile worker, behind at most `vars_compile_queue` others, else
+        CompileBusy (503).
+        """
         state = self.state
         if not dbt_vars:
             return state
-        unknown = sorted(set(dbt_vars) - set(state.declared_vars))
-        if unknown:
-            declared = ", ".join(sorted(state.declared_vars)) or "none"
-            raise RequestError(f"unknown var(s) {', '.join(unknown)}; the project declares: {declared}")
+        settable = state.settable_vars(path)
+        refused = sorted(set(dbt_vars) - set(settable))
+        if refused:
+            allowed = ", ".join(settable) or "none (the model's meta.duckapi.vars declares none)"
+            raise RequestError(f"var(s) {', '.join(refused)} cannot be set per request on {path}; settable: {allowed}")
         for name, value in dbt_vars.items():
-            if not _same_shape(value, state.declared_vars[name]):
-                default = json.dumps(state.declared_vars[name])
+            if not _same_shape(value, settable[name]):
+                default = json.dumps(settable[name])
                 raise RequestError(f"var {name} must have the JSON type of its default {default[:100]}")
         key = json.dumps(dbt_vars, sort_keys=True, separators=(",", ":"))
-        variant = self._variants.get(key, lambda: self._compile_variant(dbt_vars))
+        variants = self._variants
+        variant = variants.peek(key)
+        if variant is None:
+            variant = self._queued_compile(variants, key, dbt_vars).result()
         if isinstance(variant, RequestError):
             raise variant
         return variant
+
+    def _queued_compile(
+        self, variants: LRU[str, ProjectState | RequestError], key: str, dbt_vars: dict[str, Any]
+    ) -> Future[ProjectState | RequestError]:
+        """The compile of `key` under way or queued (requests for the same vars share it)."""
+        with self._pending_lock:
+            cached = variants.peek(key)
+            if cached is not None:
+                done: Future[ProjectState | RequestError] = Future()
+                done.set_result(cached)
+                return done
+            slot = (id(variants), key)
+            future = self._pending.get(slot)
+            if future is None:
+                limit = 1 + self.settings.vars_compile_queue
+                if len(self._pending) >= limit:
+                    retry = max(1, math.ceil(self._compile_seconds * len(self._pending)))
+                    raise CompileBusy(
+                        f"{len(self._pending)} compiles of new vars are running or queued (at most {limit}); "
+                        f"retry in {retry} s (known vars are answered at once)", retry,
+                    )
+                future = self._compiler.submit(self._compile_into, variants, slot, dbt_vars)
+                self._pending[slot] = future
+            return future
+
+    def _compile_into(
+        self, variants: LRU[str, ProjectState | RequestError], slot: tuple[int, str], dbt_vars: dict[str, Any]
+    ) -> ProjectState | RequestError:
+        started = time.perf_counter()
+        try:
+            variant = self._compile_variant(dbt_vars)
+            with self._pending_lock:
+                variants.put(slot[1], variant)
+            return variant
+        finally:
+            self._compile_seconds = time.perf_counter() - started
+            with self._pending_lock:
+                self._pending.pop(slot, None)
 
     def _compile_variant(self, dbt_vars: dict[str, Any]) -> ProjectState | RequestError:
         """A variant, or why it fails: failures are cached too, so they cost one compile."""
@@ -256,6 +347,7 @@ class Service:
         return project_fingerprint(self.settings.project_dir, self.settings.db_path) != self.fingerprint
 
     def close(self) -> None:
+        self._compiler.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
         self.snapshots.close()
 

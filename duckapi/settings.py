@@ -50,6 +50,8 @@ class Settings:
     log_level: str = "info"
     # Project variants compiled for per-request dbt vars, kept most recently used first.
     vars_cache_size: int = 16
+    # New vars compile one at a time; this many more may wait, beyond that 503 + Retry-After.
+    vars_compile_queue: int = 4
     # Recompile when the project's files change (and on SIGHUP), polling this often.
     reload: bool = False
     reload_interval: float = 1.0
@@ -92,6 +94,7 @@ class Settings:
             access_log=_flag(env.get("DUCKAPI_ACCESS_LOG")),
             request_log=(env.get("DUCKAPI_ACCESS_LOG") or "").strip().lower() == "json",
             vars_cache_size=int(env.get("DUCKAPI_VARS_CACHE_SIZE") or 16),
+            vars_compile_queue=int(env.get("DUCKAPI_VARS_COMPILE_QUEUE") or 4),
             reload=_flag(env.get("DUCKAPI_RELOAD")),
             reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
         )
@@ -115,6 +118,7 @@ class Settings:
             "DUCKAPI_LOG_LEVEL": self.log_level,
             "DUCKAPI_ACCESS_LOG": "json" if self.request_log else "1" if self.access_log else "0",
             "DUCKAPI_VARS_CACHE_SIZE": str(self.vars_cache_size),
+            "DUCKAPI_VARS_COMPILE_QUEUE": str(self.vars_compile_queue),
             "DUCKAPI_RELOAD": "1" if self.reload else "0",
             "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),
         }

@@ -13,6 +13,7 @@ import csv
 import json
 import random
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -450,3 +451,25 @@ def test_spark_cluster_without_the_reference_relations_exits_1(
     message = " ".join(result.stderr.split())
     assert "model order_totals reads seed prices (elsewhere.prices), which is not in the Spark catalog" in message
     assert "dbt build --target spark" in message
+
+
+def test_engine_spark_without_the_spark_extra_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PySpark missing (simulated: its import fails): exit 2 naming the extra, before any compile."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyspark(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "pyspark" or name.startswith("pyspark."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in list(sys.modules) if m == "pyspark" or m.startswith("pyspark.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_pyspark)
+    source = tmp_path / "rows.json"
+    source.write_text("[]")
+    result = CliRunner().invoke(APP, ["run", str(source), "-o", str(tmp_path / "out.json"), "--engine", "spark"])
+    assert result.exit_code == 2, result.output
+    assert "install duckapi[spark] (pip install -e '.[spark]')" in " ".join(result.output.split())
+    assert not (tmp_path / "out.json").exists()

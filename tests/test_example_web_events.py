@@ -440,8 +440,9 @@ def test_vars_change_the_gap_and_the_steps(client: TestClient) -> None:
         rows += [{"user_id": user, "event_name": name, "ts": (t + timedelta(minutes=12 * i)).isoformat()}
                  for i, name in enumerate(names)]
     gap = timedelta(minutes=10)
-    assert post_with_vars(client, "/sessions/", rows, VARS).json() == expected("/sessions/", rows, gap=gap)
-    answer = post_with_vars(client, "/funnel/", rows, VARS).json()
+    sessions = {"session_gap_minutes": VARS["session_gap_minutes"]}  # each endpoint sets its own var
+    assert post_with_vars(client, "/sessions/", rows, sessions).json() == expected("/sessions/", rows, gap=gap)
+    answer = post_with_vars(client, "/funnel/", rows, {"funnel_steps": VARS["funnel_steps"]}).json()
     assert answer == expected("/funnel/", rows, steps=ODD_STEPS)
     assert [r["step"] for r in answer] == list(ODD_STEPS) and answer[-1]["users"] >= 1
     # the default project is untouched by a variant
@@ -449,16 +450,18 @@ def test_vars_change_the_gap_and_the_steps(client: TestClient) -> None:
     assert post(client, "/funnel/", rows).json() == expected("/funnel/", rows)
 
 
-@pytest.mark.parametrize("dbt_vars,words", [
-    ({"session_gap_minutes": "10 minutes"}, "var session_gap_minutes must have the JSON type of its default 30"),
-    ({"funnel_steps": "view"}, "var funnel_steps must have the JSON type of its default"),
-    ({"nope": 1}, "unknown var"),
+@pytest.mark.parametrize("path,dbt_vars,words", [
+    ("/sessions/", {"session_gap_minutes": "10 minutes"}, "var session_gap_minutes must have the JSON type of its default 30"),
+    ("/funnel/", {"funnel_steps": "view"}, "var funnel_steps must have the JSON type of its default"),
+    ("/funnel/", {"nope": 1}, "var(s) nope cannot be set per request on /funnel/; settable: funnel_steps"),
+    ("/funnel/", {"session_gap_minutes": 5}, "var(s) session_gap_minutes cannot be set per request on /funnel/"),
+    ("/revenue/", {"funnel_steps": ["view"]}, "settable: none"),
 ])
-def test_bad_vars_are_422(client: TestClient, dbt_vars: dict[str, Any], words: str) -> None:
-    response = post_with_vars(client, "/funnel/", seed_rows(), dbt_vars)
+def test_bad_vars_are_422(client: TestClient, path: str, dbt_vars: dict[str, Any], words: str) -> None:
+    response = post_with_vars(client, path, seed_rows(), dbt_vars)
     assert response.status_code == 422, response.text
     assert words in response.json()["detail"]
-    assert post(client, "/funnel/", seed_rows()).json() == SEED_ANSWERS["/funnel/"]
+    assert post(client, path, seed_rows()).json() == SEED_ANSWERS[path]
 
 
 # --- a real server ------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_vars_override_per_request_and_variants_are_cached(features: TestClient)
 
 @pytest.mark.parametrize(
     "query,words",
-    [('vars={"nope": 1}', "unknown var(s) nope; the project declares: label, min_v"),
+    [('vars={"nope": 1}', "var(s) nope cannot be set per request on /features/; settable: min_v, label"),
      ("vars=[1]", "must be a JSON object"), ('vars={"min_v": "5"}', "var min_v must have the JSON type of its default 0"),
      ('vars={"label": 5}', "var label must have the JSON type"), ("vars={bad", "must be a JSON object"),
      ("select=d1,zzz", "unknown part(s) zzz in select; valid: d1, d2, d3, boom")],

@@ -28,6 +28,7 @@ from duckapi.api import openapi
 from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.inputs import InputError
+from duckapi.api.methods import MethodGuard
 from duckapi.api.ops import request_log
 from duckapi.api.ops.metrics import Metrics
 from duckapi.api.ops.requests import RequestOps, note_rows
@@ -35,7 +36,7 @@ from duckapi.api.request_rows import RequestReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.engines import ExecutionError, ResourceError
 from duckapi.pipeline import Input, Pipeline
-from duckapi.service import ProjectState, RequestError, Service, compile_project
+from duckapi.service import CompileBusy, ProjectState, RequestError, Service, compile_project
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -53,6 +54,10 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _busy(exc: CompileBusy) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
 
 def _endpoint_key(path: str) -> str:
@@ -124,6 +129,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             service.close()
 
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
+    app.add_middleware(MethodGuard)  # 404 / 405 + Allow / HEAD / OPTIONS before any route
     # Outermost: request ids, metrics and request logs see every answer (api/ops/requests.py).
     app.add_middleware(
         RequestOps, endpoints=lambda: service.state.endpoints, on_start=metrics.start,
@@ -142,7 +148,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             raise KeyError(key)
         dbt_vars = _vars(request)
         if dbt_vars:
-            state = service.state_for(dbt_vars)
+            state = service.state_for(dbt_vars, key)
             if key not in state.endpoints:
                 raise RequestError(f"with these vars the project does not serve {key}")
         return state, state.pipeline(key, _parts(request))
@@ -175,7 +181,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
                 ],
                 "parts": list(served.parts),
                 "columns": [{"name": n, "data_type": t} for n, t in served.schemas[served.pipeline.output_node.name]],
-                "vars": state.declared_vars,
+                "vars": state.settable_vars(path),
                 "materialized": {n.name: n.materialized for n in served.pipeline.nodes},
             }
             for path, served in sorted(state.endpoints.items())
@@ -198,6 +204,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _error(404, "Not Found")
         except (RequestError, project.ProjectError) as exc:
             return _error(422, str(exc)[:2000])
+        except CompileBusy as exc:
+            return _busy(exc)
         return PlainTextResponse(pipeline.select_sql("to_json(o)::varchar") + ";\n")
 
     @app.post("/{path:path}", include_in_schema=False)
@@ -225,6 +233,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _error(404, "Not Found")
         except (RequestError, project.ProjectError) as exc:
             return _error(422, str(exc)[:2000])
+        except CompileBusy as exc:
+            return _busy(exc)
         try:
             if answer == "json" and batcher.accepts(pipeline, tables):
                 result = await batcher.execute_json(pipeline, tables[0])

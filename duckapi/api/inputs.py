@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import typing
 from typing import Any
 
 import msgspec
@@ -79,6 +80,13 @@ class JsonRowsDecoder:
         self._names = [c.name for c in columns]
         self._decoder = msgspec.json.Decoder(list[row_type])
         self._row_decoder = msgspec.json.Decoder(row_type)
+        # JSON (and JSON Schema) treat 5.0 as the integer 5: such rows are decoded again
+        # with floats allowed in integer columns, which must then be integral.
+        self._int_columns = [c.name for c in columns if _is_int(column_type(c.data_type).python)]
+        lenient = [(f[0], _int_or_float(f[1]), *f[2:]) for f in fields]
+        lenient_row = msgspec.defstruct("LenientRow", lenient, gc=False, forbid_unknown_fields=False, kw_only=True)
+        self._lenient = msgspec.json.Decoder(list[lenient_row])
+        self._lenient_row = msgspec.json.Decoder(lenient_row)
         self.schema = pa.schema(
             [pa.field(c.name, column_type(c.data_type).arrow, nullable=not c.not_null) for c in columns]
         )
@@ -88,7 +96,9 @@ class JsonRowsDecoder:
             rows = self._decoder.decode(body)
         except msgspec.ValidationError as exc:
             _raise_if_malformed(body)
-            raise _validation_error(str(exc)) from None
+            rows = self._integral(self._lenient, body, exc)
+            if rows is None:
+                raise _validation_error(str(exc)) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise _malformed(exc) from None
         return self._table(rows)
@@ -106,10 +116,30 @@ class JsonRowsDecoder:
                     msgspec.json.decode(line)
                 except (msgspec.DecodeError, UnicodeDecodeError) as bad:
                     raise _malformed(bad, f"line {len(rows)}") from None
-                raise _validation_error(str(exc), row=len(rows)) from None
+                row = self._integral(self._lenient_row, line, exc)
+                if row is None:
+                    raise _validation_error(str(exc), row=len(rows)) from None
+                rows.append(row)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise _malformed(exc, f"line {len(rows)}") from None
         return self._table(rows)
+
+    def _integral(self, decoder: msgspec.json.Decoder, body: bytes, exc: msgspec.ValidationError) -> Any:
+        """The rows again if the only trouble was integral floats (5.0) in integer columns."""
+        if "got `float`" not in str(exc) or not self._int_columns:
+            return None
+        try:
+            decoded = decoder.decode(body)
+        except msgspec.ValidationError:
+            return None
+        for row in decoded if isinstance(decoded, list) else [decoded]:
+            for name in self._int_columns:
+                value = getattr(row, name)
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        return None
+                    setattr(row, name, int(value))
+        return decoded
 
     def _table(self, rows: list[Any]) -> pa.Table:
         arrays = [
@@ -117,6 +147,21 @@ class JsonRowsDecoder:
             for name, field in zip(self._names, self.schema)
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _is_int(typ: Any) -> bool:
+    return typ is int or (typing.get_origin(typ) is typing.Annotated and typing.get_args(typ)[0] is int)
+
+
+def _int_or_float(typ: Any) -> Any:
+    """An integer field type that also takes floats (within the same bounds), nullable kept."""
+    nullable = type(None) in typing.get_args(typ) and typing.get_origin(typ) is not typing.Annotated
+    base = next(t for t in typing.get_args(typ) if t is not type(None)) if nullable else typ
+    if not _is_int(base):
+        return typ
+    meta = typing.get_args(base)[1:] if typing.get_origin(base) is typing.Annotated else ()
+    widened = base | (typing.Annotated[float, *meta] if meta else float)
+    return widened | None if nullable else widened
 
 
 def _raise_if_malformed(body: bytes) -> None:

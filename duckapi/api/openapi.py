@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from duckapi.contract import column_type
@@ -30,46 +31,95 @@ def request_body(pipeline: Pipeline) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
     names = [i.name for i in pipeline.inputs]
     rows = {i.name: {"type": "array", "items": row_schema(i.columns)} for i in pipeline.inputs}
-    parts = {name: {"type": "string", "format": "binary"} for name in names}
+    # Each part is one input's rows (as JSON here; CSV, NDJSON, Parquet, Arrow work too).
+    encoding = {name: {"contentType": "application/json"} for name in names}
     return {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {"type": "object", "properties": rows, "required": names, "additionalProperties": False}
             },
-            "multipart/form-data": {"schema": {"type": "object", "properties": parts, "required": names}},
+            "multipart/form-data": {
+                # A part with no rows is an empty array `[]`; clients often drop empty parts: minItems 1.
+                "schema": {
+                    "type": "object", "properties": {n: {**rows[n], "minItems": 1} for n in names},
+                    "required": names, "additionalProperties": False,
+                },
+                "encoding": encoding,
+            },
         },
     }
 
 
-def _query_parameters(parts: tuple[str, ...], declared_vars: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "select", "in": "query", "required": False,
-            "description": "Comma-separated parts to compute (others are not executed). One of: " + ", ".join(parts),
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "vars", "in": "query", "required": False,
-            "description": "JSON object overriding dbt vars. Declared: "
-            + (", ".join(f"{k} (default {v!r})" for k, v in declared_vars.items()) or "none"),
-            "schema": {"type": "string"},
-        },
-    ]
+def var_schema(default: Any) -> dict[str, Any]:
+    """The JSON schema of the values a var may take: its default's JSON type (service._same_shape)."""
+    if isinstance(default, bool):
+        return {"type": "boolean"}
+    if isinstance(default, (int, float)):
+        return {"type": "number"}
+    if isinstance(default, str):
+        return {"type": "string"}
+    if isinstance(default, list):
+        return {"type": "array", "items": var_schema(default[0])} if default else {"type": "array"}
+    if isinstance(default, dict):
+        properties = {k: var_schema(v) for k, v in default.items()}
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"type": ["string", "null"]}
+
+
+def select_parameter(parts: tuple[str, ...]) -> dict[str, Any]:
+    """`?select=a,b`: a comma-separated list of the endpoint's parts (OpenAPI style form,
+    explode false); empty or absent means all of them."""
+    if parts:
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string", "enum": list(parts)}}
+        description = "Comma-separated parts to compute (others are not executed); absent: all. One of: " + ", ".join(parts)
+    else:
+        schema = {"type": "array", "maxItems": 0}
+        description = "This endpoint has no selectable parts (its output is named after a parent model); leave it out."
+    return {
+        "name": "select", "in": "query", "required": False, "style": "form", "explode": False,
+        "description": description, "schema": schema,
+    }
+
+
+def vars_parameter(settable: dict[str, Any]) -> dict[str, Any]:
+    """`?vars={...}`: a JSON object of the vars the endpoint lets a request set."""
+    schema = {
+        "type": "object", "properties": {k: var_schema(v) for k, v in settable.items()}, "additionalProperties": False,
+    }
+    if settable:
+        description = "JSON object setting dbt vars for this request (compiled once per combination). Settable: " + ", ".join(
+            f"{k} (default {json.dumps(v)})" for k, v in settable.items()
+        )
+    else:
+        description = "No var may be set per request on this endpoint (its model's meta.duckapi.vars lists none)."
+    return {"name": "vars", "in": "query", "required": False, "description": description,
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _error_responses(*codes: str) -> dict[str, Any]:
+    return {code: {"description": ERRORS[code], "content": {"application/json": {"schema": ERROR}}} for code in codes}
+
+
+ERRORS = {
+    "400": "Malformed body", "406": "Accept names no answer format this server writes",
+    "413": "Body too large", "415": "Unsupported Content-Type or Content-Encoding",
+    "422": "Invalid rows, parts or vars: names the input, row and field",
+}
+BUSY = {
+    "description": "Busy: too many new vars compiling, or not enough memory for this request",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds (new vars compiling)"}},
+    "content": {"application/json": {"schema": ERROR}},
+}
 
 
 def endpoint_paths(state: ProjectState) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    errors = {
-        code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        for code, text in [
-            ("400", "Malformed body"), ("413", "Body too large"), ("415", "Unsupported Content-Type"),
-            ("422", "Invalid rows, parts or vars: names the row and field"),
-        ]
-    }
     for path, served in state.endpoints.items():
         pipeline = served.pipeline
         endpoint = pipeline.endpoint
+        parameters = [select_parameter(served.parts), vars_parameter(state.settable_vars(path))]
+        answer = {"type": "array", "items": {"type": "object"}}
         paths[path] = {
             "post": {
                 "summary": f"Run dbt model {endpoint.output} over the posted rows",
@@ -79,14 +129,19 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
                 + (" Reference data read from the warehouse: " + ", ".join(f"`{r.name}`" for r in pipeline.references) + "."
                    if pipeline.references else ""),
                 "operationId": f"run_{endpoint.output}",
-                "parameters": _query_parameters(served.parts, state.declared_vars),
+                "parameters": parameters,
                 "requestBody": request_body(pipeline),
                 "responses": {
                     "200": {
-                        "description": f"The rows of {endpoint.output}, ascending by their columns",
-                        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+                        "description": f"The rows of {endpoint.output}, ascending by their columns (Accept chooses the format)",
+                        "content": {
+                            "application/json": {"schema": answer},
+                            "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+                            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+                        },
                     },
-                    **errors,
+                    **_error_responses("400", "406", "413", "415", "422"),
+                    "503": BUSY,
                 },
             }
         }
@@ -94,8 +149,12 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
             "get": {
                 "summary": f"The SQL a request to {path} executes",
                 "operationId": f"sql_{endpoint.output}",
-                "parameters": _query_parameters(served.parts, state.declared_vars),
-                "responses": {"200": {"description": "SQL text", "content": {"text/plain": {}}}, "422": errors["422"]},
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "SQL text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **_error_responses("422"),
+                    "503": BUSY,
+                },
             }
         }
     return paths

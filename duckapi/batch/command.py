@@ -222,6 +222,7 @@ def run(
             if engine is Engine.duckdb:
                 rows, pipeline = _run_duckdb(settings, target, variables, endpoint, named, fmt, output, reporter)
             else:
+                _require_spark()
                 from duckapi.engines.spark import SparkOptions
 
                 options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
@@ -239,6 +240,18 @@ def run(
     except ExecutionError as exc:
         err.print(f"[bold red]error:[/] pipeline failed: {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def _require_spark() -> None:
+    """PySpark and dbt-spark are the optional `spark` extra: say how to install them (exit 2)."""
+    try:
+        import dbt.adapters.spark  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise InputError(
+            f"--engine spark needs PySpark and dbt-spark ({exc.name or exc} is not installed): "
+            "install duckapi[spark] (pip install -e '.[spark]')"
+        ) from None
 
 
 def _run_duckdb(
