@@ -65,6 +65,21 @@ def serve(
     reload: Annotated[
         bool, typer.Option("--reload", help="Recompile when the project's files change [env DUCKAPI_RELOAD]")
     ] = False,
+    api_keys_file: Annotated[
+        Optional[Path], typer.Option("--api-keys-file", help="Require one of these keys, one per line [env DUCKAPI_API_KEYS_FILE]")
+    ] = None,
+    max_rows: Annotated[
+        Optional[int], typer.Option("--max-rows", help="Rows per request, all inputs; 0 = no limit [env DUCKAPI_MAX_ROWS, default 10000000]")
+    ] = None,
+    max_queue: Annotated[
+        Optional[int], typer.Option("--max-queue", help="Requests waiting for a thread per worker, then 503; 0 = no limit [env DUCKAPI_MAX_QUEUE, default 64]")
+    ] = None,
+    timeout: Annotated[
+        Optional[float], typer.Option("--timeout", help="Seconds per request, then 504; 0 = none [env DUCKAPI_REQUEST_TIMEOUT, default 60]")
+    ] = None,
+    memory_limit: Annotated[
+        Optional[str], typer.Option("--memory-limit", help="DuckDB memory per pipeline thread, e.g. 1GB [env DUCKAPI_DUCKDB_MEMORY_LIMIT, default: half the memory, shared]")
+    ] = None,
     project: ProjectOpt = None,
     db: DbOpt = None,
     target: TargetOpt = None,
@@ -83,9 +98,17 @@ def serve(
 
     settings = _settings(
         host=host, port=port, workers=workers, executor_threads=threads, max_batch=max_batch, max_body_bytes=max_body,
-        project_dir=project, db_path=db, target=target, reload=reload or None,
+        project_dir=project, db_path=db, target=target, reload=reload or None, api_keys_file=api_keys_file,
+        max_rows=max_rows, max_queue=max_queue, request_timeout=timeout, duckdb_memory_limit=memory_limit,
     )
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    if settings.api_keys_file:
+        from duckapi.api.ops.auth import KeysError, read_keys
+
+        try:
+            read_keys(settings.api_keys_file)
+        except KeysError as exc:
+            _fail(exc)
     try:
         # Compile and check here once; every worker then loads the manifest this wrote.
         Service(settings, compile_project(settings)).close()

@@ -45,6 +45,8 @@ class Settings:
     max_batch: int = 16
     # DuckDB threads for one query. 0 = adaptive: one for small inputs, all cores for large.
     duckdb_threads: int = 0
+    # Per pipeline database (one per executor thread); None = a share of the memory
+    # (api/ops/limits.py default_memory_limit), "none" = DuckDB's own default.
     duckdb_memory_limit: str | None = None
     max_body_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
@@ -59,10 +61,29 @@ class Settings:
     access_log: bool = False
     # DUCKAPI_ACCESS_LOG=json: one JSON line per request instead (api/ops/request_log.py).
     request_log: bool = False
+    # API keys (api/ops/auth.py): with a file, every endpoint but /healthz needs a key;
+    # the docs and /metrics too unless made public.
+    api_keys_file: Path | None = None
+    public_docs: bool = False
+    public_metrics: bool = False
+    # Limits (api/ops/limits.py); 0 = none. Rows per request over all inputs (413),
+    # requests waiting for a pipeline thread per worker (503), seconds per request (504).
+    max_rows: int = 10_000_000
+    max_queue: int = 64
+    request_timeout: float = 60.0
 
     @property
     def pipeline_threads(self) -> int:
         return self.executor_threads or os.cpu_count() or 1
+
+    @property
+    def lane_memory_limit(self) -> str | None:
+        """The memory_limit of each pipeline database (None: DuckDB's default)."""
+        from duckapi.api.ops.limits import default_memory_limit
+
+        if (self.duckdb_memory_limit or "").strip().lower() == "none":
+            return None
+        return self.duckdb_memory_limit or default_memory_limit(self.workers, self.pipeline_threads)
 
     @property
     def manifest_path(self) -> Path:
@@ -96,12 +117,18 @@ class Settings:
             vars_cache_size=int(env.get("DUCKAPI_VARS_CACHE_SIZE") or 16),
             vars_compile_queue=int(env.get("DUCKAPI_VARS_COMPILE_QUEUE") or 4),
             reload=_flag(env.get("DUCKAPI_RELOAD")),
+            api_keys_file=Path(env["DUCKAPI_API_KEYS_FILE"]).resolve() if env.get("DUCKAPI_API_KEYS_FILE") else None,
+            public_docs=_flag(env.get("DUCKAPI_PUBLIC_DOCS")),
+            public_metrics=_flag(env.get("DUCKAPI_PUBLIC_METRICS")),
+            max_rows=int(env.get("DUCKAPI_MAX_ROWS") or 10_000_000),
+            max_queue=int(env.get("DUCKAPI_MAX_QUEUE") or 64),
+            request_timeout=float(env.get("DUCKAPI_REQUEST_TIMEOUT") or 60.0),
             reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
             given["db_path"] = _profile_db_path(Path(given["project_dir"]).resolve(), env)
-        for key in ("project_dir", "db_path", "target_path"):
+        for key in ("project_dir", "db_path", "target_path", "api_keys_file"):
             if key in given:
                 given[key] = Path(given[key]).resolve()  # type: ignore[arg-type]
         return replace(base, **given)
@@ -120,6 +147,11 @@ class Settings:
             "DUCKAPI_VARS_CACHE_SIZE": str(self.vars_cache_size),
             "DUCKAPI_VARS_COMPILE_QUEUE": str(self.vars_compile_queue),
             "DUCKAPI_RELOAD": "1" if self.reload else "0",
+            "DUCKAPI_PUBLIC_DOCS": "1" if self.public_docs else "0",
+            "DUCKAPI_PUBLIC_METRICS": "1" if self.public_metrics else "0",
+            "DUCKAPI_MAX_ROWS": str(self.max_rows),
+            "DUCKAPI_MAX_QUEUE": str(self.max_queue),
+            "DUCKAPI_REQUEST_TIMEOUT": str(self.request_timeout),
             "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),
         }
         if self.target_path:
@@ -128,4 +160,6 @@ class Settings:
             env["DUCKAPI_TARGET"] = self.target
         if self.duckdb_memory_limit:
             env["DUCKAPI_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
+        if self.api_keys_file:
+            env["DUCKAPI_API_KEYS_FILE"] = str(self.api_keys_file)
         return env

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 from contextlib import asynccontextmanager
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import msgspec
@@ -29,12 +29,13 @@ from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.inputs import InputError
 from duckapi.api.methods import MethodGuard
+from duckapi.api.ops import auth, limits
 from duckapi.api.ops import request_log
 from duckapi.api.ops.metrics import Metrics
 from duckapi.api.ops.requests import RequestOps, note_rows
 from duckapi.api.request_rows import RequestReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
-from duckapi.engines import ExecutionError, ResourceError
+from duckapi.engines import ExecutionError, ResourceError, StatementTimeout
 from duckapi.pipeline import Input, Pipeline
 from duckapi.service import CompileBusy, ProjectState, RequestError, Service, compile_project
 from duckapi.settings import Settings
@@ -100,17 +101,23 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     executor = metrics.executor(settings.pipeline_threads, thread_name_prefix="duckapi")
     batcher = Batcher(service.engine, executor, settings.pipeline_threads, settings.max_batch)
     metrics.attach(service, batcher)
+    keys = auth.ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
 
     async def run(fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
+        # The request's deadline goes with the work (api/ops/limits.py).
+        return await limits.bounded(asyncio.get_running_loop().run_in_executor(executor, limits.in_thread(fn, *args)))
 
     async def reload() -> bool:
+        if keys:
+            keys.reload()
         # Compiling spawns dbt in a child process; keep it off the pipeline threads.
         return await asyncio.to_thread(service.reload)
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(settings.reload_interval)
+            if keys and keys.changed():
+                keys.reload()
             if await asyncio.to_thread(service.changed):
                 await reload()
 
@@ -130,6 +137,11 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
     app.add_middleware(MethodGuard)  # 404 / 405 + Allow / HEAD / OPTIONS before any route
+    app.add_middleware(limits.Queue, threads=settings.pipeline_threads, max_queue=settings.max_queue,
+                       timeout=settings.request_timeout)
+    if keys:  # outside the queue: requests without a key take no place in it
+        app.add_middleware(auth.RequireKey, keys=keys, public_docs=settings.public_docs,
+                           public_metrics=settings.public_metrics)
     # Outermost: request ids, metrics and request logs see every answer (api/ops/requests.py).
     app.add_middleware(
         RequestOps, endpoints=lambda: service.state.endpoints, on_start=metrics.start,
@@ -227,6 +239,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             else:
                 tables = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
             note_rows(request, tables)
+            limits.check_rows(tables, settings.max_rows)
         except InputError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError:
@@ -235,13 +248,17 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _error(422, str(exc)[:2000])
         except CompileBusy as exc:
             return _busy(exc)
+        except TimeoutError:
+            return _error(504, limits.timeout_detail(settings.request_timeout))
         try:
             if answer == "json" and batcher.accepts(pipeline, tables):
-                result = await batcher.execute_json(pipeline, tables[0])
+                result = await limits.bounded(batcher.execute_json(pipeline, tables[0], limits.deadline()))
             elif answer == "json":
                 result = await run(service.engine.execute_json, pipeline, tables)
             else:
                 result = await run(_arrow_answer, service, pipeline, tables, answer)
+        except (StatementTimeout, TimeoutError):
+            return _error(504, limits.timeout_detail(settings.request_timeout))
         except ResourceError as exc:
             return _error(503, f"not enough resources for this request: {exc}")
         except ExecutionError as exc:
@@ -250,7 +267,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     def custom_openapi() -> dict[str, Any]:
         document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        return openapi.extend(document, service.state)
+        document = openapi.extend(document, service.state)
+        return auth.declare(document) if keys else document
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     return app

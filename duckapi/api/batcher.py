@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import pyarrow as pa
 
 from duckapi.engines import ExecutionError, ResourceError
+from duckapi.engines.deadline import deadline as thread_deadline
 from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import Pipeline
 
@@ -35,7 +36,7 @@ LINGER_S = 0.001
 LOAD_WINDOW_S = 0.1
 
 Outcome = Union[bytes, ExecutionError, ResourceError]
-Waiting = tuple[pa.Table, "asyncio.Future[bytes]"]
+Waiting = tuple[pa.Table, "asyncio.Future[bytes]", Optional[float]]  # rows, answer, deadline
 
 
 class Batcher:
@@ -58,10 +59,11 @@ class Batcher:
         """Small requests of a batchable (single-input, single-row) pipeline."""
         return self._max_batch > 1 and pipeline.batchable and len(tables) == 1 and tables[0].num_rows <= BOUND_ROWS
 
-    async def execute_json(self, pipeline: Pipeline, table: pa.Table) -> bytes:
+    async def execute_json(self, pipeline: Pipeline, table: pa.Table, deadline: float | None = None) -> bytes:
+        """The answer; its statement stops at `deadline` (time.monotonic(), engines/deadline.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
-        self._waiting.setdefault(pipeline, []).append((table, future))
+        self._waiting.setdefault(pipeline, []).append((table, future, deadline))
         self.on_queue(1)
         if self._idle:
             self._idle -= 1
@@ -86,7 +88,7 @@ class Batcher:
             self._waiting[pipeline] = rest  # to the back: other pipelines go next
         if count > 1:
             self._last_batch = time.monotonic()
-        return pipeline, [(t, f) for t, f in taken if not f.cancelled()]
+        return pipeline, [w for w in taken if not w[1].cancelled()]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -101,7 +103,7 @@ class Batcher:
                     continue
                 try:
                     outcomes, batched = await loop.run_in_executor(
-                        self._executor, self._answer, pipeline, [t for t, _ in taken]
+                        self._executor, self._answer, pipeline, [t for t, _, _ in taken], [d for _, _, d in taken]
                     )
                     if batched:
                         self.statements += 1
@@ -109,7 +111,7 @@ class Batcher:
                         self.on_batch(len(taken))
                 except BaseException as exc:  # e.g. the executor shut down: nobody may hang
                     outcomes = [exc] * len(taken)  # type: ignore[list-item]
-                for (_, future), outcome in zip(taken, outcomes):
+                for (_, future, _), outcome in zip(taken, outcomes):
                     if future.done():
                         continue
                     if isinstance(outcome, BaseException):
@@ -119,17 +121,26 @@ class Batcher:
         finally:
             self._idle += 1
 
-    def _answer(self, pipeline: Pipeline, tables: list[pa.Table]) -> tuple[list[Outcome], bool]:
-        """Outcomes in order, and whether one batched statement gave them."""
+    def _answer(
+        self, pipeline: Pipeline, tables: list[pa.Table], deadlines: Sequence[float | None] = ()
+    ) -> tuple[list[Outcome], bool]:
+        """Outcomes in order, and whether one batched statement gave them. A batch stops
+        halfway to its earliest deadline, leaving its requests time to be answered one
+        by one, each stopping at its own (a slow one must not time the others out)."""
+        deadlines = list(deadlines) or [None] * len(tables)
         if len(tables) > 1:
+            known = [d for d in deadlines if d is not None]
+            now = time.monotonic()
             try:
-                return list(self._engine.execute_json_batch(pipeline, tables)), True
+                with thread_deadline(now + (min(known) - now) / 2 if known else None):
+                    return list(self._engine.execute_json_batch(pipeline, tables)), True
             except (ExecutionError, ResourceError):
-                pass  # one request's rows can fail a batch: answer each on its own
+                pass  # one request's rows (or time) can fail a batch: answer each on its own
         outcomes: list[Outcome] = []
-        for table in tables:
+        for table, at in zip(tables, deadlines):
             try:
-                outcomes.append(self._engine.execute_json(pipeline, (table,)))
+                with thread_deadline(at):
+                    outcomes.append(self._engine.execute_json(pipeline, (table,)))
             except (ExecutionError, ResourceError) as exc:
                 outcomes.append(exc)
         return outcomes, False

@@ -18,3 +18,7 @@ def error_message(exc: BaseException, keep: int = 1, limit: int = 500) -> str:
     ]
     kept = lines[:keep] + [line for line in lines[keep:] if line.startswith("file = ")]
     return " | ".join(kept)[:limit] if kept else type(exc).__name__
+
+
+class StatementTimeout(ExecutionError):
+    """The statement ran past its request's deadline and was interrupted (engines/deadline.py)."""

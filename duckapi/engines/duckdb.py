@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from duckapi.contract import canonical_type
-from duckapi.engines import ExecutionError, ResourceError, error_message
+from duckapi.engines import ExecutionError, ResourceError, StatementTimeout, deadline, error_message
 from duckapi.pipeline import Column, Pipeline, Reference, Rows, Schema, cte_name, quote_identifier
 from duckapi.settings import Settings
 from duckapi.warehouse import Warehouse
@@ -109,8 +109,8 @@ class DuckDBEngine:
         self._threads = settings.duckdb_threads or os.cpu_count() or 1
         self._adaptive = not settings.duckdb_threads
         self._config: dict[str, str | int | bool] = {"python_enable_replacements": False, "threads": self._threads}
-        if settings.duckdb_memory_limit:
-            self._config["memory_limit"] = settings.duckdb_memory_limit
+        if settings.lane_memory_limit:  # per database: each lane and loader has its own
+            self._config["memory_limit"] = settings.lane_memory_limit
         self._local = threading.local()
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
@@ -178,7 +178,13 @@ class DuckDBEngine:
             for item, table in zip(pipeline.inputs if pipeline else (), tables):
                 if table.num_rows > BOUND_ROWS:
                     cursor.register(item.relation, table)
-            yield cursor
+            if loader:  # parsing a body is bounded by its size; pipelines stop at the deadline
+                yield cursor
+            else:
+                with deadline.armed(cursor):
+                    yield cursor
+        except duckdb.InterruptException as exc:
+            raise StatementTimeout(error_message(exc)) from exc
         except duckdb.OutOfMemoryException as exc:
             raise ResourceError(error_message(exc)) from exc
         except duckdb.Error as exc:

@@ -1,0 +1,2 @@
+-- Each row asks for work on range(n).
+select cast(null as bigint) as n where false
