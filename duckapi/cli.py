@@ -126,6 +126,7 @@ def serve(
         access_log=settings.access_log,
         loop="uvloop",
         http="httptools",
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 

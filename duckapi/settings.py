@@ -57,6 +57,10 @@ class Settings:
     # Recompile when the project's files change (and on SIGHUP), polling this often.
     reload: bool = False
     reload_interval: float = 1.0
+    # SIGTERM: /healthz answers 503 for this long while requests are still served, then
+    # uvicorn stops accepting and gives requests in flight up to shutdown_timeout to finish.
+    drain_seconds: float = 2.0
+    shutdown_timeout: float = 30.0
     # One log line per request costs about as much as parsing a small body: off by default.
     access_log: bool = False
     # DUCKAPI_ACCESS_LOG=json: one JSON line per request instead (api/ops/request_log.py).
@@ -124,6 +128,8 @@ class Settings:
             max_queue=int(env.get("DUCKAPI_MAX_QUEUE") or 64),
             request_timeout=float(env.get("DUCKAPI_REQUEST_TIMEOUT") or 60.0),
             reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
+            drain_seconds=float(env.get("DUCKAPI_DRAIN_SECONDS") or 2.0),
+            shutdown_timeout=float(env.get("DUCKAPI_SHUTDOWN_TIMEOUT") or 30.0),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
@@ -153,6 +159,8 @@ class Settings:
             "DUCKAPI_MAX_QUEUE": str(self.max_queue),
             "DUCKAPI_REQUEST_TIMEOUT": str(self.request_timeout),
             "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),
+            "DUCKAPI_DRAIN_SECONDS": str(self.drain_seconds),
+            "DUCKAPI_SHUTDOWN_TIMEOUT": str(self.shutdown_timeout),
         }
         if self.target_path:
             env["DUCKAPI_TARGET_PATH"] = str(self.target_path)

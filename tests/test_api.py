@@ -110,6 +110,22 @@ def test_whole_numbers_spelled_as_floats_are_integers(client: TestClient, raw: b
     response = post(client, b'[{"group_id": "a", "event_value": ' + raw + b"}]")
     assert response.status_code == 200, response.text
     assert response.json() == analyse([{"group_id": "a", "event_value": value}])
+    # the same over 512 KB, where DuckDB reads the body instead of msgspec
+    rows = 20_000
+    big = b"[" + b",".join([b'{"group_id": "a", "event_value": ' + raw + b"}"] * rows) + b"]"
+    assert len(big) > 512 * 1024
+    response = post(client, big)
+    assert response.status_code == 200, response.text
+    assert response.json() == analyse([{"group_id": "a", "event_value": value}] * rows)
+
+
+@pytest.mark.parametrize("raw", [b"2.5", b"1e30", b"-0.5"])
+def test_fractions_and_out_of_range_floats_are_refused_at_any_size(client: TestClient, raw: bytes) -> None:
+    for rows in (1, 20_000):
+        body = b"[" + b",".join([b'{"group_id": "a", "event_value": ' + raw + b"}"] * rows) + b"]"
+        response = post(client, body)
+        assert response.status_code == 422, (rows, response.text)
+        assert response.json()["row"] == 0 and response.json()["field"] == "event_value"
 
 
 @pytest.mark.parametrize("body", [{"group_id": "a", "event_value": 1}, 5, "rows", None])

@@ -29,8 +29,9 @@ from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.inputs import InputError
 from duckapi.api.methods import MethodGuard
-from duckapi.api.ops import auth, limits
-from duckapi.api.ops import request_log
+from duckapi.api.ops import auth, limits, request_log
+from duckapi.api.ops.draining import Draining
+from duckapi.api.ops.early_answers import EarlyAnswers
 from duckapi.api.ops.metrics import Metrics
 from duckapi.api.ops.requests import RequestOps, note_rows
 from duckapi.api.request_rows import RequestReader
@@ -126,15 +127,18 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        draining.install(loop)
         watcher = loop.create_task(watch()) if settings.reload else None
         try:
             yield
         finally:
+            draining.uninstall()
             if watcher:
                 watcher.cancel()
             executor.shutdown(wait=True)
             service.close()
 
+    draining = Draining(settings.drain_seconds)
     app = FastAPI(title="duckapi", version=__version__, lifespan=lifespan)
     app.add_middleware(MethodGuard)  # 404 / 405 + Allow / HEAD / OPTIONS before any route
     app.add_middleware(limits.Queue, threads=settings.pipeline_threads, max_queue=settings.max_queue,
@@ -142,6 +146,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     if keys:  # outside the queue: requests without a key take no place in it
         app.add_middleware(auth.RequireKey, keys=keys, public_docs=settings.public_docs,
                            public_metrics=settings.public_metrics)
+    app.add_middleware(EarlyAnswers)
     # Outermost: request ids, metrics and request logs see every answer (api/ops/requests.py).
     app.add_middleware(
         RequestOps, endpoints=lambda: service.state.endpoints, on_start=metrics.start,
@@ -165,13 +170,13 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
                 raise RequestError(f"with these vars the project does not serve {key}")
         return state, state.pipeline(key, _parts(request))
 
-    @app.get("/healthz", summary="200 once the project is compiled and served")
-    async def healthz() -> dict[str, Any]:
-        return {
-            "status": "ok",
+    @app.get("/healthz", summary="200 once the project is compiled and served; 503 while draining for shutdown")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({
+            "status": "draining" if draining.active else "ok",
             "endpoints": sorted(service.state.endpoints),
             "batched": {"statements": batcher.statements, "requests": batcher.batched_requests},
-        }
+        }, status_code=503 if draining.active else 200)
 
     @app.get("/models", summary="Served endpoints: input contract, selectable parts, vars")
     async def models() -> list[dict[str, Any]]:

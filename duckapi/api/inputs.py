@@ -1,8 +1,10 @@
 """Request bodies in every accepted format -> Arrow tables in the contract's schema.
 
 The rules are the same for every format: every contract column present, values of
-the contract's type (an integer column takes integers in range: not 1.5, 2.0, 1e3,
-"7", true), no null where the contract says not null. A violation is a 422 naming
+the contract's type (an integer column takes integers in range: not 1.5, "7" or
+true; in JSON a number with an integral value, 2.0 or 1e3, is an integer, as JSON
+Schema counts it, at every body size; in CSV an integer is digits), no null where the
+contract says not null. A violation is a 422 naming
 the column and, where the format has rows, the first bad row (0-based data row).
 A body that does not parse as its declared format is a 400.
 

@@ -53,14 +53,22 @@ SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order,projecti
 #: (acceptance test over the raw value {c} and converted value {v}, conversion).
 #: JSON values are checked on their text (cheaper than json_type): a string starts
 #: with a quote, an integer is digits with an optional minus, and so on.
-_JSON_INT = ("regexp_full_match({c}::varchar, '-?[0-9]+') and {v} is not null", "try_cast({c} as {t})")
+#: A JSON integer, or a JSON number with an integral value (5.0, 1e3: JSON Schema's
+#: integers, as the msgspec path takes them too), in the column type's range.
+_JSON_NUMBER = "'-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?'"
+_JSON_INT = (
+    f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and {{v}} is not null"
+    " and try_cast({c}::varchar as double) = trunc(try_cast({c}::varchar as double))",
+    "case when regexp_full_match({c}::varchar, '-?[0-9]+') then try_cast({c} as {t})"
+    " else try_cast(try_cast({c}::varchar as double) as {t}) end",
+)
 _CSV_INT = ("regexp_full_match({c}, '[-+]?[0-9]+') and {v} is not null", "try_cast({c} as {t})")
 _JSON_STRING = "starts_with({c}::varchar, '\"')"
 _TYPED = "{v} is not null"
 JSON_RULES: dict[str, tuple[str, str]] = {
     "varchar": (_JSON_STRING, "json_extract_string({c}, '$')"),
     "bigint": _JSON_INT, "integer": _JSON_INT, "smallint": _JSON_INT,
-    "double": ("regexp_full_match({c}::varchar, '-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?') and " + _TYPED,
+    "double": (f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and " + _TYPED,
                "try_cast({c} as double)"),
     "boolean": ("{c}::varchar in ('true', 'false')", "try_cast({c} as boolean)"),
     "date": (_JSON_STRING + " and " + _TYPED, "try_cast(json_extract_string({c}, '$') as date)"),
