@@ -44,11 +44,12 @@ def copy_shop(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def shop() -> Iterator[TestClient]:
     """The shop example (reference data, two inputs) built once and served in-process."""
-    folder = tmp_path_factory.mktemp("shop")
-    settings = settings_in(folder, project_dir=copy_shop(folder))
-    with TestClient(create_app(settings, project.build(settings))) as test_client:
+    from tests.shop_support import shop_build  # imports this module
+
+    built = shop_build()
+    with TestClient(create_app(built.settings, built.manifest)) as test_client:
         yield test_client
 
 

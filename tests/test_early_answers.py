@@ -85,3 +85,19 @@ def test_expect_100_continue_then_the_body_is_answered(server: Server) -> None:
         response = http.client.HTTPResponse(sock)
         response.begin()
         assert response.status == 200 and json.loads(response.read()) == analyse(ANIMALS)
+
+
+def test_slow_connections_do_not_starve_other_clients(server: Server) -> None:
+    """Slowloris, short: 300 connections that never finish their headers, and a normal
+    client is still answered (bench/faults.py runs 1,000 of them)."""
+    slow = []
+    try:
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /analyse_data/ HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+            slow.append(sock)
+        for _ in range(10):
+            assert server.post_rows(ANIMALS) == (200, analyse(ANIMALS))
+    finally:
+        for sock in slow:
+            sock.close()

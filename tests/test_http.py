@@ -12,8 +12,8 @@ from typing import Iterator
 
 import pytest
 
-from duckapi import project
-from tests.conftest import Built, copy_shop, settings_in
+from tests.conftest import Built
+from tests.shop_support import shop_build
 from tests.servers import Server, running_server
 
 pytest.importorskip("schemathesis")
@@ -30,8 +30,7 @@ def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 @pytest.fixture(scope="module")
 def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("http-shop")
-    settings = settings_in(folder, project_dir=copy_shop(folder))
-    project.build(settings)
+    settings = shop_build().settings  # one build of the shop for the whole session
     env = {"DUCKAPI_PROJECT_DIR": str(settings.project_dir), "DUCKAPI_DB_PATH": str(settings.db_path),
            "DUCKAPI_TARGET_PATH": str(settings.resolved_target_path)}
     with running_server([], env, folder) as running:
@@ -90,7 +89,7 @@ def test_openapi_describes_select_and_vars(server: Server, shop_server: Server) 
 def _schemathesis(server: Server, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
-         "--checks", "all", "--max-examples", "25", "--workers", "1", "--max-time", "25",
+         "--checks", "all", "--max-examples", "15", "--workers", "1", "--max-time", "12",
          "--request-timeout", "20", "--seed", "11"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )

@@ -47,7 +47,7 @@ def test_models_lists_inputs_and_reference_relations(shop: TestClient) -> None:
     assert [c["name"] for c in customers["inputs"][1]["columns"]] == ["payment_id", "order_id", "payment_method", "amount_cents"]
     references = {r["name"]: r for r in customers["references"]}
     assert set(references) == {"customers", "prices"}
-    assert references["prices"] == {"name": "prices", "kind": "seed", "relation": '"dev"."main"."prices"'}
+    assert references["prices"] == {"name": "prices", "kind": "seed", "relation": '"shop"."main"."prices"'}
     assert {r["name"] for r in models["/orders/"]["references"]} == {"prices"}
 
 
@@ -95,9 +95,9 @@ def test_rebuild_while_serving_then_reload(tmp_path: Path, how: str) -> None:
     new data is served, no request fails during the switch, and every answer comes
     from one version: the customer's name and the price change together."""
     folder = _copy_shop(tmp_path)
-    db = tmp_path / "shop.duckdb"
-    built = _cli("build", "--project", str(folder), "--db", str(db))
-    assert built.returncode == 0, built.stderr
+    settings = settings_in(tmp_path, project_dir=folder)
+    project.build(settings)
+    db = settings.db_path
     env = {"DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_RELOAD_INTERVAL": "0.3"}
     args = ["--project", str(folder), "--db", str(db)] + (["--reload"] if how == "reload" else [])
     with running_server(args, env, tmp_path) as server:
