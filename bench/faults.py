@@ -59,6 +59,9 @@ from bench.reference import dbt_env, load_before, tree_changes
 from tests.oracle import analyse
 
 HERE = WORK / "faults"
+#: The open-loop client reuses a pooled connection only if it was idle for less than this
+#: (uvicorn's keep-alive timeout is 5 s; reusing one it is closing fails with 0 bytes read).
+KEEP_ALIVE_REUSE_S = 4.0
 #: Share of 9-row payloads with one event_value anywhere in int32 (as bench/load.py's small_rows).
 WILD_VALUE_RATE = 0.05
 
@@ -383,7 +386,7 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
     n = len(payloads)
     run = OpenLoop(rate, [None] * n, [0.0] * n, [0.0] * n, time.perf_counter() + 0.2)
     # LIFO: a released connection is reused before a free slot (None) opens a new one.
-    pool: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.LifoQueue()
+    pool: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter, float] | None] = asyncio.LifoQueue()
     for _ in range(max_connections):
         pool.put_nowait(None)
     live = [0]
@@ -393,6 +396,10 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
         item = await pool.get()
         t0 = run.send[i] = time.perf_counter()
         writer = None
+        if item is not None and (item[0].at_eof() or t0 - item[2] > KEEP_ALIVE_REUSE_S):
+            item[1].close()  # uvicorn closes keep-alive connections idle for 5 s: don't race it
+            live[0] -= 1
+            item = None
         try:
             async with asyncio.timeout(timeout_s):
                 if item is None:
@@ -401,7 +408,7 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
                     live[0] += 1
                     run.most_open = max(run.most_open, live[0])
                 else:
-                    reader, writer = item
+                    reader, writer, _ = item
                 writer.write(request_bytes(payloads[i]))
                 status, body, close = await read_response(reader)
             t1 = time.perf_counter()
@@ -411,7 +418,7 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
                 live[0] -= 1
                 pool.put_nowait(None)
             else:
-                pool.put_nowait((reader, writer))
+                pool.put_nowait((reader, writer, t1))
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError) as exc:
             t1 = time.perf_counter()
             run.sent[i] = Sent(-1, t1 - t0, repr(exc).encode(), t1)
