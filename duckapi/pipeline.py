@@ -10,6 +10,7 @@ without changing what the SQL means is relations.py's job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from duckapi import relations
@@ -186,7 +187,7 @@ class Pipeline:
         for node in self.nodes:
             shared = dialect.materialized_ctes and node.materialized in MATERIALIZED
             how = "as materialized" if shared else "as"
-            ctes.append(f"{dialect.cte(node.name)} {how} (\n{_rewritten(dialect, node.compiled_sql, tuple(relations))}\n)")
+            ctes.append(f"{dialect.cte(node.name)} {how} (\n{_rewritten(dialect.rewrite, node.compiled_sql, tuple(relations))}\n)")
         return "with " + ",\n".join(ctes)
 
     @property
@@ -240,17 +241,11 @@ class Pipeline:
                 f"from ({requests}) as {BATCH_ALIAS}\norder by {BATCH_ALIAS}.{BATCH_KEY}")
 
 
-_rewrite_cache: dict[tuple[Any, ...], str] = {}
-
-
-def _rewritten(dialect: Dialect, sql: str, pairs: tuple[tuple[str, str], ...]) -> str:
+@lru_cache(maxsize=4096)
+def _rewritten(rewrite: Callable[[str, Sequence[tuple[str, str]]], str], sql: str,
+               pairs: tuple[tuple[str, str], ...]) -> str:
     """dialect.rewrite, remembered: the same model SQL recurs in every selection and batch."""
-    key = (dialect.rewrite, sql, pairs)
-    if key not in _rewrite_cache:
-        if len(_rewrite_cache) > 4096:
-            _rewrite_cache.clear()
-        _rewrite_cache[key] = dialect.rewrite(sql, pairs)
-    return _rewrite_cache[key]
+    return rewrite(sql, pairs)
 
 
 def cte_name(model: str) -> str:
@@ -345,7 +340,7 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: An
                 f"{output_raw['original_file_path']}: model {endpoint.output} does not depend on its input "
                 f"{relations.display_name(raw)}"
             )
-    nodes = relations.manifest_nodes(manifest)
+    nodes = manifest["nodes"]
     pipeline_nodes = tuple(_node(nodes[uid]) for uid in order if nodes[uid].get("relation_name"))
     for node in pipeline_nodes:
         if not node.compiled_sql:

@@ -61,10 +61,6 @@ class Reference:
 
 # -- the manifest ----------------------------------------------------------------------
 
-def manifest_nodes(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return manifest["nodes"]
-
-
 def lookup(manifest: dict[str, Any], unique_id: str) -> dict[str, Any] | None:
     return manifest["nodes"].get(unique_id) or manifest.get("sources", {}).get(unique_id)
 
