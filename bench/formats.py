@@ -80,7 +80,7 @@ from bench.load import (
     verify,
     write_results,
 )
-from duckapi.api.inputs import RowsReader
+from duckapi.rows.formats import RowsReader
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import build_pipelines, input_relation as input_name
 from duckapi.settings import Settings

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from duckapi import profiles
+from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
 
-class ProjectError(RuntimeError):
-    """The dbt project could not be built or compiled; the message says what to fix."""
+__all__ = ["ProjectError", "build", "compile_manifest", "declared_vars", "load_manifest", "run_dbt"]
 
 
 def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: Path) -> list[str]:

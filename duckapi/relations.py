@@ -34,13 +34,13 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 
-
-class PipelineError(ValueError):
-    """The project does not describe a servable pipeline; the message names the file."""
+from duckapi.errors import PipelineError
 
 
 @dataclass(frozen=True)
 class Column:
+    """A column of an input's contract (or of an answer: then not_null is False)."""
+
     name: str
     data_type: str
     not_null: bool

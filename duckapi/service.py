@@ -30,6 +30,7 @@ import duckdb
 
 from duckapi import project
 from duckapi.engines import ExecutionError
+from duckapi.errors import CompileBusy, RequestError
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Pipeline, PipelineError, Reference, Schema, build_pipelines
 from duckapi.settings import Settings
@@ -41,18 +42,6 @@ STARTUP_WAIT_S = 60.0
 RELOAD_WAIT_S = 120.0
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-class RequestError(ValueError):
-    """A request asked for something the project does not have (422)."""
-
-
-class CompileBusy(RuntimeError):
-    """New vars while the compile queue is full (503): `retry_after` seconds is a guess."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class LRU(Generic[K, V]):

@@ -21,13 +21,15 @@ from pathlib import Path
 
 import duckdb
 
+from duckapi.errors import ProjectError
+
 log = logging.getLogger("duckapi")
 
 #: Copies kept on disk: the current one and those requests of earlier states may use.
 KEEP = 3
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(ProjectError):
     """The warehouse file cannot be read; the message names it."""
 
 

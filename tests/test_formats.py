@@ -17,7 +17,7 @@ import pytest
 import zstandard
 from fastapi.testclient import TestClient
 
-from duckapi.api.inputs import FAST_JSON_BYTES
+from duckapi.rows.formats import FAST_JSON_BYTES
 from duckapi.api.outputs import encode as arrow_bytes
 from duckapi.api.app import create_app
 from tests.conftest import Built

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from duckapi import project
 from duckapi.api.app import create_app
-from duckapi.api.inputs import InputError
+from duckapi.rows.formats import InputError
 from duckapi.api.ops.limits import check_rows, default_memory_limit
 from duckapi.engines import StatementTimeout
 from duckapi.engines.deadline import WATCHDOG

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import msgspec
@@ -23,22 +22,21 @@ from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from duckapi import __version__, project
+from duckapi import __version__
 from duckapi.api import openapi
 from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
-from duckapi.api.inputs import InputError
 from duckapi.api.methods import MethodGuard
 from duckapi.api.ops import auth, limits, request_log
 from duckapi.api.ops.draining import Draining
 from duckapi.api.ops.early_answers import EarlyAnswers
 from duckapi.api.ops.metrics import Metrics
 from duckapi.api.ops.requests import RequestOps, note_rows
-from duckapi.api.request_rows import RequestReader
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
-from duckapi.engines import ExecutionError, ResourceError, StatementTimeout
-from duckapi.pipeline import Input, Pipeline
-from duckapi.service import CompileBusy, ProjectState, RequestError, Service, compile_project
+from duckapi.errors import (
+    CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
+)
+from duckapi.library.project import Call, Project, endpoint_key
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -47,23 +45,12 @@ T = TypeVar("T")
 INLINE_DECODE_BYTES = 64 * 1024
 
 
-def load_manifest(settings: Settings) -> dict[str, Any]:
-    """The manifest `duckapi build`/`serve` wrote, else compile the project now (once)."""
-    if settings.manifest_path.exists():
-        return project.load_manifest(settings)
-    return compile_project(settings)
-
-
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
 def _busy(exc: CompileBusy) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
-
-
-def _endpoint_key(path: str) -> str:
-    return "/" + path.strip("/") + "/"
 
 
 def _parts(request: Request) -> list[str] | None:
@@ -87,17 +74,18 @@ def _vars(request: Request) -> dict[str, Any] | None:
     return value
 
 
-def _decode(request: Request, body: bytes, reader: RequestReader, fmt: str, limit: int) -> Any:
-    return reader.read(decompress(request, body, limit), fmt, request.headers.get("content-type", ""))
+def _decode(request: Request, body: bytes, call: Call, fmt: str, limit: int) -> Any:
+    return call.read(decompress(request, body, limit), fmt, request.headers.get("content-type", ""))
 
 
-def _arrow_answer(service: Service, pipeline: Pipeline, tables: Any, fmt: str) -> bytes:
-    return encode(service.engine.execute_arrow(pipeline, tables), fmt)
+def _arrow_answer(call: Call, tables: Any, fmt: str) -> bytes:
+    return encode(call.arrow(tables), fmt)
 
 
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    service = Service(settings, manifest if manifest is not None else load_manifest(settings))
+    served = Project(settings, manifest)  # the Python API: this app is one of its clients
+    service = served.service
     metrics = Metrics()
     executor = metrics.executor(settings.pipeline_threads, thread_name_prefix="duckapi")
     batcher = Batcher(service.engine, executor, settings.pipeline_threads, settings.max_batch)
@@ -152,23 +140,14 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         RequestOps, endpoints=lambda: service.state.endpoints, on_start=metrics.start,
         on_end=[metrics.finish, *request_log.observers(settings.request_log)], on_shutdown=metrics.shutdown,
     )
+    app.state.project = served
     app.state.service = service
     app.state.batcher = batcher
 
-    @lru_cache(maxsize=64)
-    def reader_for(inputs: tuple[Input, ...]) -> RequestReader:
-        return RequestReader(inputs, service.engine)
-
-    def state_and_pipeline(request: Request, key: str) -> tuple[ProjectState, Pipeline]:
-        state = service.state
-        if key not in state.endpoints:
+    def call_for(request: Request, key: str) -> Call:
+        if key not in service.state.endpoints:
             raise KeyError(key)
-        dbt_vars = _vars(request)
-        if dbt_vars:
-            state = service.state_for(dbt_vars, key)
-            if key not in state.endpoints:
-                raise RequestError(f"with these vars the project does not serve {key}")
-        return state, state.pipeline(key, _parts(request))
+        return served.call(key, _parts(request), _vars(request))
 
     @app.get("/healthz", summary="200 once the project is compiled and served; 503 while draining for shutdown")
     async def healthz() -> JSONResponse:
@@ -180,29 +159,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.get("/models", summary="Served endpoints: input contract, selectable parts, vars")
     async def models() -> list[dict[str, Any]]:
-        state = service.state
-        return [
-            {
-                "path": path,
-                "model": served.pipeline.endpoint.output,
-                "inputs": [
-                    {
-                        "name": item.name,
-                        "relation": item.node.relation_name,
-                        "columns": [{"name": c.name, "data_type": c.data_type, "not_null": c.not_null} for c in item.columns],
-                    }
-                    for item in served.pipeline.inputs
-                ],
-                "references": [
-                    {"name": r.name, "kind": r.kind, "relation": r.relation_name} for r in served.pipeline.references
-                ],
-                "parts": list(served.parts),
-                "columns": [{"name": n, "data_type": t} for n, t in served.schemas[served.pipeline.output_node.name]],
-                "vars": state.settable_vars(path),
-                "materialized": {n.name: n.materialized for n in served.pipeline.nodes},
-            }
-            for path, served in sorted(state.endpoints.items())
-        ]
+        return [endpoint.to_dict() for endpoint in served.endpoints.values()]
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -210,58 +167,57 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.get("/{path:path}", include_in_schema=False)
     async def introspect(request: Request, path: str) -> Response:
-        key = _endpoint_key(path)
+        key = endpoint_key(path)
         if key in service.state.endpoints:
             return _error(405, f"{key} answers POST", allow="POST")
         if not key.endswith("/sql/"):
             return _error(404, "Not Found")
         try:
-            _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key[: -len("sql/")])
+            call = await asyncio.to_thread(call_for, request, key[: -len("sql/")])
         except KeyError:
             return _error(404, "Not Found")
-        except (RequestError, project.ProjectError) as exc:
+        except (RequestError, ProjectError) as exc:
             return _error(422, str(exc)[:2000])
         except CompileBusy as exc:
             return _busy(exc)
-        return PlainTextResponse(pipeline.select_sql("to_json(o)::varchar") + ";\n")
+        return PlainTextResponse(call.pipeline.select_sql("to_json(o)::varchar") + ";\n")
 
     @app.post("/{path:path}", include_in_schema=False)
     async def serve_model(request: Request, path: str) -> Response:
-        key = _endpoint_key(path)
+        key = endpoint_key(path)
         try:
             if key not in service.state.endpoints:
                 return _error(404, "Not Found")
             fmt = body_format(request)
             answer = negotiate(request.headers.get("accept"))
             body = await read_body(request, settings.max_body_bytes)
-            if request.query_params:
-                _, pipeline = await asyncio.to_thread(state_and_pipeline, request, key)
+            if request.query_params:  # vars may wait for a compile: off the event loop
+                call = await asyncio.to_thread(call_for, request, key)
             else:
-                pipeline = service.state.endpoints[key].pipeline
-            reader = reader_for(pipeline.inputs)
+                call = served.call(key)
             if fmt == "json" and len(body) < INLINE_DECODE_BYTES and "content-encoding" not in request.headers:
-                tables = reader.read(body, fmt)
+                tables = call.read(body, fmt)
             else:
-                tables = await run(_decode, request, body, reader, fmt, settings.max_body_bytes)
+                tables = await run(_decode, request, body, call, fmt, settings.max_body_bytes)
             note_rows(request, tables)
             limits.check_rows(tables, settings.max_rows)
         except InputError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError:
             return _error(404, "Not Found")
-        except (RequestError, project.ProjectError) as exc:
+        except (RequestError, ProjectError) as exc:
             return _error(422, str(exc)[:2000])
         except CompileBusy as exc:
             return _busy(exc)
         except TimeoutError:
             return _error(504, limits.timeout_detail(settings.request_timeout))
         try:
-            if answer == "json" and batcher.accepts(pipeline, tables):
-                result = await limits.bounded(batcher.execute_json(pipeline, tables[0], limits.deadline()))
+            if answer == "json" and batcher.accepts(call.pipeline, tables):
+                result = await limits.bounded(batcher.execute_json(call.pipeline, tables[0], limits.deadline()))
             elif answer == "json":
-                result = await run(service.engine.execute_json, pipeline, tables)
+                result = await run(call.json, tables)
             else:
-                result = await run(_arrow_answer, service, pipeline, tables, answer)
+                result = await run(_arrow_answer, call, tables, answer)
         except (StatementTimeout, TimeoutError):
             return _error(504, limits.timeout_detail(settings.request_timeout))
         except ResourceError as exc:

@@ -7,15 +7,11 @@ while inflating, never an out-of-memory.
 
 from __future__ import annotations
 
-import io
-import zlib
-
-import zstandard
 from starlette.requests import Request
 
-from duckapi.api.inputs import FORMATS, InputError
-
-ENCODINGS = ("gzip", "zstd")
+from duckapi.errors import InputError
+from duckapi.rows.files import ENCODINGS, inflate
+from duckapi.rows.formats import FORMATS
 
 
 def media_type(request: Request) -> str:
@@ -24,7 +20,7 @@ def media_type(request: Request) -> str:
 
 def body_format(request: Request) -> str:
     """The body's format from its Content-Type (none means JSON), or "multipart" for
-    multipart/form-data (a part per input, api/request_rows.py); 415 for others."""
+    multipart/form-data (a part per input, rows/bodies.py); 415 for others."""
     kind = media_type(request) or "application/json"
     if kind == "multipart/form-data":
         return "multipart"
@@ -40,24 +36,7 @@ def decompress(request: Request, body: bytes, limit: int) -> bytes:
         return body
     if encoding not in ENCODINGS:
         raise InputError(415, f"unsupported Content-Encoding {encoding[:50]!r}; use one of: {', '.join(ENCODINGS)}")
-    try:
-        if encoding == "gzip":
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out = inflater.decompress(body, limit + 1)
-            if len(out) <= limit and not inflater.eof:
-                raise InputError(400, "gzip body is truncated")
-        else:
-            parts, size = [], 0
-            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True) as reader:
-                while size <= limit and (chunk := reader.read(1 << 20)):
-                    parts.append(chunk)
-                    size += len(chunk)
-            out = b"".join(parts)
-    except (zlib.error, zstandard.ZstdError) as exc:
-        raise InputError(400, f"body is not valid {encoding}: {str(exc)[:100]}") from None
-    if len(out) > limit:
-        raise InputError(413, f"decompressed body exceeds the limit of {limit} bytes")
-    return out
+    return inflate(body, encoding, limit)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from duckapi.api.inputs import InputError
+from duckapi.rows.formats import InputError
 
 #: Accept media type -> answer format; JSON first: it is the default.
 ANSWERS = {

@@ -14,11 +14,12 @@ from rich.markup import escape
 
 from duckapi.batch.duckdb_run import run_duckdb
 from duckapi.batch.errors import InputError, MissingReferences
-from duckapi.batch.inputs import NamedFiles, _format_of, assign_inputs, resolve_arguments
+from duckapi.batch.inputs import NamedFiles, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.pipeline import Pipeline, PipelineError, build_pipelines
+from duckapi.rows.files import format_of
 from duckapi.settings import Settings
 from duckapi.warehouse import Snapshots, WarehouseError
 
@@ -199,7 +200,7 @@ def run(
     reporter = Reporter(err, enabled=err.is_terminal)
     started = time.perf_counter()
     try:
-        fmt = (format.value if format else None) or _format_of(output) or "json"
+        fmt = (format.value if format else None) or format_of(output) or "json"
         if fmt not in ("json", "parquet", "csv"):
             raise InputError(f"--output {output}: cannot write {fmt}; use --format json, parquet or csv")
         if output == "-" and fmt == "parquet":

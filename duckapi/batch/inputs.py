@@ -4,7 +4,6 @@ and (for an endpoint with several inputs) assigned to its inputs by `NAME=PATH` 
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import re
 from dataclasses import dataclass
@@ -13,16 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 from duckapi.batch.errors import InputError
 from duckapi.pipeline import Input, Pipeline
-
-#: File name endings -> input format. `json` is a file holding one JSON array of rows
-#: (or, for DuckDB, rows one per line too); `ndjson` is one JSON object per line.
-SUFFIXES = {
-    ".csv": "csv",
-    ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet",
-    ".json": "json",
-    ".ndjson": "ndjson", ".jsonl": "ndjson",
-}
-COMPRESSIONS = (".gz", ".zst")
+from duckapi.rows.files import format_of, json_kind
 
 
 @dataclass(frozen=True)
@@ -33,30 +23,6 @@ class InputFile:
     @property
     def local(self) -> bool:
         return "://" not in self.path
-
-
-def _format_of(path: str) -> str | None:
-    name = path.lower()
-    for ending in COMPRESSIONS:
-        if name.endswith(ending):
-            name = name[: -len(ending)]
-    return SUFFIXES.get(os.path.splitext(name)[1])
-
-
-def _json_kind(path: str) -> str:
-    """`json` when the file holds a JSON array, else `ndjson` (a row per line)."""
-    try:
-        if path.lower().endswith(".zst"):
-            import zstandard
-
-            with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as handle:
-                head = handle.read(4096)
-        else:
-            with (gzip.open if path.lower().endswith(".gz") else open)(path, "rb") as handle:
-                head = handle.read(4096)
-    except (ImportError, OSError, EOFError, ValueError):
-        return "json"  # let the reader say what is wrong with it
-    return "json" if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[" else "ndjson"
 
 
 def resolve_inputs(patterns: Sequence[str], input_format: str = "auto") -> list[InputFile]:
@@ -71,7 +37,7 @@ def resolve_inputs(patterns: Sequence[str], input_format: str = "auto") -> list[
     seen: set[str] = set()
     for pattern in patterns:
         if "://" in pattern:
-            fmt = input_format if input_format != "auto" else _format_of(pattern)
+            fmt = input_format if input_format != "auto" else format_of(pattern)
             if fmt is None:
                 raise InputError(f"{pattern}: cannot tell the format from the name; use --input-format")
             files.append(InputFile(pattern, fmt))
@@ -85,7 +51,7 @@ def resolve_inputs(patterns: Sequence[str], input_format: str = "auto") -> list[
         for match in matches:
             path = Path(match)
             if path.is_dir():
-                inside = sorted(p for p in path.rglob("*") if p.is_file() and (_format_of(p.name) or input_format != "auto"))
+                inside = sorted(p for p in path.rglob("*") if p.is_file() and (format_of(p.name) or input_format != "auto"))
                 inside = [p for p in inside if not p.name.startswith((".", "_"))]  # _SUCCESS, .crc
                 if not inside:
                     raise InputError(f"{match}: folder holds no CSV, Parquet or JSON file")
@@ -114,11 +80,11 @@ def _check_file(name: str, input_format: str) -> InputFile:
             handle.read(1)
     except OSError as exc:
         raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
-    fmt = input_format if input_format != "auto" else _format_of(path.name)
+    fmt = input_format if input_format != "auto" else format_of(path.name)
     if fmt is None:
         raise InputError(f"{name}: cannot tell the format from the name (.csv, .parquet, .json, .ndjson); use --input-format")
     if fmt == "json":
-        fmt = _json_kind(str(path))
+        fmt = json_kind(str(path))
     return InputFile(str(path.resolve()), fmt)
 
 

@@ -1,12 +1,8 @@
 """Engines run a compiled pipeline; they never parse HTTP and never import dbt."""
 
+from duckapi.errors import ExecutionError, ResourceError, StatementTimeout
 
-class ExecutionError(RuntimeError):
-    """The pipeline's SQL failed on this input (a model raised, a cast failed, ...)."""
-
-
-class ResourceError(ExecutionError):
-    """The engine ran out of a resource (memory) on this input."""
+__all__ = ["ExecutionError", "ResourceError", "StatementTimeout", "error_message"]
 
 
 def error_message(exc: BaseException, keep: int = 1, limit: int = 500) -> str:
@@ -19,6 +15,3 @@ def error_message(exc: BaseException, keep: int = 1, limit: int = 500) -> str:
     kept = lines[:keep] + [line for line in lines[keep:] if line.startswith("file = ")]
     return " | ".join(kept)[:limit] if kept else type(exc).__name__
 
-
-class StatementTimeout(ExecutionError):
-    """The statement ran past its request's deadline and was interrupted (engines/deadline.py)."""

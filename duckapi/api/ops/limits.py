@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from duckapi.api.inputs import InputError
+from duckapi.rows.formats import InputError
 from duckapi.api.ops.early_answers import ASGIApp, Receive, Scope, Send
 from duckapi.engines.deadline import run_with_deadline
 

@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable, Collection, MutableMapping, Sequenc
 
 from starlette.datastructures import Headers
 
-from duckapi.api.inputs import FORMATS, InputError
+from duckapi.errors import InputError
+from duckapi.rows.formats import FORMATS
 from duckapi.api.outputs import negotiate
 
 Scope = MutableMapping[str, Any]

@@ -30,36 +30,8 @@ import pyarrow.parquet as pq
 
 from duckapi.contract import canonical_type, column_type
 from duckapi.engines.duckdb import DuckDBEngine, MissingColumn, Rejected, UnreadableInput
+from duckapi.errors import InputError
 from duckapi.pipeline import Column
-
-
-class InputError(Exception):
-    """A client error: `status` is the HTTP status, `detail` a short message; `input`,
-    `row` and `field` name where the problem is, when it is in the rows."""
-
-    def __init__(
-        self, status: int, detail: str, row: int | None = None, field: str | None = None, input: str | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.row = row
-        self.field = field
-        self.input = input
-
-    def within(self, input: str) -> "InputError":
-        """The same error, said of one input of an endpoint with several."""
-        return InputError(self.status, f"input '{input}': {self.detail}", self.row, self.field, input)
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"detail": self.detail}
-        if self.input is not None:
-            body["input"] = self.input
-        if self.row is not None:
-            body["row"] = self.row
-        if self.field is not None:
-            body["field"] = self.field
-        return body
 
 
 _PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?:\[(?P<row>\d+)\])?(?:\.(?P<field>[^`\[]+))?[^`]*`)?$", re.S)

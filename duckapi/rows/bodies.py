@@ -1,7 +1,7 @@
 """Which rows of a request belong to which input of the endpoint.
 
 An endpoint with one input takes its rows as the whole body, in any format
-(api/inputs.py). An endpoint with several takes a JSON object keyed by input name,
+(rows/formats.py). An endpoint with several takes a JSON object keyed by input name,
 each value an array of rows in that input's schema, or `multipart/form-data` with one
 part per input, named after it, each with its own Content-Type (any row format).
 Every input must be present (an empty array means no rows); an unknown name is a 422.
@@ -10,17 +10,19 @@ Errors name the input, then the row and field as for one input.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import msgspec
 import pyarrow as pa
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
-from duckapi.api.inputs import FORMATS, InputError, RowsReader
+from duckapi.errors import InputError
+from duckapi.rows.formats import FORMATS, RowsReader
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Input
 
 MULTIPART = "multipart/form-data"
+V = TypeVar("V")
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
@@ -59,8 +61,13 @@ class RequestReader:
         return self._assemble({name: (bytes(raw), "json") for name, raw in members.items()})
 
     def _assemble(self, given: dict[str, tuple[bytes, str]]) -> tuple[pa.Table, ...]:
+        return self.assemble(given, lambda reader, part: reader.read(*part))
+
+    def assemble(self, given: Mapping[str, V], read: Callable[[RowsReader, V], pa.Table]) -> tuple[pa.Table, ...]:
+        """Each input's rows read by `read(its reader, what was given for it)`; every input
+        must be given, none other. Errors name the input."""
         known = [i.name for i in self.inputs]
-        unknown = [name for name in given if name not in known]
+        unknown = [str(name) for name in given if name not in known]
         if unknown:
             raise InputError(422, f"unknown input(s) {', '.join(map(repr, unknown))}; this endpoint takes: {', '.join(known)}",
                              input=unknown[0])
@@ -70,9 +77,8 @@ class RequestReader:
                              f"{', '.join(known)}", input=missing[0])
         tables = []
         for name in known:
-            body, fmt = given[name]
             try:
-                tables.append(self.readers[name].read(body, fmt))
+                tables.append(read(self.readers[name], given[name]))
             except InputError as exc:
                 raise exc.within(name) from None
         return tuple(tables)
