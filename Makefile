@@ -27,6 +27,7 @@ serve: build
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-java.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

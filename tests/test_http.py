@@ -50,7 +50,7 @@ MATRIX = [
     ("/analyse_data/sql", "GET", 200, None), ("/analyse_data/sql", "HEAD", 200, None),
     ("/analyse_data/sql", "POST", 405, GET), ("/analyse_data/sql", "OPTIONS", 204, GET),
     ("/nope", "GET", 404, None), ("/nope", "POST", 404, None), ("/nope", "OPTIONS", 404, None),
-    ("/nope/sql", "GET", 404, None), ("/", "DELETE", 404, None),
+    ("/nope/sql", "GET", 404, None), ("/", "DELETE", 405, GET), ("/", "HEAD", 200, None),
 ]
 
 

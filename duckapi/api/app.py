@@ -232,6 +232,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         return auth.declare(document) if keys else document
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
+    from duckapi.web.routes import mount as mount_web_page  # GET /: the web page (duckapi/web/)
+    mount_web_page(app)
     return app
 
 

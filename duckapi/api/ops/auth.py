@@ -5,7 +5,8 @@ one per line; `#` starts a comment, blank lines are ignored. A request then need
 `Authorization: Bearer <key>` or `X-API-Key: <key>`, else 401 with
 `WWW-Authenticate: Bearer` and a JSON detail (that never repeats what was sent). A
 presented key is compared with every key (hmac.compare_digest, no early exit), so the
-time taken tells nothing about which key, if any, came close. /healthz stays open;
+time taken tells nothing about which key, if any, came close. /healthz stays open, and
+so do the web page at / and its assets (duckapi/web/: the key is typed into the page);
 the docs (/docs, /redoc, /openapi.json) and /metrics are closed unless
 DUCKAPI_PUBLIC_DOCS=1 / DUCKAPI_PUBLIC_METRICS=1. A missing, unreadable or empty file
 stops start-up (KeysError); on a reload (SIGHUP, `--reload` seeing the file change)
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from duckapi.api.ops.early_answers import ASGIApp, Receive, Scope, Send
+from duckapi.web import PATHS as PAGE_PATHS
 
 log = logging.getLogger("duckapi")
 
-OPEN_PATHS = frozenset({"/healthz"})
+#: Open without a key: /healthz, and the web page and its assets (the key is typed into the page).
+OPEN_PATHS = frozenset({"/healthz"}) | PAGE_PATHS
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 METRICS_PATHS = frozenset({"/metrics"})
 SCHEMES = {

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from duckapi.errors import InputError
 from duckapi.rows.formats import FORMATS
 from duckapi.api.outputs import negotiate
+from duckapi.web import PATHS as PAGE_PATHS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,7 +31,7 @@ HEADER = b"x-request-id"
 MAX_ID = 128
 #: Routes other than served models, labelled by their path; anything else is "other",
 #: so unknown paths cannot multiply metric series.
-FIXED_ENDPOINTS = frozenset({"/healthz", "/models", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+FIXED_ENDPOINTS = frozenset({"/healthz", "/models", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}) | PAGE_PATHS
 METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Status recorded when the client went away before any answer (nginx's convention).
 CLIENT_GONE = 499
