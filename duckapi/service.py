@@ -177,12 +177,20 @@ def missing_references_error(
     )
 
 
-def compile_project(settings: Settings) -> dict[str, Any]:
-    """`dbt compile` against a private copy of the warehouse (never the file itself)."""
+def compile_project(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`dbt compile` against a private copy of the warehouse (never the file itself).
+
+    With vars, into a scratch target folder: the project's own target/manifest.json
+    stays the one compiled with the defaults (`duckapi serve` and `load` read it).
+    """
     snapshots = Snapshots(settings.db_path)
     try:
         warehouse = snapshots.take(wait=STARTUP_WAIT_S)
-        return project.compile_manifest(settings, None, warehouse.path if warehouse else None)
+        db_path = warehouse.path if warehouse else None
+        if not dbt_vars:
+            return project.compile_manifest(settings, None, db_path)
+        with tempfile.TemporaryDirectory(prefix="duckapi-compile-") as scratch:
+            return project.compile_manifest(replace(settings, target_path=Path(scratch) / "target"), dbt_vars, db_path)
     finally:
         snapshots.close()
 
@@ -194,8 +202,10 @@ class Service:
     #: "reload"), its seconds, and the compiled state (None when it failed).
     on_compile: Callable[[str, float, "ProjectState | None"], None] | None = None
 
-    def __init__(self, settings: Settings, manifest: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, manifest: dict[str, Any], dbt_vars: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        #: The vars `manifest` was compiled with; per-request vars compile on top of them.
+        self.base_vars = dict(dbt_vars or {})
         # New vars compile here, one at a time; at most `vars_compile_queue` more wait.
         self._compiler = ThreadPoolExecutor(1, thread_name_prefix="duckapi-compile")
         self._pending: dict[tuple[int, str], Future[ProjectState | RequestError]] = {}
@@ -291,7 +301,7 @@ class Service:
     def _compile(self, dbt_vars: dict[str, Any] | None = None, warehouse: Warehouse | None = None) -> ProjectState:
         started, state = time.perf_counter(), None
         try:
-            state = self._compile_state(dbt_vars, warehouse)
+            state = self._compile_state({**self.base_vars, **(dbt_vars or {})} or None, warehouse)
             return state
         finally:
             if self.on_compile is not None:

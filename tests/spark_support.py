@@ -13,12 +13,13 @@ import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from duckapi.batch import build_references
 from duckapi.batch.command import Engine, _compile, _spark_settings  # bound now: test_batch swaps command._compile
-from duckapi.pipeline import Pipeline
+from duckapi.pipeline import Pipeline, build_pipelines
 from duckapi.settings import BUNDLED_PROJECT, Settings
 
 
@@ -46,9 +47,13 @@ def shared_engine():  # -> duckapi.engines.spark.SparkEngine
 
 
 @lru_cache(maxsize=None)
-def spark_pipelines(project_dir: Path = BUNDLED_PROJECT) -> dict[str, Pipeline]:
+def spark_manifest(project_dir: Path = BUNDLED_PROJECT) -> dict[str, Any]:
     """A project compiled for the spark target (once per process, in a temp folder)."""
-    return _compile(spark_settings(project_dir), Engine.spark, None)  # type: ignore[return-value]
+    return _compile(spark_settings(project_dir), Engine.spark, None)
+
+
+def spark_pipelines(project_dir: Path = BUNDLED_PROJECT) -> dict[str, Pipeline]:
+    return build_pipelines(spark_manifest(project_dir), project_dir)
 
 
 @lru_cache(maxsize=None)

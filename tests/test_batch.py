@@ -36,7 +36,7 @@ from tests.payloads import INT64_MAX, INT64_MIN, random_rows
 from tests.shop_support import (  # shop_client: a fixture
     ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, oracle, random_shop, same_rows, shop_answer, shop_build, shop_client,
 )
-from tests.spark_support import require_java, shared_engine, spark_pipelines
+from tests.spark_support import require_java, shared_engine, spark_manifest, spark_pipelines
 from tests.test_equality import write_csv, write_json_array, write_ndjson, write_parquet
 
 URL = "/analyse_data/"
@@ -66,14 +66,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache: dict[Any, Any] = {}
     folder = tmp_path_factory.mktemp("batch-target")
 
-    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None, db_path: Any = None) -> Any:
+    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None) -> Any:
         if engine is batch.Engine.spark and target is None and dbt_vars is None:
-            return spark_pipelines(settings.project_dir)  # shared with the other Spark tests
+            return spark_manifest(settings.project_dir)  # shared with the other Spark tests
         # Relation names depend on the warehouse's file name only, not on what it holds.
-        key = (settings.project_dir, engine, target, json.dumps(dbt_vars), (db_path or settings.db_path).name)
+        key = (settings.project_dir, engine, target, json.dumps(dbt_vars), settings.db_path.name)
         if key not in cache:
             settings = replace(settings, target_path=folder / str(len(cache)) / "target")
-            cache[key] = real(settings, engine, target, dbt_vars, db_path)
+            cache[key] = real(settings, engine, target, dbt_vars)
         return cache[key]
 
     command._compile = once  # type: ignore[assignment]
@@ -258,7 +258,8 @@ def test_failing_model_exits_1(compiled: None, tmp_path: Path) -> None:
     source = write_parquet(ANIMALS, tmp_path / "in.parquet")
     result = run(str(source), "-o", str(tmp_path / "answer.json"), "--project", str(broken))
     assert result.exit_code == 1, result.output
-    assert "pipeline failed" in result.stderr and "no_such_column" in result.stderr
+    # Checked when the project loads, as for serving: before any input is read.
+    assert "the compiled pipeline of analysis does not run" in result.stderr and "no_such_column" in result.stderr
     assert not (tmp_path / "answer.json").exists()
 
 
@@ -443,7 +444,7 @@ def test_spark_cluster_without_the_reference_relations_exits_1(
         path: replace(p, references=tuple(replace(r, relation_name=f"elsewhere.{r.name}") for r in p.references))
         for path, p in spark_pipelines(SHOP).items()
     }
-    monkeypatch.setattr(command, "_compile", lambda *args, **kwargs: pipelines)
+    monkeypatch.setattr(command, "build_pipelines", lambda *args, **kwargs: pipelines)
     monkeypatch.setattr(SparkEngine, "is_local", property(lambda self: False))
     _, _, names = _shop_inputs(tmp_path / "in")
     result = run(*names, "-o", str(tmp_path / "answer.json"), "--engine", "spark", *_shop_args("/orders/"))

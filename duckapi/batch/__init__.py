@@ -25,8 +25,9 @@ pipeline failed (also: a reference relation is not built).
 The flow, a module a step:
 
   command.py     the typer command `run`: checks the options, compiles the project for
-                 the engine (`_compile`; on DuckDB against the run's warehouse
-                 snapshot), picks the served model, assigns the files to its inputs,
+                 the engine (`_compile`; on DuckDB against a snapshot of the warehouse,
+                 loaded as the Python API loads it: duckapi.Project), picks the served
+                 model, assigns the files to its inputs,
                  calls the engine's run and turns failures into exit codes
   inputs.py      names, globs and folders -> InputFile (path and format), each checked;
                  NAME=PATH arguments -> the files of each input

@@ -18,10 +18,10 @@ from duckapi.batch.inputs import NamedFiles, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, run_spark
 from duckapi.engines import ExecutionError, error_message
+from duckapi.errors import ProjectError
 from duckapi.pipeline import Pipeline, PipelineError, build_pipelines
 from duckapi.rows.files import format_of
 from duckapi.settings import Settings
-from duckapi.warehouse import Snapshots, WarehouseError
 
 if TYPE_CHECKING:
     from duckapi.engines.spark import SparkOptions
@@ -64,29 +64,23 @@ def _pick(pipelines: dict[str, Pipeline], endpoint: str | None) -> Pipeline:
     raise InputError(f"--endpoint {endpoint}: no such served model; the project serves {', '.join(pipelines)}")
 
 
-def _compile(
-    settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None,
-    db_path: Path | None = None,
-) -> dict[str, Pipeline]:
-    """The project's served pipelines, compiled by dbt for the engine's target.
+def _compile(settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The project's manifest, compiled by dbt for the engine's target.
 
-    For DuckDB against `db_path`, the run's snapshot of the warehouse (none: an empty
-    file of the warehouse's name), so relation names are the ones `dbt build` wrote.
+    For DuckDB against a private snapshot of the warehouse, so relation names are the
+    ones `dbt build` wrote; for Spark with no session (only the SQL text is needed).
     """
     from duckapi import project as dbt_project
+    from duckapi.service import compile_project
 
     try:
-        if engine is Engine.spark:
-            spark_settings = _spark_settings(settings, target)
-            # No adapter cache: compiling needs no Spark session, only the SQL text.
-            extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
-            dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
-            manifest = dbt_project.load_manifest(spark_settings)
-        else:
-            settings = replace(settings, target=target) if target else settings
-            manifest = dbt_project.compile_manifest(settings, dbt_vars, db_path)
-        return build_pipelines(manifest, settings.project_dir)
-    except (dbt_project.ProjectError, PipelineError) as exc:
+        if engine is Engine.duckdb:
+            return compile_project(replace(settings, target=target) if target else settings, dbt_vars)
+        spark_settings = _spark_settings(settings, target)
+        extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+        dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
+        return dbt_project.load_manifest(spark_settings)
+    except ProjectError as exc:  # also a warehouse being written for too long, or not DuckDB
         raise _Failed(1, str(exc)) from exc
 
 
@@ -259,18 +253,21 @@ def _run_duckdb(
     settings: Settings, target: str | None, variables: dict[str, Any] | None, endpoint: str | None,
     named: NamedFiles, fmt: str, output: str, reporter: Reporter,
 ) -> tuple[int, Pipeline]:
-    """Compile against a private snapshot of the warehouse, run over it, delete it."""
-    from duckapi.service import STARTUP_WAIT_S, missing_references_error
+    """Load the project as the Python API does (compiled against a private snapshot of
+    the warehouse, reference data checked), run its pipeline over the files, free it."""
+    from duckapi.library.project import Project
+    from duckapi.service import missing_references_error
 
-    snapshots = Snapshots(settings.db_path)
+    with reporter.step(f"compiling {settings.project_dir.name} for duckdb"):
+        manifest = _compile(settings, Engine.duckdb, target, variables)
+        settings = replace(settings, target=target) if target else settings
+        try:  # the pipelines checked as for serving: reference data missing is named
+            served = Project(settings, manifest, variables)
+        except ProjectError as exc:
+            raise _Failed(1, str(exc)) from exc
     try:
-        with reporter.step(f"compiling {settings.project_dir.name} for duckdb"):
-            try:
-                warehouse = snapshots.take(wait=STARTUP_WAIT_S)
-            except WarehouseError as exc:  # being written for too long, or not a DuckDB file
-                raise _Failed(1, str(exc)) from exc
-            pipelines = _compile(settings, Engine.duckdb, target, variables, warehouse.path if warehouse else None)
-        pipeline = replace(_pick(pipelines, endpoint), warehouse=warehouse)
+        pipelines = {path: served.call(path).pipeline for path in served.endpoints}
+        pipeline = _pick(pipelines, endpoint)
         assigned = assign_inputs(pipeline, named)
         try:
             rows = run_duckdb(
@@ -281,7 +278,7 @@ def _run_duckdb(
             raise _Failed(1, str(missing_references_error(pipeline, exc.missing, settings))) from exc
         return rows, pipeline
     finally:
-        snapshots.close()
+        served.close()
 
 
 def _run_spark(
@@ -295,7 +292,10 @@ def _run_spark(
     from duckapi.service import missing_references_error
 
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):
-        pipelines = _compile(settings, Engine.spark, target, variables)
+        try:
+            pipelines = build_pipelines(_compile(settings, Engine.spark, target, variables), settings.project_dir)
+        except PipelineError as exc:
+            raise _Failed(1, str(exc)) from exc
     pipeline = _pick(pipelines, endpoint)
     assigned = assign_inputs(pipeline, named)
     spark = SparkEngine(options)

@@ -83,10 +83,14 @@ class Project:
     the warehouse. Close it (or use it as a context manager) to free the snapshots.
     """
 
-    def __init__(self, settings: Settings, manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, manifest: dict[str, Any] | None = None, vars: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
+        if manifest is None:
+            manifest = compile_project(settings, vars) if vars else load_manifest(settings)
         #: The compiled state, vars variants and reloads (duckapi/service.py).
-        self.service = Service(settings, manifest if manifest is not None else load_manifest(settings))
+        self.service = Service(settings, manifest, vars)
         self._calls: dict[int, tuple[ProjectState, dict[str, Call]]] = {}
         self._described: tuple[ProjectState, dict[str, Endpoint]] | None = None
         self._reader = lru_cache(maxsize=64)(self._new_reader)
@@ -203,18 +207,20 @@ def describe(state: ProjectState, path: str, served: Served) -> Endpoint:
 
 def load(
     project_dir: str | os.PathLike[str] = ".", *, db: str | os.PathLike[str] | None = None, target: str | None = None,
-    settings: Settings | None = None,
+    vars: dict[str, Any] | None = None, settings: Settings | None = None,
 ) -> Project:
     """Load the dbt project in `project_dir`: read the manifest `duckapi build` wrote
     (`target/manifest.json`), else compile it once with dbt.
 
     `db` is the dbt-built DuckDB file the project's reference data is read from (default:
     the `path` of the project's profile, else `<project>/dev.duckdb`); `target` the
-    profile target. It is read through a private snapshot, never written. `settings`
-    gives every other knob (duckapi.settings.Settings); environment variables are not
-    read. Raises ProjectError when the project does not compile or its reference data
-    is not in the warehouse.
+    profile target. It is read through a private snapshot, never written. `vars` are
+    dbt vars for the whole project (like `dbt --vars`: any declared var; the project is
+    then compiled with them). `settings` gives every other knob
+    (duckapi.settings.Settings); environment variables are not read. Raises
+    ProjectError when the project does not compile or its reference data is not in the
+    warehouse.
     """
     if settings is None:
         settings = Settings.from_env(env={}, project_dir=Path(project_dir), db_path=db, target=target)
-    return Project(settings)
+    return Project(settings, vars=vars)
