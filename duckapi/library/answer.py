@@ -13,17 +13,24 @@ if TYPE_CHECKING:
 
 
 class Answer:
-    """The rows the served model computed for one call.
+    """The rows the served model computes for one call's rows.
 
-    The Arrow table is computed by `Project.run`; `json` is written by DuckDB's own JSON
-    writer on first use: the same bytes the HTTP API answers for the same rows (one
-    more statement over the same rows and the same reference data).
+    `Project.run` has checked the rows; the statement runs when the answer is first
+    read, once per form: Arrow (`to_arrow`, and the forms made from it) or JSON
+    (`json`, written by DuckDB's own JSON writer: the same bytes the HTTP API answers).
+    So a caller who wants JSON pays for one statement, not two. A statement that fails
+    on these rows raises ExecutionError there. Both forms read the same snapshot of the
+    reference data: the one the call started with, even if the project reloads meanwhile.
     """
 
-    def __init__(self, endpoint: str, table: pa.Table, json: Callable[[], bytes]) -> None:
+    def __init__(self, endpoint: str, arrow: Callable[[], pa.Table], json: Callable[[], bytes]) -> None:
         self.endpoint = endpoint
-        self._table = table
+        self._arrow = arrow
         self._json = json
+
+    @cached_property
+    def _table(self) -> pa.Table:
+        return self._arrow()
 
     @property
     def num_rows(self) -> int:
@@ -33,7 +40,7 @@ class Answer:
         return self._table.num_rows
 
     def __repr__(self) -> str:
-        return f"<Answer {self.endpoint}: {self._table.num_rows} row(s), columns {', '.join(self._table.column_names)}>"
+        return f"<Answer of {self.endpoint}>"
 
     def to_arrow(self) -> pa.Table:
         """The rows as a pyarrow Table, in the model's column types."""

@@ -71,8 +71,9 @@ class Call:
         return self.engine.execute_arrow(self.pipeline, tables)
 
     def answer(self, tables: Tables) -> Answer:
+        """The answer over these tables, computed when first read (library/answer.py)."""
         tables = tuple(tables)
-        return Answer(self.path, self.arrow(tables), lambda: self.json(tables))
+        return Answer(self.path, lambda: self.arrow(tables), lambda: self.json(tables))
 
 
 class Project:
@@ -152,8 +153,9 @@ class Project:
         .gz/.zst); for an endpoint with several inputs, a dict of those keyed by input
         name. `select` names parts to compute (see `Endpoint.parts`), `vars` sets
         request-settable dbt vars. Raises InputError (rows against the contract, naming
-        input, row and field), RequestError (endpoint, part or var unknown) or
-        ExecutionError (the SQL failed on these rows).
+        input, row and field) or RequestError (endpoint, part or var unknown). The
+        statement runs when the answer is first read, in the form asked for; it raises
+        ExecutionError there if the SQL fails on these rows.
         """
         call = self.call(endpoint, select, vars)
         return call.answer(call.rows(rows))

@@ -1,0 +1,220 @@
+"""The Python API's cost over the DuckDB statement it runs, side by side in one process.
+
+    python -m bench.library           # full run, ~3 minutes; writes bench/library_results.json, bench/LIBRARY_RESULTS.md
+    python -m bench.library --quick   # smoke run; writes under bench/.work/
+
+Each scenario times two sides, interleaved in rounds (A B B A ...), in the same process:
+- `project.run`: `duckapi.Project.run(path, rows)` on the bundled project, which reads
+  the rows into Arrow per the input's contract (list of dicts: encoded and decoded as
+  the HTTP API decodes a JSON body; a pyarrow Table: checked and cast), runs the
+  pipeline and returns an Answer (`.json` forced in the JSON scenario).
+- `statement alone`: the same SQL text (`Call.pipeline`'s compiled statement), over the
+  same rows already in the form DuckDB takes them (bound parameter lists for small
+  inputs, a registered Arrow table for large ones), on a plain `duckdb.connect()` with
+  the same thread count, result fetched the same way.
+Targets (issue 12): 9 rows, p50 of `project.run` at most the statement's p50 + 0.3 ms;
+1M rows from a pyarrow Table, p50 at most 1.1x the statement's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+import duckapi
+from bench.load import BENCH, WORK, fmt, group_pool, machine_info, small_rows, wait_for_quiet, write_results
+from duckapi import project as dbt_project
+from duckapi.settings import BUNDLED_PROJECT, Settings
+
+PATH = "/analyse_data/"
+HERE = WORK / "library"
+
+
+@dataclass(frozen=True)
+class Plan:
+    small_rounds: int = 40
+    small_per_round: int = 50
+    big_rows: int = 1_000_000
+    big_rounds: int = 8
+
+
+FULL = Plan()
+QUICK = Plan(small_rounds=4, small_per_round=20, big_rows=100_000, big_rounds=2)
+
+
+def time_once(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def alternate(sides: dict[str, Callable[[], Any]], rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Each side `per_round` times a round, sides in ABBA order; milliseconds per call."""
+    names = list(sides)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for fn in sides.values():  # warm-up: caches, plans, lanes
+        for _ in range(3):
+            fn()
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            gc.collect()
+            times[name].extend(time_once(sides[name]) for _ in range(per_round))
+    return times
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 4),
+        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 4),
+        "mean_ms": round(statistics.fmean(ordered), 4),
+    }
+
+
+def raw_connection(threads: int) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(config={"threads": threads})
+
+
+def small_scenario(project: duckapi.Project, rows: list[dict[str, Any]], plan: Plan, json_answer: bool) -> dict[str, Any]:
+    call = project.call(PATH)
+    tables = call.rows(rows)
+    engine = project.service.engine
+    kind = "json" if json_answer else "arrow"
+    sql, params = engine._query(call.pipeline, tables, kind)
+    con = raw_connection(1)  # the engine runs inputs this small on one thread
+    if json_answer:
+        def statement() -> Any:
+            return b"[" + b",".join(r[0].encode() for r in con.execute(sql, params).fetchall()) + b"]"
+
+        def library() -> Any:
+            return project.run(PATH, rows).json
+    else:
+        def statement() -> Any:
+            return con.sql(sql, params=params).to_arrow_table()
+
+        def library() -> Any:
+            return project.run(PATH, rows).to_arrow()
+    assert library() == statement() if json_answer else library().equals(statement())
+    times = alternate({"project.run": library, "statement alone": statement}, plan.small_rounds, plan.small_per_round)
+    con.close()
+    return {"sides": {name: summary(t) for name, t in times.items()}}
+
+
+def big_scenario(project: duckapi.Project, table: pa.Table, plan: Plan) -> dict[str, Any]:
+    call = project.call(PATH)
+    (conformed,) = call.rows(table)
+    sql, params = project.service.engine._query(call.pipeline, (conformed,), "arrow")
+    assert params is None  # a table this large goes in registered, not bound
+    con = raw_connection(os.cpu_count() or 1)  # the engine runs large inputs on every core
+    con.register(call.pipeline.inputs[0].relation, table)
+
+    def statement() -> Any:
+        return con.sql(sql).to_arrow_table()
+
+    def library() -> Any:
+        return project.run(PATH, table).to_arrow()
+
+    assert library().equals(statement())
+    times = alternate({"project.run": library, "statement alone": statement}, plan.big_rounds, 1)
+    con.close()
+    return {"rows": table.num_rows, "sides": {name: summary(t) for name, t in times.items()}}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    plan = QUICK if args.quick else FULL
+    quiet = wait_for_quiet(args.max_load, args.wait_s) if args.max_load else None
+    HERE.mkdir(parents=True, exist_ok=True)
+    settings = Settings.from_env(env={}, project_dir=BUNDLED_PROJECT, db_path=HERE / "dev.duckdb", target_path=HERE / "target")
+    manifest = dbt_project.build(settings)
+    rng = np.random.default_rng(args.seed)
+    pool = group_pool()
+    nine = small_rows(rng, pool)
+    big = pa.table({
+        "group_id": pa.array([pool[i] for i in rng.integers(0, len(pool), plan.big_rows)], pa.string()),
+        "event_value": pa.array(rng.integers(0, 500, plan.big_rows), pa.int64()),
+    })
+    scenarios = []
+    with duckapi.Project(settings, manifest) as project:
+        for name, measure in (
+            ("9 rows (list of dicts) -> Answer.to_arrow()", lambda: small_scenario(project, nine, plan, False)),
+            ("9 rows (list of dicts) -> Answer.json", lambda: small_scenario(project, nine, plan, True)),
+            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: big_scenario(project, big, plan)),
+        ):
+            print(f"measuring {name}", flush=True)
+            scenarios.append({"name": name, **measure()})
+    return {
+        "quick": args.quick, "seed": args.seed, "plan": plan.__dict__, "load": quiet,
+        "machine": machine_info({}), "scenarios": scenarios, "targets": targets(scenarios),
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for s in scenarios:
+        lib, raw = s["sides"]["project.run"]["p50_ms"], s["sides"]["statement alone"]["p50_ms"]
+        if "rows" in s:
+            ratio = lib / raw
+            out.append({"target": f"{s['name']}: p50 at most 1.1x the statement alone", "measured": f"{ratio:.3f}x",
+                        "pass": ratio <= 1.1})
+        else:
+            extra = lib - raw
+            out.append({"target": f"{s['name']}: p50 at most the statement alone + 0.3 ms",
+                        "measured": f"+{extra:.3f} ms", "pass": extra <= 0.3})
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Python API benchmark{' (quick run)' if results['quick'] else ''}",
+        "",
+        f"`python -m bench.library{' --quick' if results['quick'] else ''}`, {m['date_utc']}, {m['cpu_count']} cores, "
+        f"Python {m['python']}, duckdb {m['versions']['duckdb']}, pyarrow {m['versions']['pyarrow']}; "
+        f"load average at the end {m['loadavg_at_end']}. Both sides in one process, interleaved (ABBA).",
+        "",
+        "| scenario | side | calls | p50 ms | p90 ms | mean ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for s in results["scenarios"]:
+        for side, r in s["sides"].items():
+            lines.append(f"| {s['name']} | {side} | {r['n']} | {fmt(r['p50_ms'], 3)} | {fmt(r['p90_ms'], 3)} | {fmt(r['mean_ms'], 3)} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['pass'] else 'NO'} |" for t in results["targets"]]
+    lines += ["", f"Total {results['total_s']} s.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--max-load", type=float, default=0.0,
+                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
+    parser.add_argument("--wait-s", type=float, default=600)
+    parser.add_argument("--out-json", type=Path, help="default bench/library_results.json (quick: bench/.work/)")
+    parser.add_argument("--out-md", type=Path, help="default bench/LIBRARY_RESULTS.md (quick: bench/.work/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    out_json = args.out_json or (WORK / "library_results-quick.json" if args.quick else BENCH / "library_results.json")
+    out_md = args.out_md or (WORK / "LIBRARY_RESULTS-quick.md" if args.quick else BENCH / "LIBRARY_RESULTS.md")
+    return write_results(run(args), out_json, out_md, markdown, args.strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
