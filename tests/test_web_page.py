@@ -7,7 +7,8 @@ and a chosen Arrow file, a part selection, a bad row's error next to the row, AP
 and a project with two inputs (the shop). No request may leave the server's origin and
 no console error may occur (the page's Content-Security-Policy would report one).
 
-One browser for the module, one server per kind, started when first needed; every
+One browser for the module, one tab for the bundled project's tests, one server per
+kind, started when first needed; every
 file written goes to pytest's temp folders, except the screenshot for the docs
 (docs/images/web-page.png), written when missing or with DUCKAPI_UPDATE_SCREENSHOT=1.
 """
@@ -169,17 +170,35 @@ class Visit:
         paths = self.page.locator(f"[data-list='{name}'] [data-chart={kind}] g.point path")
         return [paths.nth(i).bounding_box()["height"] for i in range(paths.count())]
 
+    def check(self) -> None:
+        foreign, problems = self.foreign[:], self.problems[:]
+        self.foreign.clear()
+        self.problems.clear()
+        assert not foreign, f"requests left the server: {foreign}"
+        assert not problems, problems
+
     def close(self) -> None:
         self.context.close()
-        assert not self.foreign, f"requests left the server: {self.foreign}"
-        assert not self.problems, self.problems
+        self.check()
 
 
-@pytest.fixture
-def visit(browser: Any, server: Server) -> Iterator[Visit]:
+@pytest.fixture(scope="module")
+def bundled_tab(browser: Any, server: Server) -> Iterator[Visit]:
+    """One tab for the bundled project's tests (loading Plotly takes a second or two)."""
     tab = Visit(browser, server)
     yield tab
     tab.close()
+
+
+@pytest.fixture
+def visit(bundled_tab: Visit) -> Iterator[Visit]:
+    """The bundled tab as new: the endpoint chosen again (inputs, parts and answer cleared)."""
+    page = bundled_tab.page
+    page.wait_for_selector("#endpoint option[value='/analyse_data/']", state="attached")
+    page.select_option("#endpoint", "/analyse_data/")
+    page.dispatch_event("#endpoint", "change")
+    yield bundled_tab
+    bundled_tab.check()
 
 
 def order_of(values: list[float]) -> list[int]:

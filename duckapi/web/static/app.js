@@ -105,6 +105,7 @@ function renderEndpoint() {
   const model = currentModel();
   state.model = model;
   state.files = {};
+  clearAnswer();
   const refs = model.references.length ? "; reference data: " + model.references.map((r) => r.name).join(", ") : "";
   $("endpoint-info").textContent = `POST ${model.path}: model ${model.model}, ` +
     `${model.inputs.length} input${model.inputs.length === 1 ? "" : "s"}${refs}.`;
@@ -515,13 +516,16 @@ function chartsFor(list) {
   return charts;
 }
 
+// Each section is in the page, laid out, before Plotly draws in it (it sizes a chart to its box).
 function renderLists(lists) {
-  $("lists").replaceChildren(...lists.map((list) => {
+  $("lists").replaceChildren();
+  for (const list of lists) {
     const section = el("section", { class: "list", "data-list": list.name, "aria-labelledby": `list-${list.name}` },
       el("h3", { id: `list-${list.name}`, text: `${list.name} (${list.rows.length} row${list.rows.length === 1 ? "" : "s"})` }));
     const charts = window.Plotly ? chartsFor(list) : [];
     const column = el("div", { class: "charts" });
-    section.append(column);
+    section.append(column, renderTable(list));
+    $("lists").append(section);
     for (const chart of charts) {
       const box = el("div", { class: "chart", role: "img", "aria-label": chart.describe, "data-chart": chart.kind });
       column.append(box);
@@ -533,9 +537,7 @@ function renderLists(lists) {
         showlegend: chart.traces.length > 1, paper_bgcolor: "#ffffff", plot_bgcolor: "#ffffff",
       }, { displaylogo: false, responsive: true });
     }
-    section.append(renderTable(list));
-    return section;
-  }));
+  }
 }
 
 function renderTable(list) {
