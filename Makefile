@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test files run in this many processes (pytest-xdist; a file stays in one): most tests wait on servers and dbt.
+TEST_WORKERS ?= 2
 
 .PHONY: serve test build docs bench bench-reference bench-regression clean
 
@@ -28,7 +30,7 @@ serve: build
 test: $(VENV)/.installed-test
 	bash scripts/ensure-java.sh
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[docs]'

@@ -55,12 +55,14 @@ def test_no_settable_vars_means_none_may_be_set(features: TestClient) -> None:
     served = state.endpoints["/features/"]
     endpoint = served.pipeline.endpoint
     object.__setattr__(endpoint, "vars", ())
+    features.app.state.project._described = None  # described per state: this one was changed in place
     try:
         response = post(features, 'vars={"min_v": 1}')
         assert response.status_code == 422 and "settable: none" in response.json()["detail"]
         assert features.get("/models").json()[0]["vars"] == {}
     finally:
         object.__setattr__(endpoint, "vars", ("min_v", "label"))
+        features.app.state.project._described = None
 
 
 def test_a_listed_var_the_project_does_not_declare_stops_start_up(tmp_path: Path) -> None:
