@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from contextlib import asynccontextmanager
@@ -116,6 +117,10 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
         draining.install(loop)
+        # Everything built so far lives as long as the app: out of the collector's sight, a
+        # full collection under load scans only what requests made (no 50-100 ms pauses).
+        gc.collect()
+        gc.freeze()
         watcher = loop.create_task(watch()) if settings.reload else None
         try:
             yield
