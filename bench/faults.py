@@ -52,8 +52,8 @@ import psutil
 import uvloop
 
 from bench.load import (
-    BENCH, HEADERS, INT32_MAX, INT32_MIN, MIB, PATH, WORK, RssSampler, Sent, Server, build, busy_cpu_s, drive, fmt,
-    group_pool, machine_info, percentile, verify, wait_for_quiet, write_results,
+    HEADERS, INT32_MAX, INT32_MIN, MIB, PATH, WORK, RssSampler, Sent, Server, build, busy_cpu_s, drive, fmt,
+    group_pool, machine_info, percentile, results_options, run_and_write, verify, wait_for_quiet,
 )
 from bench.reference import dbt_env, load_before, tree_changes
 from tests.oracle import analyse
@@ -1191,17 +1191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short scenarios: a smoke run of about a minute and a half")
     parser.add_argument("--soak-seconds", type=float, help="soak length (default 600; quick: 30)")
     parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
-    parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
-    parser.add_argument("--wait-s", type=float, default=600)
-    parser.add_argument("--out-json", type=Path, help="default bench/faults_results.json (quick: bench/.work/)")
-    parser.add_argument("--out-md", type=Path, help="default bench/FAULTS_RESULTS.md (quick: bench/.work/)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    args = parser.parse_args(argv)
-    out_json = args.out_json or (WORK / "faults_results-quick.json" if args.quick else BENCH / "faults_results.json")
-    out_md = args.out_md or (WORK / "FAULTS_RESULTS-quick.md" if args.quick else BENCH / "FAULTS_RESULTS.md")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return write_results(run(args), out_json, out_md, markdown, args.strict)
+    results_options(parser, "faults")
+    return run_and_write(parser.parse_args(argv), "faults", run, markdown)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import duckdb
@@ -34,7 +32,9 @@ import numpy as np
 import pyarrow as pa
 
 import duckapi
-from bench.load import BENCH, WORK, fmt, group_pool, machine_info, small_rows, wait_for_quiet, write_results
+from bench.load import (
+    WORK, fmt, group_pool, machine_info, results_options, run_and_write, small_rows, wait_for_quiet,
+)
 from duckapi import project as dbt_project
 from duckapi.settings import BUNDLED_PROJECT, Settings
 
@@ -204,16 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--seed", type=int, default=20261201)
-    parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
-    parser.add_argument("--wait-s", type=float, default=600)
-    parser.add_argument("--out-json", type=Path, help="default bench/library_results.json (quick: bench/.work/)")
-    parser.add_argument("--out-md", type=Path, help="default bench/LIBRARY_RESULTS.md (quick: bench/.work/)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    args = parser.parse_args(argv)
-    out_json = args.out_json or (WORK / "library_results-quick.json" if args.quick else BENCH / "library_results.json")
-    out_md = args.out_md or (WORK / "LIBRARY_RESULTS-quick.md" if args.quick else BENCH / "LIBRARY_RESULTS.md")
-    return write_results(run(args), out_json, out_md, markdown, args.strict)
+    results_options(parser, "library")
+    return run_and_write(parser.parse_args(argv), "library", run, markdown)
 
 
 if __name__ == "__main__":

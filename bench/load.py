@@ -792,15 +792,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny request counts: a smoke run under a minute")
     parser.add_argument("--seed", type=int, default=20240521, help="payload seed")
-    parser.add_argument("--out-json", type=Path, help="default bench/results.json (quick: bench/.work/results-quick.json)")
-    parser.add_argument("--out-md", type=Path, help="default bench/RESULTS.md (quick: bench/.work/RESULTS-quick.md)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if duckapi errs, answers wrongly or misses a target")
-    args = parser.parse_args(argv)
-    out_json = args.out_json or (WORK / "results-quick.json" if args.quick else BENCH / "results.json")
-    out_md = args.out_md or (WORK / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
-    # SIGTERM should unwind through `finally` so the servers are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return write_results(run(args), out_json, out_md, markdown, args.strict)
+    results_options(parser, "")
+    return run_and_write(parser.parse_args(argv), "", run, markdown)
 
 
 def write_results(results: dict[str, Any], out_json: Path, out_md: Path,
@@ -814,6 +807,29 @@ def write_results(results: dict[str, Any], out_json: Path, out_md: Path,
     print(text)
     print(f"wrote {out_json} and {out_md} in {results['total_s']}s")
     return 1 if strict and not all(t["pass"] for t in results["targets"]) else 0
+
+
+def results_options(parser: argparse.ArgumentParser, stem: str) -> None:
+    """The options every benchmark shares: wait for a quiet machine, where results go, --strict."""
+    name = f"{stem}_results" if stem else "results"
+    parser.add_argument("--max-load", type=float, default=0.0,
+                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
+    parser.add_argument("--wait-s", type=float, default=600)
+    parser.add_argument("--out-json", type=Path, help=f"default bench/{name}.json (quick: bench/.work/)")
+    parser.add_argument("--out-md", type=Path, help=f"default bench/{name.upper()}.md (quick: bench/.work/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+
+
+def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.Namespace], dict[str, Any]],
+                  render: Callable[[dict[str, Any]], str]) -> int:
+    """Run the benchmark (SIGTERM unwinds through `finally`, so servers stop) and write its
+    results where `results_options` says: bench/, or bench/.work/ for a quick run."""
+    name = f"{stem}_results" if stem else "results"
+    quick = "-quick" if args.quick else ""
+    out_json = args.out_json or ((WORK if quick else BENCH) / f"{name}{quick}.json")
+    out_md = args.out_md or ((WORK if quick else BENCH) / f"{name.upper()}{quick}.md")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return write_results(run(args), out_json, out_md, render, args.strict)
 
 
 if __name__ == "__main__":

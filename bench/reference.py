@@ -24,7 +24,6 @@ import gc
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,8 +38,8 @@ import orjson
 import pyarrow as pa
 
 from bench.load import (
-    BENCH, MIB, ROOT, WORK, RssSampler, Scenario, Sent, Server, Timing, busy_cpu_s, cpu_summary, drive, fmt, machine_info,
-    request, summarise, time_alternating, wait_for_quiet, write_results,
+    BENCH, MIB, ROOT, WORK, RssSampler, Scenario, Sent, Server, Timing, busy_cpu_s, cpu_summary, drive, fmt,
+    machine_info, request, results_options, run_and_write, summarise, time_alternating, wait_for_quiet,
 )
 
 PROJECT = BENCH / "projects" / "reference"
@@ -567,17 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two sizes, tiny request counts: a smoke run under a minute")
     parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
-    parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
-    parser.add_argument("--wait-s", type=float, default=600)
-    parser.add_argument("--out-json", type=Path, help="default bench/reference_results.json (quick: bench/.work/)")
-    parser.add_argument("--out-md", type=Path, help="default bench/REFERENCE_RESULTS.md (quick: bench/.work/)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    args = parser.parse_args(argv)
-    out_json = args.out_json or (WORK / "reference_results-quick.json" if args.quick else BENCH / "reference_results.json")
-    out_md = args.out_md or (WORK / "REFERENCE_RESULTS-quick.md" if args.quick else BENCH / "REFERENCE_RESULTS.md")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return write_results(run(args), out_json, out_md, markdown, args.strict)
+    results_options(parser, "reference")
+    return run_and_write(parser.parse_args(argv), "reference", run, markdown)
 
 
 if __name__ == "__main__":

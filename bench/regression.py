@@ -19,7 +19,6 @@ import argparse
 import gc
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import (
-    BENCH, FULL, QUICK, ROOT, WORK, Scenario, Server, build, cpu_summary, drive, fmt, group_pool, machine_info,
-    make_workload, preflight, summarise, time_alternating, verify, wait_for_quiet, write_results,
+    FULL, QUICK, ROOT, WORK, Scenario, Server, build, cpu_summary, drive, fmt, group_pool, machine_info,
+    make_workload, preflight, results_options, run_and_write, summarise, time_alternating, verify, wait_for_quiet,
 )
 from bench.reference import tree_changes
 
@@ -247,17 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240521, help="payload seed (bench/load.py's default)")
     parser.add_argument("--base", default=BASE_COMMIT, help=f"the commit to compare with [default {BASE_COMMIT}]")
     parser.add_argument("--base-tree", type=Path, default=BASE_TREE, help=f"its worktree [default {BASE_TREE}]")
-    parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
-    parser.add_argument("--wait-s", type=float, default=600)
-    parser.add_argument("--out-json", type=Path, help="default bench/regression_results.json (quick: bench/.work/)")
-    parser.add_argument("--out-md", type=Path, help="default bench/REGRESSION_RESULTS.md (quick: bench/.work/)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    args = parser.parse_args(argv)
-    out_json = args.out_json or (WORK / "regression_results-quick.json" if args.quick else BENCH / "regression_results.json")
-    out_md = args.out_md or (WORK / "REGRESSION_RESULTS-quick.md" if args.quick else BENCH / "REGRESSION_RESULTS.md")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return write_results(run(args), out_json, out_md, markdown, args.strict)
+    results_options(parser, "regression")
+    return run_and_write(parser.parse_args(argv), "regression", run, markdown)
 
 
 if __name__ == "__main__":
