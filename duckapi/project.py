@@ -1,7 +1,8 @@
 """The dbt side: build and compile a project with dbt's Python API, read its manifest.
 
 This is the only module that imports dbt. dbt runs at build time or once at start-up,
-never per request. Each invocation runs dbtRunner in a short-lived child process:
+never per request. Each invocation runs dbtRunner in a short-lived child process
+(`python -m duckapi.dbt_child`, a fresh interpreter: nothing of the caller is re-imported):
 dbt's adapter state is process-global, and dbt-duckdb keeps the database file open
 (and locked) for the life of the process that ran it; the server must hold neither.
 The one exception is `run_dbt_in_process`, for dbt-spark's `session` method, which must
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,8 +92,12 @@ def run_dbt(
     whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
     """
     with _prepared(settings, command, extra, quiet, db_path) as (args, env):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            error = pool.submit(_invoke, args, str(settings.project_dir), env).result()
+        with tempfile.TemporaryDirectory(prefix="duckapi-dbt-") as scratch:
+            result = Path(scratch) / "result.json"
+            job = json.dumps({"args": args, "project_dir": str(settings.project_dir), "env": env})
+            done = subprocess.run([sys.executable, "-m", "duckapi.dbt_child", str(result)], input=job.encode(),
+                                  env={**os.environ, **env}, check=False)
+            error = json.loads(result.read_text()) if result.exists() else f"dbt's process exited with {done.returncode}"
     _check(settings, command, error)
 
 

@@ -10,6 +10,8 @@ import gzip
 import json
 import random
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +25,7 @@ from fastapi.testclient import TestClient
 
 import duckapi
 from duckapi import project as dbt_project
-from duckapi.settings import Settings
+from duckapi.settings import BUNDLED_PROJECT, Settings
 from tests.conftest import Built, copy_shop
 from tests.oracle import analyse
 from tests.payloads import random_rows
@@ -227,3 +229,19 @@ def test_missing_reference_data_is_a_project_error(tmp_path: Path) -> None:
     shop_dir = copy_shop(tmp_path)
     with pytest.raises(duckapi.ProjectError, match="duckapi build"):
         duckapi.load(shop_dir, db=tmp_path / "never-built.duckdb")
+
+
+def test_a_plain_script_can_load_a_project_that_must_compile(tmp_path: Path) -> None:
+    """duckapi.load at a script's top level, no manifest yet: dbt's child process must not
+    re-import the script (a multiprocessing spawn child would, and fail)."""
+    project_dir = tmp_path / "bundled"
+    shutil.copytree(BUNDLED_PROJECT, project_dir, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys, duckapi\n"
+        f"project = duckapi.load({str(project_dir)!r}, db={str(tmp_path / 'dev.duckdb')!r})\n"
+        f"sys.stdout.buffer.write(project.run('/analyse_data/', {ROWS!r}).json)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert json.loads(done.stdout.decode().splitlines()[-1]) == analyse(ROWS)
