@@ -23,7 +23,7 @@ import json
 import math
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -174,18 +174,22 @@ class DuckDBEngine:
     def _cursor(
         self, pipeline: Pipeline | None = None, tables: Tables = (), loader: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        lane = self._lane(loader)
+        # The lane's own connection, not a new cursor: a lane runs one statement at a time
+        # (its thread's), and a fresh cursor per request costs about half a millisecond
+        # (bench/library.py). What a request registers is unregistered after it.
+        cursor = self._lane(loader)
+        registered: list[str] = []
         try:
             if not loader:
-                self._tune(lane, max((t.num_rows for t in tables), default=0))
-                self._attach(lane, pipeline.warehouse if pipeline else None)
-            cursor = lane.cursor()
+                self._tune(cursor, max((t.num_rows for t in tables), default=0))
+                self._attach(cursor, pipeline.warehouse if pipeline else None)
         except duckdb.Error as exc:
             raise ExecutionError(error_message(exc)) from exc
         try:
             for item, table in zip(pipeline.inputs if pipeline else (), tables):
                 if table.num_rows > BOUND_ROWS:
                     cursor.register(item.relation, table)
+                    registered.append(item.relation)
             if loader:  # parsing a body is bounded by its size; pipelines stop at the deadline
                 yield cursor
             else:
@@ -198,7 +202,11 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise ExecutionError(error_message(exc)) from exc
         finally:
-            cursor.close()
+            for name in registered:
+                cursor.unregister(name)
+            if loader:  # the body it read: not kept until the next one
+                with suppress(duckdb.Error):
+                    cursor.unregister("__duckapi_raw")
 
     def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> tuple[str, list[list[object]] | None]:
         """The statement for these input sizes, and the parameters of inputs that go in bound."""
