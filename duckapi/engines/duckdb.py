@@ -175,8 +175,8 @@ class DuckDBEngine:
         self, pipeline: Pipeline | None = None, tables: Tables = (), loader: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         # The lane's own connection, not a new cursor: a lane runs one statement at a time
-        # (its thread's), and a fresh cursor per request costs about half a millisecond
-        # (bench/library.py). What a request registers is unregistered after it.
+        # (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
+        # (docs/benchmarks.md, the Python API). What a request registers is unregistered after it.
         cursor = self._lane(loader)
         registered: list[str] = []
         try:
