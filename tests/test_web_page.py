@@ -442,3 +442,70 @@ def test_any_project_two_inputs_and_generic_charts(browser: Any, shop_server: Se
     assert error["input"] == "stg_payments" and box.locator("[data-fact=input]").inner_text() == "stg_payments"
     assert box.locator("[data-fact=row]").inner_text() == "0" and box.locator(".bad-row mark").inner_text() == "lots"
     tab.close()
+
+
+# ---------------------------------------------------------------- accessibility
+
+#: WCAG 2 contrast of each visible text element against the background it is drawn on
+#: (the first non-transparent background up the tree), and the form controls without a name.
+AUDIT = """() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const rgba = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length || el.closest("svg, [hidden]")) continue;
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgba(style.color).slice(0, 3)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && +style.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+  }
+  const unnamed = [...document.querySelectorAll("input, select, textarea, button")]
+    .filter(c => c.getClientRects().length && !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+                 && !c.getAttribute("aria-labelledby") && !c.textContent.trim())
+    .map(c => c.outerHTML.slice(0, 80));
+  return {low, unnamed};
+}"""
+
+
+def test_keyboard_alone_sends_the_example_and_every_text_has_contrast(browser: Any, server: Server) -> None:
+    """A keyboard user: Tab to the example button, Enter, Tab to Send, Enter; then every
+    control has a name and every visible text a WCAG AA contrast (4.5:1, 3:1 when large)."""
+    visit = Visit(browser, server)
+    page = visit.page
+    page.wait_for_selector("#endpoint option[value='/analyse_data/']", state="attached")
+
+    def tab_to(test: str) -> None:
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"() => {{ const e = document.activeElement; return {test}; }}"):
+                return
+        raise AssertionError(f"Tab never reached an element where {test}")
+
+    tab_to("e.textContent === 'Paste the animal example'")
+    page.keyboard.press("Enter")
+    assert json.loads(page.input_value("#rows-group_event_values")) == animal_rows()
+    tab_to("e.id === 'send'")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#stats [data-stat=status]")
+    assert visit.stat("status") == "HTTP 200"
+    page.wait_for_selector("table[data-table='group_sums'] tbody tr")
+    audit = page.evaluate(AUDIT)
+    assert audit == {"low": [], "unnamed": []}
+    # The audit itself finds what it looks for: pale text, a control without a label.
+    page.evaluate("""() => { const p = document.createElement("p"); p.textContent = "pale"; p.style.color = "#bbb";
+                             document.body.append(p, document.createElement("input")); }""")
+    audit = page.evaluate(AUDIT)
+    assert [entry.split(":")[0] for entry in audit["low"]] == ['P "pale"'] and len(audit["unnamed"]) == 1
+    visit.close()
