@@ -101,15 +101,17 @@ def test_waiting_requests_are_queued_then_batched(app_client: TestClient) -> Non
     batcher = app_client.app.state.batcher  # type: ignore[attr-defined]
     before = scrape(app_client)
     release = threading.Event()
-    blocker = batcher._executor.submit(release.wait)
+    blocker = batcher._executor.submit(release.wait, 120)  # never holds the thread for good
     with ThreadPoolExecutor(6) as pool:
-        answers = [pool.submit(app_client.post, URL, json=ROWS) for _ in range(6)]
-        deadline = time.monotonic() + 20
-        while (waiting := scrape(app_client))["duckapi_requests_queued", frozenset()] < 6:
-            assert time.monotonic() < deadline, waiting
-            time.sleep(0.02)
-        assert value(waiting, "duckapi_requests_in_flight") == 7  # six, and the scrape
-        release.set()
+        try:
+            answers = [pool.submit(app_client.post, URL, json=ROWS) for _ in range(6)]
+            deadline = time.monotonic() + 60
+            while (waiting := scrape(app_client))["duckapi_requests_queued", frozenset()] < 6:
+                assert time.monotonic() < deadline, waiting
+                time.sleep(0.02)
+            assert value(waiting, "duckapi_requests_in_flight") == 7  # six, and the scrape
+        finally:  # a failure above must not leave the pipeline thread held (the module would hang)
+            release.set()
         assert [a.result().status_code for a in answers] == [200] * 6
     blocker.result()
     after = scrape(app_client)
