@@ -23,7 +23,7 @@ import json
 import math
 import os
 import threading
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -178,7 +178,7 @@ class DuckDBEngine:
         # (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
         # (docs/benchmarks.md, the Python API). What a request registers is unregistered after it.
         cursor = self._lane(loader)
-        registered: list[str] = []
+        registered = ExitStack()
         try:
             if not loader:
                 self._tune(cursor, max((t.num_rows for t in tables), default=0))
@@ -189,7 +189,7 @@ class DuckDBEngine:
             for item, table in zip(pipeline.inputs if pipeline else (), tables):
                 if table.num_rows > BOUND_ROWS:
                     cursor.register(item.relation, table)
-                    registered.append(item.relation)
+                    registered.enter_context(_unregistering(cursor, item.relation))
             if loader:  # parsing a body is bounded by its size; pipelines stop at the deadline
                 yield cursor
             else:
@@ -202,11 +202,7 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise ExecutionError(error_message(exc)) from exc
         finally:
-            for name in registered:
-                cursor.unregister(name)
-            if loader:  # the body it read: not kept until the next one
-                with suppress(duckdb.Error):
-                    cursor.unregister("__duckapi_raw")
+            registered.close()
 
     def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> tuple[str, list[list[object]] | None]:
         """The statement for these input sizes, and the parameters of inputs that go in bound."""
@@ -236,7 +232,7 @@ class DuckDBEngine:
             accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
             flags.append(f"coalesce({accepted}, false) as __ok{i}")
             values.append(f"{value} as {name}")
-        with self._cursor(loader=True) as cursor:
+        with self._cursor(loader=True) as cursor, _unregistering(cursor, "__duckapi_raw"):
             try:  # reading is lazy: parse errors surface when the select runs
                 cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
                 table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
@@ -344,6 +340,16 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+@contextmanager
+def _unregistering(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
+    """What is registered as `name` inside is unregistered on the way out: a lane keeps
+    no request's data until the next one."""
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 def missing_relations(con: duckdb.DuckDBPyConnection, references: Sequence[Reference]) -> list[Reference]:
