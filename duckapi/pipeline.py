@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar
 
 from duckapi import relations
 from duckapi.relations import Column, PipelineError, Reference, quote_identifier
@@ -270,6 +270,23 @@ def _node(raw: dict[str, Any]) -> Node:
     )
 
 
+def endpoint_path(name: str) -> str:
+    """`analyse_data`, `/analyse_data` and `/analyse_data/` all name the path `/analyse_data/`."""
+    return "/" + name.strip("/") + "/"
+
+
+T = TypeVar("T")
+
+
+def find_endpoint(name: str, served: Mapping[str, T], output: Callable[[T], str]) -> str | None:
+    """The served path `name` names: a path (slashes optional) or the name of the model
+    served there (`output` of each value of `served`, which is keyed by path); else None."""
+    path = endpoint_path(name)
+    if path in served:
+        return path
+    return next((path for path, value in served.items() if output(value) == name), None)
+
+
 def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
     """Models whose YAML has `meta: {duckapi: {path: ..., input(s): ..., vars: [...]}}` are served."""
     endpoints = []
@@ -292,7 +309,7 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
         settable = meta.get("vars") or []
         if not isinstance(settable, list) or not all(isinstance(n, str) for n in settable):
             raise PipelineError(f"{where}: `vars` must be a list of var names, e.g. vars: [session_gap_minutes]")
-        path = "/" + str(meta["path"]).strip("/") + "/"
+        path = endpoint_path(str(meta["path"]))
         endpoints.append(Endpoint(path=path, output=raw["name"], inputs=tuple(named), vars=tuple(dict.fromkeys(settable))))
     if not endpoints:
         raise PipelineError(

@@ -65,9 +65,7 @@ class LRU(Generic[K, V]):
                     return self._items[key]
             value = build()
             with self._lock:
-                self._items[key] = value
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+                self._store(key, value)
                 self._building.pop(key, None)
             return value
 
@@ -81,10 +79,14 @@ class LRU(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._store(key, value)
+
+    def _store(self, key: K, value: V) -> None:
+        """Keep `value` as the most recently used, the oldest beyond `size` dropped (lock held)."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)

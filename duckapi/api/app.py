@@ -37,7 +37,8 @@ from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.errors import (
     CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
 )
-from duckapi.library.project import Call, Project, endpoint_key
+from duckapi.library.project import Call, Project
+from duckapi.pipeline import endpoint_path
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -172,7 +173,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.get("/{path:path}", include_in_schema=False)
     async def introspect(request: Request, path: str) -> Response:
-        key = endpoint_key(path)
+        key = endpoint_path(path)
         if key in service.state.endpoints:
             return _error(405, f"{key} answers POST", allow="POST")
         if not key.endswith("/sql/"):
@@ -189,7 +190,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.post("/{path:path}", include_in_schema=False)
     async def serve_model(request: Request, path: str) -> Response:
-        key = endpoint_key(path)
+        key = endpoint_path(path)
         try:
             if key not in service.state.endpoints:
                 return _error(404, "Not Found")

@@ -19,6 +19,8 @@ from typing import Any, Awaitable, Callable
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
+from duckapi.pipeline import endpoint_path
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -29,10 +31,6 @@ ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The path pattern of the catch-all routes that serve the project's endpoints.
 CATCH_ALL = "/{path:path}"
 PASS = frozenset({"*"})  # a route this module does not know (a mount): left alone
-
-
-def endpoint_key(path: str) -> str:
-    return "/" + path.strip("/") + "/"
 
 
 def allow_header(methods: frozenset[str]) -> str:
@@ -54,7 +52,7 @@ def allowed_methods(app: Any, scope: Scope) -> frozenset[str] | None:
         methods |= set(route_methods or ())
     if not methods:
         state = app.state.service.state
-        key = endpoint_key(scope["path"])
+        key = endpoint_path(scope["path"])
         if key in state.endpoints:
             methods = {"POST"}
         elif key.endswith("/sql/") and key[: -len("sql/")] in state.endpoints:

@@ -19,7 +19,7 @@ from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
-from duckapi.pipeline import Pipeline, PipelineError, build_pipelines
+from duckapi.pipeline import Pipeline, PipelineError, build_pipelines, find_endpoint
 from duckapi.rows.files import format_of
 from duckapi.settings import Settings
 
@@ -57,10 +57,9 @@ def _pick(pipelines: dict[str, Pipeline], endpoint: str | None) -> Pipeline:
         if len(pipelines) == 1:
             return next(iter(pipelines.values()))
         raise InputError(f"the project serves {len(pipelines)} models; choose one with --endpoint: {', '.join(pipelines)}")
-    wanted = "/" + endpoint.strip("/") + "/"
-    for path, pipeline in pipelines.items():
-        if path == wanted or pipeline.endpoint.output == endpoint:
-            return pipeline
+    path = find_endpoint(endpoint, pipelines, lambda pipeline: pipeline.endpoint.output)
+    if path is not None:
+        return pipelines[path]
     raise InputError(f"--endpoint {endpoint}: no such served model; the project serves {', '.join(pipelines)}")
 
 
@@ -266,7 +265,7 @@ def _run_duckdb(
         except ProjectError as exc:
             raise _Failed(1, str(exc)) from exc
     try:
-        pipelines = {path: served.call(path).pipeline for path in served.endpoints}
+        pipelines = {path: s.pipeline for path, s in served.service.state.endpoints.items()}
         pipeline = _pick(pipelines, endpoint)
         assigned = assign_inputs(pipeline, named)
         try:

@@ -11,6 +11,7 @@ HTTP and an answer in Python are the same bytes.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.errors import RequestError
 from duckapi.library.answer import Answer
 from duckapi.library.endpoints import Column, Endpoint, EndpointInput
-from duckapi.pipeline import Input, Pipeline
+from duckapi.pipeline import Input, Pipeline, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
 from duckapi.service import ProjectState, Served, Service, compile_project
@@ -37,11 +38,6 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     if settings.manifest_path.exists():
         return dbt_project.load_manifest(settings)
     return compile_project(settings)
-
-
-def endpoint_key(name: str) -> str:
-    """`analyse_data`, `/analyse_data` and `/analyse_data/` all name `/analyse_data/`."""
-    return "/" + name.strip("/") + "/"
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +88,8 @@ class Project:
             manifest = compile_project(settings, vars) if vars else load_manifest(settings)
         #: The compiled state, vars variants and reloads (duckapi/service.py).
         self.service = Service(settings, manifest, vars)
-        self._calls: dict[int, tuple[ProjectState, dict[str, Call]]] = {}
+        #: The plain calls (no parts selected) of each state in use: dropped with the state.
+        self._calls: weakref.WeakKeyDictionary[ProjectState, dict[str, Call]] = weakref.WeakKeyDictionary()
         self._described: tuple[ProjectState, dict[str, Endpoint]] | None = None
         self._reader = lru_cache(maxsize=64)(self._new_reader)
 
@@ -119,12 +116,9 @@ class Project:
         """The served path `endpoint` names (a path, with or without slashes, or the served
         model's name), else RequestError listing the served ones."""
         endpoints = self.service.state.endpoints
-        key = endpoint_key(endpoint)
-        if key in endpoints:
-            return key
-        for path, served in endpoints.items():
-            if served.pipeline.endpoint.output == endpoint:
-                return path
+        path = find_endpoint(endpoint, endpoints, lambda served: served.pipeline.endpoint.output)
+        if path is not None:
+            return path
         raise RequestError(f"no endpoint {endpoint!r}; the project serves {', '.join(sorted(endpoints)) or 'none'}")
 
     def call(self, endpoint: str, select: Sequence[str] | None = None, vars: dict[str, Any] | None = None) -> Call:
@@ -174,13 +168,12 @@ class Project:
         self.service.close()
 
     def _plain_call(self, state: ProjectState, path: str) -> Call:
-        calls = self._calls.get(id(state))
-        if calls is None or calls[0] is not state:
-            calls = (state, {})
-            self._calls = {id(state): calls}  # calls of older states are dropped with them
-        call = calls[1].get(path)
+        calls = self._calls.get(state)
+        if calls is None:
+            calls = self._calls.setdefault(state, {})
+        call = calls.get(path)
         if call is None:
-            call = calls[1][path] = self._new_call(path, state.endpoints[path].pipeline)
+            call = calls[path] = self._new_call(path, state.endpoints[path].pipeline)
         return call
 
     def _new_call(self, path: str, pipeline: Pipeline) -> Call:

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from duckapi.errors import InputError
 from duckapi.rows.formats import FORMATS
 from duckapi.api.outputs import negotiate
+from duckapi.pipeline import endpoint_path
 from duckapi.web import PATHS as PAGE_PATHS
 
 Scope = MutableMapping[str, Any]
@@ -50,7 +51,7 @@ def endpoint_label(path: str, endpoints: Collection[str]) -> str:
     """A served path (`/analyse_data/`, or its `/sql/` view), a fixed route, or "other"."""
     if path in FIXED_ENDPOINTS:
         return path
-    key = "/" + path.strip("/") + "/"
+    key = endpoint_path(path)
     if key in endpoints or (key.endswith("/sql/") and key[: -len("sql/")] in endpoints):
         return key
     return "other"
