@@ -1,10 +1,10 @@
 """The dbt side: build and compile a project with dbt's Python API, read its manifest.
 
 This is the only module that imports dbt. dbt runs at build time or once at start-up,
-never per request. Each invocation runs dbtRunner in a short-lived child process
-(`python -m duckapi.dbt_child`, a fresh interpreter: nothing of the caller is re-imported):
-dbt's adapter state is process-global, and dbt-duckdb keeps the database file open
-(and locked) for the life of the process that ran it; the server must hold neither.
+never per request. Each invocation runs dbtRunner in a child process (dbt_child.py,
+kept warm between commands only once it has let go of every database file): dbt's
+adapter state is process-global, and dbt-duckdb keeps the database file open (and
+locked) while it holds the connection; the server must hold neither.
 The one exception is `run_dbt_in_process`, for dbt-spark's `session` method, which must
 run in the process that holds the SparkSession (`duckapi run --engine spark`).
 """
@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -91,13 +89,10 @@ def run_dbt(
     dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
     whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
     """
+    from duckapi import dbt_child  # not at import: `python -m duckapi.dbt_child` imports this module
+
     with _prepared(settings, command, extra, quiet, db_path) as (args, env):
-        with tempfile.TemporaryDirectory(prefix="duckapi-dbt-") as scratch:
-            result = Path(scratch) / "result.json"
-            job = json.dumps({"args": args, "project_dir": str(settings.project_dir), "env": env})
-            done = subprocess.run([sys.executable, "-m", "duckapi.dbt_child", str(result)], input=job.encode(),
-                                  env={**os.environ, **env}, check=False)
-            error = json.loads(result.read_text()) if result.exists() else f"dbt's process exited with {done.returncode}"
+        error = dbt_child.run(args, str(settings.project_dir), env)
     _check(settings, command, error)
 
 
