@@ -18,12 +18,11 @@ import time
 from concurrent.futures import Executor
 from typing import Callable, Optional, Sequence, Union
 
-import pyarrow as pa
-
 from duckapi.engines import ExecutionError, ResourceError
 from duckapi.engines.deadline import deadline as thread_deadline
 from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import Pipeline
+from duckapi.rows.columns import InputRows
 
 #: Fewer waiting requests than this run one by one: a batched statement plans a
 #: correlated subquery, which costs about as much as two requests alone.
@@ -36,7 +35,7 @@ LINGER_S = 0.001
 LOAD_WINDOW_S = 0.1
 
 Outcome = Union[bytes, ExecutionError, ResourceError]
-Waiting = tuple[pa.Table, "asyncio.Future[bytes]", Optional[float]]  # rows, answer, deadline
+Waiting = tuple[InputRows, "asyncio.Future[bytes]", Optional[float]]  # rows, answer, deadline
 
 
 class Batcher:
@@ -55,11 +54,11 @@ class Batcher:
         self.on_queue: Callable[[int], None] = lambda change: None
         self.on_batch: Callable[[int], None] = lambda size: None
 
-    def accepts(self, pipeline: Pipeline, tables: Sequence[pa.Table]) -> bool:
+    def accepts(self, pipeline: Pipeline, tables: Sequence[InputRows]) -> bool:
         """Small requests of a batchable (single-input, single-row) pipeline."""
         return self._max_batch > 1 and pipeline.batchable and len(tables) == 1 and tables[0].num_rows <= BOUND_ROWS
 
-    async def execute_json(self, pipeline: Pipeline, table: pa.Table, deadline: float | None = None) -> bytes:
+    async def execute_json(self, pipeline: Pipeline, table: InputRows, deadline: float | None = None) -> bytes:
         """The answer; its statement stops at `deadline` (time.monotonic(), engines/deadline.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
@@ -122,7 +121,7 @@ class Batcher:
             self._idle += 1
 
     def _answer(
-        self, pipeline: Pipeline, tables: list[pa.Table], deadlines: Sequence[float | None] = ()
+        self, pipeline: Pipeline, tables: list[InputRows], deadlines: Sequence[float | None] = ()
     ) -> tuple[list[Outcome], bool]:
         """Outcomes in order, and whether one batched statement gave them. A batch stops
         halfway to its earliest deadline, leaving its requests time to be answered one

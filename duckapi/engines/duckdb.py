@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from duckapi.contract import canonical_type
 from duckapi.engines import ExecutionError, ResourceError, StatementTimeout, deadline, error_message
 from duckapi.pipeline import Column, Pipeline, Reference, Rows, Schema, cte_name, quote_identifier
+from duckapi.rows.columns import InputRows, as_arrow, column_values
 from duckapi.settings import Settings
 from duckapi.warehouse import Warehouse
 
@@ -107,7 +108,7 @@ class MissingColumn(ValueError):
 BOUND_ROWS = 256
 
 
-Tables = Sequence[pa.Table]  # one per pipeline input, in the pipeline's order
+Tables = Sequence[InputRows]  # one per pipeline input, in the pipeline's order
 
 
 class DuckDBEngine:
@@ -123,7 +124,7 @@ class DuckDBEngine:
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
 
-    def _lane(self, loader: bool = False) -> duckdb.DuckDBPyConnection:
+    def _lane(self, loader: bool = False) -> "_Lane":
         """This thread's database: pipelines run where files are out of reach.
 
         The project's SQL (which per-request vars can shape) runs with DuckDB's
@@ -134,41 +135,42 @@ class DuckDBEngine:
         attribute = "loader" if loader else "lane"
         lane = getattr(self._local, attribute, None)
         if lane is None:
-            lane = duckdb.connect(":memory:", config=dict(self._config))
+            con = duckdb.connect(":memory:", config=dict(self._config))
             if not loader:
                 if self._warehouse_dir is not None:  # before external access goes: it cannot come back
-                    lane.execute("set allowed_directories = $1", [[str(self._warehouse_dir) + os.sep]])
-                lane.execute("set enable_external_access = false")
+                    con.execute("set allowed_directories = $1", [[str(self._warehouse_dir) + os.sep]])
+                con.execute("set enable_external_access = false")
+            lane = _Lane(con)
             setattr(self._local, attribute, lane)
             with self._lock:
-                self._lanes.append(lane)
+                self._lanes.append(con)
         return lane
 
-    def _tune(self, lane: duckdb.DuckDBPyConnection, rows: int) -> None:
+    def _tune(self, lane: "_Lane", rows: int) -> None:
         """Switch the lane between small-query and large-query settings when needed."""
         small = self._adaptive and rows < PARALLEL_ROWS
-        if getattr(self._local, "small", None) is small:
+        if lane.small is small:
             return
         statements = SMALL_MODE if small else (f"set threads = {int(self._threads)}", "reset disabled_optimizers")
         for statement in statements:
-            lane.execute(statement)
-        self._local.small = small
+            lane.con.execute(statement)
+        lane.small = small
 
-    def _attach(self, lane: duckdb.DuckDBPyConnection, warehouse: Warehouse | None) -> None:
+    def _attach(self, lane: "_Lane", warehouse: Warehouse | None) -> None:
         """Make the lane read this snapshot under dbt's catalog name (one version at a time).
 
         A lane runs one request at a time, so switching versions between requests is
         safe; requests of an older state switch it back while that copy is kept.
         """
-        attached: Warehouse | None = getattr(self._local, "warehouse", None)
-        if attached == warehouse:
+        attached = lane.warehouse
+        if attached is warehouse or attached == warehouse:
             return
         if attached is not None:
-            lane.execute(f"detach database if exists {quote_identifier(attached.database)}")
-            self._local.warehouse = None
+            lane.con.execute(f"detach database if exists {quote_identifier(attached.database)}")
+            lane.warehouse = None
         if warehouse is not None:
-            lane.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
-            self._local.warehouse = warehouse
+            lane.con.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
+            lane.warehouse = warehouse
 
     @contextmanager
     def _cursor(
@@ -177,20 +179,23 @@ class DuckDBEngine:
         # The lane's own connection, not a new cursor: a lane runs one statement at a time
         # (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
         # (docs/benchmarks.md, the Python API). What a request registers is unregistered after it.
-        cursor = self._lane(loader)
-        registered = ExitStack()
+        lane = self._lane(loader)
+        cursor = lane.con
+        large = [(item.relation, table) for item, table in zip(pipeline.inputs, tables)
+                 if table.num_rows > BOUND_ROWS] if pipeline and tables else []
         try:
             if not loader:
-                self._tune(cursor, max((t.num_rows for t in tables), default=0))
-                self._attach(cursor, pipeline.warehouse if pipeline else None)
+                self._tune(lane, max(t.num_rows for t in tables) if tables else 0)
+                self._attach(lane, pipeline.warehouse if pipeline else None)
         except duckdb.Error as exc:
             raise ExecutionError(error_message(exc)) from exc
+        registered = ExitStack() if large else None  # none for small inputs: they go in bound
         try:
-            for item, table in zip(pipeline.inputs if pipeline else (), tables):
-                if table.num_rows > BOUND_ROWS:
-                    cursor.register(item.relation, table)
-                    registered.enter_context(_unregistering(cursor, item.relation))
-            if loader:  # parsing a body is bounded by its size; pipelines stop at the deadline
+            for name, table in large:
+                cursor.register(name, as_arrow(table))
+                registered.enter_context(_unregistering(cursor, name))  # type: ignore[union-attr]
+            # Parsing a body is bounded by its size; pipelines stop at the deadline, if any.
+            if loader or deadline.current() is None:
                 yield cursor
             else:
                 with deadline.armed(cursor):
@@ -202,14 +207,15 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise ExecutionError(error_message(exc)) from exc
         finally:
-            registered.close()
+            if registered is not None:
+                registered.close()
 
     def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> tuple[str, list[list[object]] | None]:
         """The statement for these input sizes, and the parameters of inputs that go in bound."""
         if len(tables) != len(pipeline.inputs):
             raise ValueError(f"{pipeline.endpoint.path} takes {len(pipeline.inputs)} input(s), got {len(tables)}")
         modes: tuple[Rows, ...] = tuple("table" if t.num_rows > BOUND_ROWS else "bound" for t in tables)
-        params = [column.to_pylist() for t, mode in zip(tables, modes) if mode == "bound" for column in t.columns]
+        params = [values for t, mode in zip(tables, modes) if mode == "bound" for values in column_values(t)]
         return _statement(pipeline, kind, modes), params or None
 
     def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
@@ -307,14 +313,15 @@ class DuckDBEngine:
             rows = cursor.execute(sql, params).fetchall()
         return _json_array([row[0] for row in rows])
 
-    def execute_json_batch(self, pipeline: Pipeline, tables: list[pa.Table]) -> list[bytes]:
+    def execute_json_batch(self, pipeline: Pipeline, tables: Sequence[InputRows]) -> list[bytes]:
         """The JSON answers of several small requests (<= BOUND_ROWS rows each) of a
         single-row model, from one statement (Pipeline.batch_sql): the same bytes as
         `execute_json` gives each, for about the per-statement cost of three requests.
         A failure fails them all; the caller then answers each on its own. `tables`
         holds each request's rows of the pipeline's one input."""
         params: list[list[object]] = [list(range(len(tables)))]
-        params += [[t.column(i).to_pylist() for t in tables] for i in range(len(pipeline.inputs[0].columns))]
+        values = [column_values(t) for t in tables]
+        params += [[columns[i] for columns in values] for i in range(len(pipeline.inputs[0].columns))]
         with self._cursor(pipeline) as cursor:
             rows = cursor.execute(_statement(pipeline, "json", "batch"), params).fetchall()
         return [_json_array([] if row is None else [row]) for _, row in rows]
@@ -340,6 +347,17 @@ class DuckDBEngine:
             for lane in self._lanes:
                 lane.close()
             self._lanes.clear()
+
+
+class _Lane:
+    """A thread's database and what is set on it now (small-query mode, attached snapshot)."""
+
+    __slots__ = ("con", "small", "warehouse")
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.small: bool | None = None
+        self.warehouse: Warehouse | None = None
 
 
 @contextmanager

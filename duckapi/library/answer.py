@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
     import pandas
     import polars
+
+    from duckapi.library.project import Call
 
 
 class Answer:
@@ -23,14 +25,17 @@ class Answer:
     reference data: the one the call started with, even if the project reloads meanwhile.
     """
 
-    def __init__(self, endpoint: str, arrow: Callable[[], pa.Table], json: Callable[[], bytes]) -> None:
-        self.endpoint = endpoint
-        self._arrow = arrow
-        self._json = json
+    def __init__(self, call: "Call", tables: Sequence[Any]) -> None:
+        self._call = call
+        self._tables = tables
+
+    @property
+    def endpoint(self) -> str:
+        return self._call.path
 
     @cached_property
     def _table(self) -> pa.Table:
-        return self._arrow()
+        return self._call.arrow(self._tables)
 
     @property
     def num_rows(self) -> int:
@@ -63,4 +68,4 @@ class Answer:
     @cached_property
     def json(self) -> bytes:
         """The answer as the HTTP API's JSON body: a JSON array of row objects."""
-        return self._json()
+        return self._call.json(self._tables)

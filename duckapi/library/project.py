@@ -27,10 +27,11 @@ from duckapi.library.endpoints import Column, Endpoint, EndpointInput
 from duckapi.pipeline import Input, Pipeline, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
+from duckapi.rows.columns import InputRows
 from duckapi.service import ProjectState, Served, Service, compile_project
 from duckapi.settings import Settings
 
-Tables = Sequence[pa.Table]
+Tables = Sequence[InputRows]
 
 
 def load_manifest(settings: Settings) -> dict[str, Any]:
@@ -51,11 +52,11 @@ class Call:
     engine: DuckDBEngine
     max_bytes: int
 
-    def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[pa.Table, ...]:
+    def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[InputRows, ...]:
         """A request body (any format, or JSON/multipart keyed by input) as input tables."""
         return self.reader.read(body, fmt, content_type)
 
-    def rows(self, rows: Any) -> tuple[pa.Table, ...]:
+    def rows(self, rows: Any) -> tuple[InputRows, ...]:
         """Python rows (rows/python.py) as input tables."""
         return python.tables(self.reader, rows, self.max_bytes)
 
@@ -68,8 +69,7 @@ class Call:
 
     def answer(self, tables: Tables) -> Answer:
         """The answer over these tables, computed when first read (library/answer.py)."""
-        tables = tuple(tables)
-        return Answer(self.path, lambda: self.arrow(tables), lambda: self.json(tables))
+        return Answer(self, tuple(tables))
 
 
 class Project:
@@ -127,14 +127,19 @@ class Project:
         Without vars this never waits; new vars are compiled once (one at a time, behind
         a short queue: `CompileBusy` beyond it), known ones are cached.
         """
-        path = self.path(endpoint)
         state = self.service.state
+        if not select and not vars:  # the common call: one dict lookup
+            calls = self._calls.get(state)
+            call = calls.get(endpoint) if calls is not None else None
+            if call is not None:
+                return call
+        path = self.path(endpoint)
         if vars:
             state = self.service.state_for(vars, path)
             if path not in state.endpoints:
                 raise RequestError(f"with these vars the project does not serve {path}")
         if not select:
-            return self._plain_call(state, path)
+            return self._plain_call(state, path, None if vars else endpoint)
         return self._new_call(path, state.pipeline(path, list(dict.fromkeys(select))))
 
     def run(
@@ -167,13 +172,16 @@ class Project:
     def close(self) -> None:
         self.service.close()
 
-    def _plain_call(self, state: ProjectState, path: str) -> Call:
+    def _plain_call(self, state: ProjectState, path: str, endpoint: str | None = None) -> Call:
+        """The cached call of `path`, also under the name `endpoint` it was asked by."""
         calls = self._calls.get(state)
         if calls is None:
             calls = self._calls.setdefault(state, {})
         call = calls.get(path)
         if call is None:
             call = calls[path] = self._new_call(path, state.endpoints[path].pipeline)
+        if endpoint is not None and endpoint not in calls and len(calls) < 256:
+            calls[endpoint] = call
         return call
 
     def _new_call(self, path: str, pipeline: Pipeline) -> Call:

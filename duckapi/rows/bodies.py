@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence, TypeVar
 
 import msgspec
-import pyarrow as pa
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
 from duckapi.errors import InputError
+from duckapi.rows.columns import InputRows
 from duckapi.rows.formats import FORMATS, RowsReader
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Input
@@ -37,7 +37,7 @@ class RequestReader:
     def several(self) -> bool:
         return len(self.inputs) > 1
 
-    def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[pa.Table, ...]:
+    def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[InputRows, ...]:
         if fmt == "multipart":
             return self._assemble(_parts(body, content_type))
         if not self.several:
@@ -51,7 +51,7 @@ class RequestReader:
         return (f"{what} cannot hold several inputs ({names}): send a JSON object keyed by input name, "
                 f"or {MULTIPART} with one part per input")
 
-    def _json_object(self, body: bytes) -> tuple[pa.Table, ...]:
+    def _json_object(self, body: bytes) -> tuple[InputRows, ...]:
         try:
             members = _OBJECT.decode(body)
         except msgspec.ValidationError:
@@ -60,10 +60,10 @@ class RequestReader:
             raise InputError(400, f"malformed JSON: {str(exc)[:200]}") from None
         return self._assemble({name: (bytes(raw), "json") for name, raw in members.items()})
 
-    def _assemble(self, given: dict[str, tuple[bytes, str]]) -> tuple[pa.Table, ...]:
+    def _assemble(self, given: dict[str, tuple[bytes, str]]) -> tuple[InputRows, ...]:
         return self.assemble(given, lambda reader, part: reader.read(*part))
 
-    def assemble(self, given: Mapping[str, V], read: Callable[[RowsReader, V], pa.Table]) -> tuple[pa.Table, ...]:
+    def assemble(self, given: Mapping[str, V], read: Callable[[RowsReader, V], InputRows]) -> tuple[InputRows, ...]:
         """Each input's rows read by `read(its reader, what was given for it)`; every input
         must be given, none other. Errors name the input."""
         known = [i.name for i in self.inputs]

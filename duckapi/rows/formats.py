@@ -17,6 +17,7 @@ IPC arrive typed and are only checked and cast (safely) to the contract.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import typing
@@ -29,9 +30,10 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from duckapi.contract import canonical_type, column_type
-from duckapi.engines.duckdb import DuckDBEngine, MissingColumn, Rejected, UnreadableInput
+from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine, MissingColumn, Rejected, UnreadableInput
 from duckapi.errors import InputError
 from duckapi.pipeline import Column
+from duckapi.rows.columns import Columns, InputRows
 
 
 _PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?:\[(?P<row>\d+)\])?(?:\.(?P<field>[^`\[]+))?[^`]*`)?$", re.S)
@@ -64,8 +66,9 @@ class JsonRowsDecoder:
         self.schema = pa.schema(
             [pa.field(c.name, column_type(c.data_type).arrow, nullable=not c.not_null) for c in columns]
         )
+        self._timestamps = [i for i, c in enumerate(columns) if canonical_type(c.data_type) == "timestamp"]
 
-    def decode(self, body: bytes) -> pa.Table:
+    def decode(self, body: bytes) -> InputRows:
         try:
             rows = self._decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -77,7 +80,7 @@ class JsonRowsDecoder:
             raise _malformed(exc) from None
         return self._table(rows)
 
-    def decode_lines(self, body: bytes) -> pa.Table:
+    def decode_lines(self, body: bytes) -> InputRows:
         """NDJSON: one row object per line; blank lines are skipped."""
         rows = []
         for line in body.splitlines():
@@ -115,12 +118,19 @@ class JsonRowsDecoder:
                     setattr(row, name, int(value))
         return decoded
 
-    def _table(self, rows: list[Any]) -> pa.Table:
-        arrays = [
-            pa.array([getattr(row, name) for row in rows], type=field.type)
-            for name, field in zip(self._names, self.schema)
-        ]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+    def _table(self, rows: list[Any]) -> InputRows:
+        """Python column lists when DuckDB will bind them (rows/columns.py), else Arrow."""
+        values = [[getattr(row, name) for row in rows] for name in self._names]
+        for i in self._timestamps:  # as Arrow takes them: an offset makes it UTC, then naive
+            values[i] = [_naive_utc(v) for v in values[i]]
+        columns = Columns(self.schema, values, len(rows))
+        return columns if len(rows) <= BOUND_ROWS else columns.to_arrow()
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _is_int(typ: Any) -> bool:
@@ -191,14 +201,14 @@ class RowsReader:
         self.engine = engine
         self.json = JsonRowsDecoder(columns)
 
-    def read(self, body: bytes, fmt: str) -> pa.Table:
+    def read(self, body: bytes, fmt: str) -> InputRows:
         if fmt in ("json", "ndjson"):
             return self._json(body, fmt)
         if fmt == "csv":
             return self._csv(body)
         return conform(_read_arrow(body, fmt), self.columns)
 
-    def _json(self, body: bytes, fmt: str) -> pa.Table:
+    def _json(self, body: bytes, fmt: str) -> InputRows:
         precise = self.json.decode if fmt == "json" else self.json.decode_lines
         if len(body) <= FAST_JSON_BYTES:
             return precise(body)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from duckapi.errors import InputError
 from duckapi.rows.bodies import RequestReader
+from duckapi.rows.columns import InputRows, as_arrow
 from duckapi.rows.files import SUFFIXES, compression_of, format_of, inflate, json_kind
 from duckapi.rows.formats import RowsReader, conform
 
@@ -27,8 +28,10 @@ ROWS_KINDS = ("a list of dicts", "a pyarrow Table or RecordBatchReader", "a pand
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
-def tables(reader: RequestReader, rows: Any, max_bytes: int) -> tuple[pa.Table, ...]:
-    """One Arrow table per input of the endpoint, in the endpoint's input order."""
+def tables(reader: RequestReader, rows: Any, max_bytes: int) -> tuple[InputRows, ...]:
+    """One table per input of the endpoint, in the endpoint's input order."""
+    if type(rows) is list and not reader.several:  # the usual case first: no ABC checks
+        return (table(reader.readers[reader.inputs[0].name], rows, max_bytes),)
     if isinstance(rows, Mapping):
         return reader.assemble(rows, lambda rows_reader, value: table(rows_reader, value, max_bytes))
     if reader.several:
@@ -37,8 +40,10 @@ def tables(reader: RequestReader, rows: Any, max_bytes: int) -> tuple[pa.Table, 
     return (table(reader.readers[reader.inputs[0].name], rows, max_bytes),)
 
 
-def table(reader: RowsReader, rows: Any, max_bytes: int) -> pa.Table:
-    """One input's rows as an Arrow table in its contract's schema, or InputError."""
+def table(reader: RowsReader, rows: Any, max_bytes: int) -> InputRows:
+    """One input's rows in its contract's schema (rows/columns.py), or InputError."""
+    if type(rows) is list and rows and type(rows[0]) is dict:  # a list of dicts, checked first
+        return reader.read(_json_body(rows), "json")
     if isinstance(rows, pa.Table):
         return conform(rows, reader.columns)
     if isinstance(rows, pa.RecordBatch):
@@ -50,15 +55,19 @@ def table(reader: RowsReader, rows: Any, max_bytes: int) -> pa.Table:
     if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)):
         if rows and all(_is_path(item) for item in rows):
             return _files(reader, list(rows), max_bytes)
-        try:
-            body = _encode(rows)
-        except (TypeError, msgspec.EncodeError) as exc:
-            raise InputError(422, f"rows are not JSON-like values: {exc}") from None
-        return reader.read(body, "json")
+        return reader.read(_json_body(rows), "json")
     arrow = _dataframe(rows)
     if arrow is not None:
         return conform(arrow, reader.columns)
     raise InputError(422, f"cannot read rows from a {type(rows).__name__}: pass {', '.join(ROWS_KINDS)}")
+
+
+def _json_body(rows: Any) -> bytes:
+    """The JSON body the API would get for these rows (so they are read by its rules)."""
+    try:
+        return _encode(rows)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InputError(422, f"rows are not JSON-like values: {exc}") from None
 
 
 def _is_path(value: Any) -> bool:
@@ -76,7 +85,7 @@ def _dataframe(value: Any) -> pa.Table | None:
     return None
 
 
-def _files(reader: RowsReader, paths: list[Any], max_bytes: int) -> pa.Table:
+def _files(reader: RowsReader, paths: list[Any], max_bytes: int) -> InputRows:
     """Every file read like a request body of its format; their rows in order."""
     read = []
     for raw in paths:
@@ -100,4 +109,4 @@ def _files(reader: RowsReader, paths: list[Any], max_bytes: int) -> pa.Table:
     if len(read) == 1:
         return read[0]
     # Readers of different formats mark not-null columns differently: rebuild the fields.
-    return pa.concat_tables([pa.Table.from_arrays(t.columns, names=t.column_names) for t in read])
+    return pa.concat_tables([pa.Table.from_arrays(t.columns, names=t.column_names) for t in map(as_arrow, read)])
