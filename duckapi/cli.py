@@ -90,6 +90,7 @@ def serve(
     """
     import uvicorn
 
+    from duckapi import dbt_child
     from duckapi import project as dbt_project
     from duckapi.api.ops.multiproc import prepare_metrics_dir
     from duckapi.pipeline import PipelineError
@@ -114,6 +115,10 @@ def serve(
         Service(settings, compile_project(settings)).close()
     except (dbt_project.ProjectError, PipelineError, WarehouseError) as exc:
         _fail(exc)
+    finally:
+        # No warm dbt child in the supervisor: it compiles nothing more (workers compile
+        # reloads and vars), and a child retiring under load would take CPU from them.
+        dbt_child.stop()
     os.environ.update(settings.to_env())
     prepare_metrics_dir()  # before any worker imports prometheus-client (api/ops/multiproc.py)
     uvicorn.run(

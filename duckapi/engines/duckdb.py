@@ -1,10 +1,10 @@
-"""The pipeline in an in-process DuckDB, one cursor per execution.
+"""The pipeline in an in-process DuckDB, one statement per execution.
 
-Each executor thread owns a private in-memory DuckDB database (a "lane"); every
-execution opens a fresh cursor on its thread's lane, registers each request input's
-Arrow table on that cursor (or binds small ones as list parameters), runs the one
-statement and closes the cursor. Registration is per cursor, so concurrent requests
-never see each other's rows and nothing is ever created in a catalog. Private lanes
+Each executor thread owns a private in-memory DuckDB database (a "lane"); an execution
+binds each small request input as list parameters (rows/columns.py) or registers a
+large one's Arrow table on the lane, runs the one statement, and unregisters what it
+registered. A lane runs one statement at a time, so concurrent requests never see
+each other's rows, and nothing is ever created in a catalog. Private lanes
 rather than one shared database because small queries on a shared instance contend
 inside DuckDB and stop scaling with threads. Python replacement scans are off:
 a statement can only read what was registered, never a variable in scope.
