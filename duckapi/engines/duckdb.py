@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -109,6 +109,7 @@ BOUND_ROWS = 256
 
 
 Tables = Sequence[InputRows]  # one per pipeline input, in the pipeline's order
+T = TypeVar("T")
 
 
 class DuckDBEngine:
@@ -172,40 +173,35 @@ class DuckDBEngine:
             lane.con.execute(f"attach $1 as {quote_identifier(warehouse.database)} (read_only)", [str(warehouse.path)])
             lane.warehouse = warehouse
 
-    @contextmanager
-    def _cursor(
-        self, pipeline: Pipeline | None = None, tables: Tables = (), loader: bool = False
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
-        # The lane's own connection, not a new cursor: a lane runs one statement at a time
-        # (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
-        # (docs/benchmarks.md, the Python API). What a request registers is unregistered after it.
-        lane = self._lane(loader)
-        cursor = lane.con
+    def _on_lane(
+        self, pipeline: Pipeline | None, tables: Tables, run: Callable[[duckdb.DuckDBPyConnection], T]
+    ) -> T:
+        """run(connection) on this thread's lane, set for these inputs and the pipeline's
+        snapshot, interrupted at the thread's deadline; DuckDB's errors as the engine's.
+
+        The lane's own connection, not a new cursor: a lane runs one statement at a time
+        (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
+        (docs/benchmarks.md, the Python API). Large inputs are registered for the call and
+        unregistered after it; small ones go in bound. A plain method, not a context
+        manager: on a 9-row call every Python step shows in the time (docs/benchmarks.md).
+        """
+        lane = self._lane()
+        con = lane.con
         large = [(item.relation, table) for item, table in zip(pipeline.inputs, tables)
                  if table.num_rows > BOUND_ROWS] if pipeline and tables else []
+        registered = ExitStack() if large else None  # none for small inputs
         try:
-            if not loader:
-                self._tune(lane, max(t.num_rows for t in tables) if tables else 0)
-                self._attach(lane, pipeline.warehouse if pipeline else None)
-        except duckdb.Error as exc:
-            raise ExecutionError(error_message(exc)) from exc
-        registered = ExitStack() if large else None  # none for small inputs: they go in bound
-        try:
+            self._tune(lane, max(t.num_rows for t in tables) if tables else 0)
+            self._attach(lane, pipeline.warehouse if pipeline else None)
             for name, table in large:
-                cursor.register(name, as_arrow(table))
-                registered.enter_context(_unregistering(cursor, name))  # type: ignore[union-attr]
-            # Parsing a body is bounded by its size; pipelines stop at the deadline, if any.
-            if loader or deadline.current() is None:
-                yield cursor
-            else:
-                with deadline.armed(cursor):
-                    yield cursor
-        except duckdb.InterruptException as exc:
-            raise StatementTimeout(error_message(exc)) from exc
-        except duckdb.OutOfMemoryException as exc:
-            raise ResourceError(error_message(exc)) from exc
+                con.register(name, as_arrow(table))
+                registered.enter_context(_unregistering(con, name))  # type: ignore[union-attr]
+            if deadline.current() is None:
+                return run(con)
+            with deadline.armed(con):
+                return run(con)
         except duckdb.Error as exc:
-            raise ExecutionError(error_message(exc)) from exc
+            raise engine_error(exc) from exc
         finally:
             if registered is not None:
                 registered.close()
@@ -238,7 +234,9 @@ class DuckDBEngine:
             accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
             flags.append(f"coalesce({accepted}, false) as __ok{i}")
             values.append(f"{value} as {name}")
-        with self._cursor(loader=True) as cursor, _unregistering(cursor, "__duckapi_raw"):
+        # Parsing a body is bounded by its size: no deadline, on the loader's own database.
+        cursor = self._lane(loader=True).con
+        with _engine_errors(), _unregistering(cursor, "__duckapi_raw"):
             try:  # reading is lazy: parse errors surface when the select runs
                 cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
                 table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
@@ -273,11 +271,11 @@ class DuckDBEngine:
     def at_most_one_row(self, pipeline: Pipeline) -> bool:
         """True when the served model is one SELECT with no FROM and no row-multiplying
         function (a collation like the bundled `analysis`): by DuckDB's own parse tree."""
-        with self._cursor() as cursor:
-            try:
-                (tree,) = cursor.execute("select json_serialize_sql($1)", [pipeline.output_node.compiled_sql]).fetchall()[0]
-            except duckdb.Error:
-                return False
+        try:
+            (tree,) = self._on_lane(None, (), lambda con: con.execute(
+                "select json_serialize_sql($1)", [pipeline.output_node.compiled_sql]).fetchall()[0])
+        except ExecutionError:
+            return False
         statements = json.loads(tree).get("statements") or []
         if len(statements) != 1:
             return False
@@ -292,25 +290,26 @@ class DuckDBEngine:
 
     def missing_references(self, pipeline: Pipeline) -> list[Reference]:
         """The reference relations the pipeline's warehouse snapshot does not have."""
-        with self._cursor(pipeline) as cursor:
-            return missing_relations(cursor, pipeline.references)
+        return self._on_lane(pipeline, (), lambda con: missing_relations(con, pipeline.references))
 
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
         params = [[] for item in pipeline.inputs for _ in item.columns]
-        schemas = {}
-        with self._cursor(pipeline) as cursor:
+
+        def shapes(con: duckdb.DuckDBPyConnection) -> dict[str, Schema]:
+            schemas = {}
             for name in (pipeline.output_node.name, *pipeline.parents):
                 sql = f"{pipeline.body_sql('bound')}\nselect * from {cte_name(name)} limit 0"
-                description = cursor.execute(sql, params).description or []
+                description = con.execute(sql, params).description or []
                 schemas[name] = [(column[0], str(column[1])) for column in description]
-        return schemas
+            return schemas
+
+        return self._on_lane(pipeline, (), shapes)
 
     def execute_json(self, pipeline: Pipeline, tables: Tables) -> bytes:
         """The output rows as a JSON array, serialised by DuckDB itself (exact integers)."""
         sql, params = self._query(pipeline, tables, "json")
-        with self._cursor(pipeline, tables) as cursor:
-            rows = cursor.execute(sql, params).fetchall()
+        rows = self._on_lane(pipeline, tables, lambda con: con.execute(sql, params).fetchall())
         return _json_array([row[0] for row in rows])
 
     def execute_json_batch(self, pipeline: Pipeline, tables: Sequence[InputRows]) -> list[bytes]:
@@ -322,8 +321,8 @@ class DuckDBEngine:
         params: list[list[object]] = [list(range(len(tables)))]
         values = [column_values(t) for t in tables]
         params += [[columns[i] for columns in values] for i in range(len(pipeline.inputs[0].columns))]
-        with self._cursor(pipeline) as cursor:
-            rows = cursor.execute(_statement(pipeline, "json", "batch"), params).fetchall()
+        sql = _statement(pipeline, "json", "batch")
+        rows = self._on_lane(pipeline, (), lambda con: con.execute(sql, params).fetchall())
         return [_json_array([] if row is None else [row]) for _, row in rows]
 
     def batchable(self, pipeline: Pipeline) -> bool:
@@ -338,9 +337,8 @@ class DuckDBEngine:
 
     def execute_arrow(self, pipeline: Pipeline, tables: Tables) -> pa.Table:
         sql, params = self._query(pipeline, tables, "arrow")
-        with self._cursor(pipeline, tables) as cursor:
-            # The relation API hands Arrow over without the copy a DB-API result makes.
-            return cursor.sql(sql, params=params).to_arrow_table()
+        # The relation API hands Arrow over without the copy a DB-API result makes.
+        return self._on_lane(pipeline, tables, lambda con: con.sql(sql, params=params).to_arrow_table())
 
     def close(self) -> None:
         with self._lock:
@@ -358,6 +356,23 @@ class _Lane:
         self.con = con
         self.small: bool | None = None
         self.warehouse: Warehouse | None = None
+
+
+def engine_error(exc: duckdb.Error) -> ExecutionError:
+    """A DuckDB error as the engine's: interrupted at the deadline, out of memory, or failed."""
+    if isinstance(exc, duckdb.InterruptException):
+        return StatementTimeout(error_message(exc))
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ResourceError(error_message(exc))
+    return ExecutionError(error_message(exc))
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise engine_error(exc) from exc
 
 
 @contextmanager
