@@ -66,7 +66,7 @@ class _Child:
         return reply["error"], bool(reply["keep"])
 
     def stop(self) -> None:
-        """Close its stdin (it exits at EOF) and reap it."""
+        """Close its stdin (it exits at EOF), reap it, close its pipes; safe to repeat."""
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         try:
@@ -92,10 +92,13 @@ def run(args: list[str], project_dir: str, env: dict[str, str]) -> Optional[str]
     global _idle
     with _lock:
         child, _idle = _idle, None
-    if child is not None and child.idle_timer is not None:
-        child.idle_timer.cancel()
-    if child is None or child.proc.poll() is not None:
+    if child is not None and child.proc.poll() is not None:  # exited meanwhile: close its pipes
+        child.stop()
+        child = None
+    if child is None:
         child = _Child()
+    elif child.idle_timer is not None:
+        child.idle_timer.cancel()
     error, keep = child.run({"args": args, "project_dir": project_dir, "env": {**os.environ, **env}})
     if keep:
         with _lock:
@@ -104,7 +107,7 @@ def run(args: list[str], project_dir: str, env: dict[str, str]) -> Optional[str]
                 child.idle_timer.daemon = True
                 child.idle_timer.start()
                 _idle, child = child, None
-    if child is not None and child.proc.poll() is None:
+    if child is not None:  # not kept (or another is): reap it and close its pipes
         child.stop()
     return error
 
@@ -151,7 +154,7 @@ def _released() -> bool:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
-        if target.endswith((".duckdb", ".duckdb.wal", ".db", ".db.wal")) or ".duckdb" in target:
+        if ".duckdb" in target or target.endswith((".db", ".db.wal")):
             return False
     return True
 

@@ -121,10 +121,12 @@ class JsonRowsDecoder:
     def _table(self, rows: list[Any]) -> InputRows:
         """Python column lists when DuckDB will bind them (rows/columns.py), else Arrow."""
         values = [[getattr(row, name) for row in rows] for name in self._names]
+        columns = Columns(self.schema, values, len(rows))
+        if len(rows) > BOUND_ROWS:
+            return columns.to_arrow()
         for i in self._timestamps:  # as Arrow takes them: an offset makes it UTC, then naive
             values[i] = [_naive_utc(v) for v in values[i]]
-        columns = Columns(self.schema, values, len(rows))
-        return columns if len(rows) <= BOUND_ROWS else columns.to_arrow()
+        return columns
 
 
 def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
