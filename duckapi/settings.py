@@ -40,6 +40,9 @@ class Settings:
     # Threads that execute pipelines, each with its own in-memory DuckDB; requests
     # beyond this many wait their turn (the work is CPU-bound). 0 = the core count.
     executor_threads: int = 0
+    # Pipeline threads run this much nicer than the event loop (api/ops/limits.py
+    # lower_priority), so refusals and I/O never wait behind statements for a core.
+    executor_nice: int = 10
     # Up to this many small requests waiting for a thread are answered by one statement
     # (duckapi/api/batcher.py); 1 turns batching off.
     max_batch: int = 16
@@ -111,6 +114,7 @@ class Settings:
             port=int(env.get("PORT") or 8000),
             workers=int(env.get("DUCKAPI_WORKERS") or 1),
             executor_threads=int(env.get("DUCKAPI_EXECUTOR_THREADS") or 0),
+            executor_nice=int(env.get("DUCKAPI_EXECUTOR_NICE") or 10),
             max_batch=int(env.get("DUCKAPI_MAX_BATCH") or 16),
             duckdb_threads=int(env.get("DUCKAPI_DUCKDB_THREADS") or 0),
             duckdb_memory_limit=env.get("DUCKAPI_DUCKDB_MEMORY_LIMIT") or None,
@@ -145,6 +149,7 @@ class Settings:
             "DUCKAPI_PROJECT_DIR": str(self.project_dir),
             "DUCKAPI_DB_PATH": str(self.db_path),
             "DUCKAPI_EXECUTOR_THREADS": str(self.executor_threads),
+            "DUCKAPI_EXECUTOR_NICE": str(self.executor_nice),
             "DUCKAPI_MAX_BATCH": str(self.max_batch),
             "DUCKAPI_DUCKDB_THREADS": str(self.duckdb_threads),
             "DUCKAPI_MAX_BODY_BYTES": str(self.max_body_bytes),

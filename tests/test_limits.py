@@ -7,6 +7,7 @@ does work on range(n) for each row's n."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -168,6 +169,29 @@ def test_the_default_memory_limit_shares_half_the_memory_over_every_lane() -> No
     assert int(two[:-2]) // 2 - 1 <= int(four[:-2]) <= int(two[:-2]) // 2 + 1
     assert Settings.from_env(env={"DUCKAPI_DUCKDB_MEMORY_LIMIT": "none"}).lane_memory_limit is None
     assert Settings.from_env(env={"DUCKAPI_DUCKDB_MEMORY_LIMIT": "2GB"}).lane_memory_limit == "2GB"
+
+
+# --- priority -----------------------------------------------------------------
+
+def _nice(tid: int) -> int:
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
+
+
+def test_pipeline_threads_run_nicer_than_the_event_loop(slow: tuple[Settings, dict[str, Any]]) -> None:
+    assert Settings.from_env(env={}).executor_nice == 10
+    base = _nice(threading.get_native_id())
+    with _client(slow, executor_nice=5, executor_threads=2) as client:
+        assert _post(client, "/spin/", [{"n": 10}]).json() == [{"total": 45}]
+        assert _post(client, "/spin/", [{"n": 10}]).json() == [{"total": 45}]
+        pipeline = [t for t in threading.enumerate() if t.name.startswith("duckapi_") and t.native_id]
+        assert pipeline and {_nice(t.native_id) for t in pipeline} == {min(19, base + 5)}  # type: ignore[arg-type]
+        loop = [t for t in threading.enumerate() if not t.name.startswith("duckapi")]
+        assert {_nice(t.native_id) for t in loop if t.native_id} == {base}  # type: ignore[arg-type]
+    with _client(slow, executor_nice=0, executor_threads=1) as client:
+        assert _post(client, "/spin/", [{"n": 10}]).json() == [{"total": 45}]
+        (thread,) = [t for t in threading.enumerate() if t.name.startswith("duckapi_") and t.native_id]
+        assert _nice(thread.native_id) == base  # type: ignore[arg-type]
 
 
 def test_limits_are_settings_with_protective_defaults_and_reach_workers() -> None:

@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     served = Project(settings, manifest)  # the Python API: this app is one of its clients
     service = served.service
     metrics = Metrics()
-    executor = metrics.executor(settings.pipeline_threads, thread_name_prefix="duckapi")
+    executor = metrics.executor(settings.pipeline_threads, thread_name_prefix="duckapi",
+                                initializer=limits.lower_priority(settings.executor_nice))
     batcher = Batcher(service.engine, executor, settings.pipeline_threads, settings.max_batch)
     metrics.attach(service, batcher)
     keys = auth.ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
