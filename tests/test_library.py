@@ -195,6 +195,33 @@ def test_many_threads_each_get_their_own_answer(bundled: duckapi.Project) -> Non
     assert wrong == []
 
 
+def test_a_long_answer_does_not_hold_up_other_threads(bundled: duckapi.Project) -> None:
+    """Reading an answer runs its statement; another thread's answer meanwhile is not made
+    to wait for it (functools.cached_property on Python 3.11 would: one lock for all)."""
+    n = 8_000_000
+    big = pa.table({"group_id": pa.array(["a", "b", "c", "d"] * (n // 4)),
+                    "event_value": pa.array([1, 2, 3, 4, 5] * (n // 5), pa.int64())})
+    small = random_rows(random.Random(5), 9)
+    started, done = threading.Event(), threading.Event()
+    long_answer = bundled.run(ANALYSE, big)
+
+    def long_read() -> None:
+        started.set()
+        long_answer.json
+        done.set()
+
+    thread = threading.Thread(target=long_read)
+    thread.start()
+    started.wait()
+    answers = [json.loads(bundled.run(ANALYSE, small).json) for _ in range(3)]
+    overtaken = not done.is_set()
+    thread.join()
+    assert answers == [analyse(small)] * 3
+    assert overtaken, "the 9-row answers waited for the 8M-row one"
+    assert json.loads(long_answer.json)[0]["group_histogram"] == [
+        {"group_id": g, "group_count": n // 4} for g in "abcd"]
+
+
 def test_load_compiles_a_project_without_a_manifest_and_reload_sees_a_rebuild(tmp_path: Path) -> None:
     """duckapi.load on a fresh copy of the shop: no manifest yet, so it compiles; after
     the seed of prices changes and the warehouse is rebuilt, reload() serves the new

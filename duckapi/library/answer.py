@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
@@ -25,47 +24,60 @@ class Answer:
     reference data: the one the call started with, even if the project reloads meanwhile.
     """
 
+    __slots__ = ("_call", "_tables", "_arrow", "_json")
+
     def __init__(self, call: "Call", tables: Sequence[Any]) -> None:
         self._call = call
         self._tables = tables
+        # Computed when first read. Not functools.cached_property: on Python 3.11 its lock
+        # is one for every instance and is held while the statement runs, so threads
+        # reading different answers would wait for each other. Two threads reading the
+        # same answer at once may both run its statement; both get the same rows.
+        self._arrow: pa.Table | None = None
+        self._json: bytes | None = None
 
     @property
     def endpoint(self) -> str:
         return self._call.path
 
-    @cached_property
     def _table(self) -> pa.Table:
-        return self._call.arrow(self._tables)
+        table = self._arrow
+        if table is None:
+            table = self._arrow = self._call.arrow(self._tables)
+        return table
 
     @property
     def num_rows(self) -> int:
-        return self._table.num_rows
+        return self._table().num_rows
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return self._table().num_rows
 
     def __repr__(self) -> str:
         return f"<Answer of {self.endpoint}>"
 
     def to_arrow(self) -> pa.Table:
         """The rows as a pyarrow Table, in the model's column types."""
-        return self._table
+        return self._table()
 
     def to_pylist(self) -> list[dict[str, Any]]:
         """The rows as a list of dicts of Python values."""
-        return self._table.to_pylist()
+        return self._table().to_pylist()
 
     def to_pandas(self) -> "pandas.DataFrame":
         """The rows as a pandas DataFrame (pandas must be installed)."""
-        return self._table.to_pandas()
+        return self._table().to_pandas()
 
     def to_polars(self) -> "polars.DataFrame":
         """The rows as a Polars DataFrame (polars must be installed)."""
         import polars
 
-        return polars.from_arrow(self._table)  # type: ignore[return-value]
+        return polars.from_arrow(self._table())  # type: ignore[return-value]
 
-    @cached_property
+    @property
     def json(self) -> bytes:
         """The answer as the HTTP API's JSON body: a JSON array of row objects."""
-        return self._call.json(self._tables)
+        answer = self._json
+        if answer is None:
+            answer = self._json = self._call.json(self._tables)
+        return answer
