@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,13 @@ from duckapi.api.app import create_app
 from duckapi.settings import Settings
 
 
+#: Two pytest workers share the cores. At the default DUCKAPI_EXECUTOR_NICE the servers under
+#: test would let the other worker's dbt runs and servers go first, stretching statements
+#: past the deadlines tests give them; the priority itself has its own test (test_limits.py).
+TEST_NICE = "0"
+os.environ.setdefault("DUCKAPI_EXECUTOR_NICE", TEST_NICE)
+
+
 @dataclass(frozen=True)
 class Built:
     settings: Settings
@@ -23,6 +31,7 @@ class Built:
 
 def settings_in(folder: Path, **overrides: Any) -> Settings:
     """Settings that keep every file dbt writes inside `folder`."""
+    overrides.setdefault("executor_nice", int(TEST_NICE))
     return Settings.from_env(env={}, db_path=folder / "dev.duckdb", target_path=folder / "target", **overrides)
 
 
