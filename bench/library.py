@@ -1,6 +1,6 @@
 """The Python API's cost over the DuckDB statement it runs, side by side in one process.
 
-    python -m bench.library           # full run, ~7 minutes; writes bench/library_results.json, bench/LIBRARY_RESULTS.md
+    python -m bench.library           # full run, ~10 minutes; writes bench/library_results.json, bench/LIBRARY_RESULTS.md
     python -m bench.library --quick   # smoke run; writes under bench/.work/
 
 Each scenario times two sides, interleaved in rounds (A B B A ...), in the same process:
@@ -45,7 +45,7 @@ HERE = WORK / "library"
 
 @dataclass(frozen=True)
 class Plan:
-    small_rounds: int = 8000  # the p50s of two sides ~10 ms apart on this VM: ±0.05 ms at 3,000
+    small_rounds: int = 8000  # the statement spreads widely here (p50 14, p90 17 ms): ±0.05 ms between runs at 3,000
     small_per_round: int = 1
     big_rows: int = 1_000_000
     big_rounds: int = 8

@@ -19,8 +19,8 @@ from duckapi.settings import Settings
 #: Two pytest workers share the cores. At the default DUCKAPI_EXECUTOR_NICE the servers under
 #: test would let the other worker's dbt runs and servers go first, stretching statements
 #: past the deadlines tests give them; the priority itself has its own test (test_limits.py).
-TEST_NICE = "0"
-os.environ.setdefault("DUCKAPI_EXECUTOR_NICE", TEST_NICE)
+TEST_NICE = 0
+os.environ.setdefault("DUCKAPI_EXECUTOR_NICE", str(TEST_NICE))
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Built:
 
 def settings_in(folder: Path, **overrides: Any) -> Settings:
     """Settings that keep every file dbt writes inside `folder`."""
-    overrides.setdefault("executor_nice", int(TEST_NICE))
+    overrides.setdefault("executor_nice", TEST_NICE)
     return Settings.from_env(env={}, db_path=folder / "dev.duckdb", target_path=folder / "target", **overrides)
 
 

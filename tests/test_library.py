@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -199,8 +200,8 @@ def test_a_long_answer_does_not_hold_up_other_threads(bundled: duckapi.Project) 
     """Reading an answer runs its statement; another thread's answer meanwhile is not made
     to wait for it (functools.cached_property on Python 3.11 would: one lock for all)."""
     n = 8_000_000
-    big = pa.table({"group_id": pa.array(["a", "b", "c", "d"] * (n // 4)),
-                    "event_value": pa.array([1, 2, 3, 4, 5] * (n // 5), pa.int64())})
+    big = pa.table({"group_id": pa.array(np.tile(np.array(list("abcd"), dtype=object), n // 4), pa.string()),
+                    "event_value": pa.array(np.tile(np.arange(1, 6, dtype=np.int64), n // 5))})
     small = random_rows(random.Random(5), 9)
     started, done = threading.Event(), threading.Event()
     long_answer = bundled.run(ANALYSE, big)

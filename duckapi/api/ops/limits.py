@@ -122,7 +122,7 @@ def lower_priority(nice: int) -> Callable[[], None]:
     client's 503s took 10.6-14.4 ms at p99 in a 4x overload, 7.8-8.1 ms with the pipeline
     threads at nice 10 (docs/benchmarks.md). Linux sets priority per thread (and the
     threads DuckDB starts from this one inherit it); raising niceness needs no privilege.
-    Nowhere else it does nothing."""
+    On other systems it does nothing."""
 
     def initializer() -> None:
         if nice and sys.platform.startswith("linux"):
