@@ -110,7 +110,7 @@ def small_scenario(project: duckapi.Project, rows: list[dict[str, Any]], plan: P
     tables = call.rows(rows)
     engine = project.service.engine
     kind = "json" if json_answer else "arrow"
-    sql, params = engine._query(call.pipeline, tables, kind)
+    sql, params = engine._query(call.pipeline, tables, kind)[:2]
     con = raw_connection(project, small=True)  # one thread, as the engine runs inputs this small
     if json_answer:
         def statement() -> Any:
@@ -133,7 +133,7 @@ def small_scenario(project: duckapi.Project, rows: list[dict[str, Any]], plan: P
 def big_scenario(project: duckapi.Project, table: pa.Table, plan: Plan) -> dict[str, Any]:
     call = project.call(PATH)
     (conformed,) = call.rows(table)
-    sql, params = project.service.engine._query(call.pipeline, (conformed,), "arrow")
+    sql, params = project.service.engine._query(call.pipeline, (conformed,), "arrow")[:2]
     assert params is None  # a table this large goes in registered, not bound
     con = raw_connection(project, small=False)  # every core, as the engine runs large inputs
     con.register(call.pipeline.inputs[0].relation, table)

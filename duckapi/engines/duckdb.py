@@ -23,11 +23,12 @@ import json
 import math
 import os
 import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -110,6 +111,9 @@ BOUND_ROWS = 256
 
 Tables = Sequence[InputRows]  # one per pipeline input, in the pipeline's order
 T = TypeVar("T")
+#: A statement and how its inputs go in (DuckDBEngine._query).
+Query = tuple[str, "list[list[object]] | None", "list[tuple[str, InputRows]]", int]
+_first = itemgetter(0)  # a DB-API row's one column
 
 
 class DuckDBEngine:
@@ -147,11 +151,8 @@ class DuckDBEngine:
                 self._lanes.append(con)
         return lane
 
-    def _tune(self, lane: "_Lane", rows: int) -> None:
-        """Switch the lane between small-query and large-query settings when needed."""
-        small = self._adaptive and rows < PARALLEL_ROWS
-        if lane.small is small:
-            return
+    def _tune(self, lane: "_Lane", small: bool) -> None:
+        """Switch the lane between small-query and large-query settings."""
         statements = SMALL_MODE if small else (f"set threads = {int(self._threads)}", "reset disabled_optimizers")
         for statement in statements:
             lane.con.execute(statement)
@@ -164,7 +165,7 @@ class DuckDBEngine:
         safe; requests of an older state switch it back while that copy is kept.
         """
         attached = lane.warehouse
-        if attached is warehouse or attached == warehouse:
+        if attached == warehouse:
             return
         if attached is not None:
             lane.con.execute(f"detach database if exists {quote_identifier(attached.database)}")
@@ -174,28 +175,33 @@ class DuckDBEngine:
             lane.warehouse = warehouse
 
     def _on_lane(
-        self, pipeline: Pipeline | None, tables: Tables, run: Callable[[duckdb.DuckDBPyConnection], T]
+        self, pipeline: Pipeline | None, run: Callable[[duckdb.DuckDBPyConnection], T],
+        registered: Sequence[tuple[str, InputRows]] = (), most_rows: int = 0,
     ) -> T:
-        """run(connection) on this thread's lane, set for these inputs and the pipeline's
-        snapshot, interrupted at the thread's deadline; DuckDB's errors as the engine's.
+        """run(connection) on this thread's lane, with `registered` (relation name, rows)
+        registered for the call, set for inputs of up to `most_rows` rows and for the
+        pipeline's snapshot, interrupted at the thread's deadline; DuckDB's errors as
+        the engine's.
 
         The lane's own connection, not a new cursor: a lane runs one statement at a time
         (its thread's), and a fresh cursor per request cost 0.5-2 ms more in-process
-        (docs/benchmarks.md, the Python API). Large inputs are registered for the call and
-        unregistered after it; small ones go in bound. A plain method, not a context
-        manager: on a 9-row call every Python step shows in the time (docs/benchmarks.md).
+        (docs/benchmarks.md, the Python API). Written flat, without context managers or
+        helpers on the way: on a 9-row call each Python step shows, as it runs from
+        caches the statement before it has evicted (docs/benchmarks.md).
         """
         lane = self._lane()
         con = lane.con
-        large = [(item.relation, table) for item, table in zip(pipeline.inputs, tables)
-                 if table.num_rows > BOUND_ROWS] if pipeline and tables else []
-        registered = ExitStack() if large else None  # none for small inputs
+        done: list[str] = []
         try:
-            self._tune(lane, max(t.num_rows for t in tables) if tables else 0)
-            self._attach(lane, pipeline.warehouse if pipeline else None)
-            for name, table in large:
-                con.register(name, as_arrow(table))
-                registered.enter_context(_unregistering(con, name))  # type: ignore[union-attr]
+            for name, rows in registered:
+                con.register(name, as_arrow(rows))
+                done.append(name)
+            small = self._adaptive and most_rows < PARALLEL_ROWS
+            if lane.small is not small:
+                self._tune(lane, small)
+            warehouse = pipeline.warehouse if pipeline is not None else None
+            if lane.warehouse is not warehouse:
+                self._attach(lane, warehouse)
             if deadline.current() is None:
                 return run(con)
             with deadline.armed(con):
@@ -203,16 +209,29 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise engine_error(exc) from exc
         finally:
-            if registered is not None:
-                registered.close()
+            for name in done:
+                con.unregister(name)
 
-    def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> tuple[str, list[list[object]] | None]:
-        """The statement for these input sizes, and the parameters of inputs that go in bound."""
+    def _query(self, pipeline: Pipeline, tables: Tables, kind: str) -> Query:
+        """How these inputs go in: the statement for their sizes, the parameters of those
+        that go in bound, the (relation, rows) of those that go in registered, and the
+        most rows of any."""
         if len(tables) != len(pipeline.inputs):
             raise ValueError(f"{pipeline.endpoint.path} takes {len(pipeline.inputs)} input(s), got {len(tables)}")
-        modes: tuple[Rows, ...] = tuple("table" if t.num_rows > BOUND_ROWS else "bound" for t in tables)
-        params = [values for t, mode in zip(tables, modes) if mode == "bound" for values in column_values(t)]
-        return _statement(pipeline, kind, modes), params or None
+        modes: list[Rows] = []
+        params: list[list[object]] = []
+        registered: list[tuple[str, InputRows]] = []
+        most = 0
+        for item, table in zip(pipeline.inputs, tables):
+            rows = table.num_rows
+            most = max(most, rows)
+            if rows > BOUND_ROWS:
+                modes.append("table")
+                registered.append((item.relation, table))
+            else:
+                modes.append("bound")
+                params += column_values(table)
+        return _statement(pipeline, kind, tuple(modes)), params or None, registered, most
 
     def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
         """JSON array, NDJSON or CSV rows -> Arrow in the contract's types, DuckDB parsing.
@@ -272,7 +291,7 @@ class DuckDBEngine:
         """True when the served model is one SELECT with no FROM and no row-multiplying
         function (a collation like the bundled `analysis`): by DuckDB's own parse tree."""
         try:
-            (tree,) = self._on_lane(None, (), lambda con: con.execute(
+            (tree,) = self._on_lane(None, lambda con: con.execute(
                 "select json_serialize_sql($1)", [pipeline.output_node.compiled_sql]).fetchall()[0])
         except ExecutionError:
             return False
@@ -290,7 +309,7 @@ class DuckDBEngine:
 
     def missing_references(self, pipeline: Pipeline) -> list[Reference]:
         """The reference relations the pipeline's warehouse snapshot does not have."""
-        return self._on_lane(pipeline, (), lambda con: missing_relations(con, pipeline.references))
+        return self._on_lane(pipeline, lambda con: missing_relations(con, pipeline.references))
 
     def describe(self, pipeline: Pipeline) -> dict[str, Schema]:
         """Column names and DuckDB types of the served model and of each part."""
@@ -304,13 +323,13 @@ class DuckDBEngine:
                 schemas[name] = [(column[0], str(column[1])) for column in description]
             return schemas
 
-        return self._on_lane(pipeline, (), shapes)
+        return self._on_lane(pipeline, shapes)
 
     def execute_json(self, pipeline: Pipeline, tables: Tables) -> bytes:
         """The output rows as a JSON array, serialised by DuckDB itself (exact integers)."""
-        sql, params = self._query(pipeline, tables, "json")
-        rows = self._on_lane(pipeline, tables, lambda con: con.execute(sql, params).fetchall())
-        return _json_array([row[0] for row in rows])
+        sql, params, registered, most = self._query(pipeline, tables, "json")
+        rows = self._on_lane(pipeline, lambda con: con.execute(sql, params).fetchall(), registered, most)
+        return _json_array(map(_first, rows))
 
     def execute_json_batch(self, pipeline: Pipeline, tables: Sequence[InputRows]) -> list[bytes]:
         """The JSON answers of several small requests (<= BOUND_ROWS rows each) of a
@@ -322,7 +341,7 @@ class DuckDBEngine:
         values = [column_values(t) for t in tables]
         params += [[columns[i] for columns in values] for i in range(len(pipeline.inputs[0].columns))]
         sql = _statement(pipeline, "json", "batch")
-        rows = self._on_lane(pipeline, (), lambda con: con.execute(sql, params).fetchall())
+        rows = self._on_lane(pipeline, lambda con: con.execute(sql, params).fetchall())
         return [_json_array([] if row is None else [row]) for _, row in rows]
 
     def batchable(self, pipeline: Pipeline) -> bool:
@@ -336,9 +355,9 @@ class DuckDBEngine:
         return True
 
     def execute_arrow(self, pipeline: Pipeline, tables: Tables) -> pa.Table:
-        sql, params = self._query(pipeline, tables, "arrow")
+        sql, params, registered, most = self._query(pipeline, tables, "arrow")
         # The relation API hands Arrow over without the copy a DB-API result makes.
-        return self._on_lane(pipeline, tables, lambda con: con.sql(sql, params=params).to_arrow_table())
+        return self._on_lane(pipeline, lambda con: con.sql(sql, params=params).to_arrow_table(), registered, most)
 
     def close(self) -> None:
         with self._lock:
@@ -396,9 +415,9 @@ def missing_relations(con: duckdb.DuckDBPyConnection, references: Sequence[Refer
     return missing
 
 
-def _json_array(rows: list[str]) -> bytes:
+def _json_array(rows: Iterable[str]) -> bytes:
     """Rows DuckDB serialised as JSON -> the answer: a JSON array of them."""
-    answer = b"[" + b",".join(row.encode() for row in rows) + b"]"
+    answer = ("[" + ",".join(rows) + "]").encode()
     if b"Infinity" in answer or b"NaN" in answer:  # rare: usually inside a string
         answer = _finite_json(answer)
     return answer

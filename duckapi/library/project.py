@@ -67,10 +67,6 @@ class Call:
     def arrow(self, tables: Tables) -> pa.Table:
         return self.engine.execute_arrow(self.pipeline, tables)
 
-    def answer(self, tables: Tables) -> Answer:
-        """The answer over these tables, computed when first read (library/answer.py)."""
-        return Answer(self, tuple(tables))
-
 
 class Project:
     """A compiled dbt project whose served models run in this process.
@@ -90,6 +86,8 @@ class Project:
         self.service = Service(settings, manifest, vars)
         #: The plain calls (no parts selected) of each state in use: dropped with the state.
         self._calls: weakref.WeakKeyDictionary[ProjectState, dict[str, Call]] = weakref.WeakKeyDictionary()
+        #: Those of the state now served, for the common call: no weak-dictionary lookup.
+        self._current: tuple[weakref.ref[ProjectState] | None, dict[str, Call]] = (None, {})
         self._described: tuple[ProjectState, dict[str, Endpoint]] | None = None
         self._reader = lru_cache(maxsize=64)(self._new_reader)
 
@@ -129,8 +127,8 @@ class Project:
         """
         state = self.service.state
         if not select and not vars:  # the common call: one dict lookup
-            calls = self._calls.get(state)
-            call = calls.get(endpoint) if calls is not None else None
+            ref, calls = self._current
+            call = calls.get(endpoint) if ref is not None and ref() is state else None
             if call is not None:
                 return call
         path = self.path(endpoint)
@@ -157,7 +155,7 @@ class Project:
         ExecutionError there if the SQL fails on these rows.
         """
         call = self.call(endpoint, select, vars)
-        return call.answer(call.rows(rows))
+        return Answer(call, call.rows(rows))
 
     def reload(self) -> bool:
         """Recompile the project and take a new snapshot of its warehouse; True when the
@@ -177,6 +175,8 @@ class Project:
         calls = self._calls.get(state)
         if calls is None:
             calls = self._calls.setdefault(state, {})
+        if state is self.service.state:
+            self._current = (weakref.ref(state), calls)
         call = calls.get(path)
         if call is None:
             call = calls[path] = self._new_call(path, state.endpoints[path].pipeline)

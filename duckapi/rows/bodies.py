@@ -32,16 +32,14 @@ class RequestReader:
     def __init__(self, inputs: Sequence[Input], engine: DuckDBEngine) -> None:
         self.inputs = tuple(inputs)
         self.readers = {item.name: RowsReader(item.columns, engine) for item in inputs}
-
-    @property
-    def several(self) -> bool:
-        return len(self.inputs) > 1
+        #: The one input's reader (None with several inputs): the common case, one lookup.
+        self.single = self.readers[self.inputs[0].name] if len(self.inputs) == 1 else None
 
     def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[InputRows, ...]:
         if fmt == "multipart":
             return self._assemble(_parts(body, content_type))
-        if not self.several:
-            return (self.readers[self.inputs[0].name].read(body, fmt),)
+        if self.single is not None:
+            return (self.single.read(body, fmt),)
         if fmt != "json":
             raise InputError(415, self._how(f"a {fmt.upper()} body"))
         return self._json_object(body)

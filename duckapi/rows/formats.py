@@ -21,6 +21,7 @@ import datetime as dt
 import io
 import re
 import typing
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -53,7 +54,7 @@ class JsonRowsDecoder:
             else:
                 fields.append((col.name, typ | None, None))
         row_type = msgspec.defstruct("Row", fields, gc=False, forbid_unknown_fields=False, kw_only=True)
-        self._names = [c.name for c in columns]
+        self._getters = [attrgetter(c.name) for c in columns]
         self._decoder = msgspec.json.Decoder(list[row_type])
         self._row_decoder = msgspec.json.Decoder(row_type)
         # JSON (and JSON Schema) treat 5.0 as the integer 5: such rows are decoded again
@@ -120,7 +121,7 @@ class JsonRowsDecoder:
 
     def _table(self, rows: list[Any]) -> InputRows:
         """Python column lists when DuckDB will bind them (rows/columns.py), else Arrow."""
-        values = [[getattr(row, name) for row in rows] for name in self._names]
+        values = [list(map(get, rows)) for get in self._getters]
         columns = Columns(self.schema, values, len(rows))
         if len(rows) > BOUND_ROWS:
             return columns.to_arrow()
@@ -204,6 +205,8 @@ class RowsReader:
         self.json = JsonRowsDecoder(columns)
 
     def read(self, body: bytes, fmt: str) -> InputRows:
+        if fmt == "json" and len(body) <= FAST_JSON_BYTES:  # the common request: straight to msgspec
+            return self.json.decode(body)
         if fmt in ("json", "ndjson"):
             return self._json(body, fmt)
         if fmt == "csv":

@@ -32,10 +32,10 @@ def tables(reader: RequestReader, rows: Any, max_bytes: int) -> tuple[InputRows,
     """One table per input of the endpoint, in the endpoint's input order."""
     if type(rows) is not list and isinstance(rows, Mapping):  # a list skips the slow ABC check
         return reader.assemble(rows, lambda rows_reader, value: table(rows_reader, value, max_bytes))
-    if reader.several:
+    if reader.single is None:
         names = ", ".join(item.name for item in reader.inputs)
         raise InputError(422, f"this endpoint takes several inputs ({names}): pass a dict of rows keyed by input name")
-    return (table(reader.readers[reader.inputs[0].name], rows, max_bytes),)
+    return (table(reader.single, rows, max_bytes),)
 
 
 def table(reader: RowsReader, rows: Any, max_bytes: int) -> InputRows:
