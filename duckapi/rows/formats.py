@@ -205,8 +205,6 @@ class RowsReader:
         self.json = JsonRowsDecoder(columns)
 
     def read(self, body: bytes, fmt: str) -> InputRows:
-        if fmt == "json" and len(body) <= FAST_JSON_BYTES:  # the common request: straight to msgspec
-            return self.json.decode(body)
         if fmt in ("json", "ndjson"):
             return self._json(body, fmt)
         if fmt == "csv":
