@@ -97,18 +97,28 @@ def test_requests_by_status_and_format_latency_and_rows_in(app_client: TestClien
 
 def test_waiting_requests_are_queued_then_batched(app_client: TestClient) -> None:
     """The single pipeline thread is held: six requests wait (one taken by the batcher's
-    runner, queued in the pool; five in the batcher), then five go as one statement."""
+    runner, queued in the pool; five in the batcher), then five go as one statement.
+    They are sent one at a time, each once the last is seen waiting: sent together, a
+    slow event loop may let several arrive before the runner takes the first, and the
+    runner would batch those at once."""
     batcher = app_client.app.state.batcher  # type: ignore[attr-defined]
     before = scrape(app_client)
     release = threading.Event()
     blocker = batcher._executor.submit(release.wait, 120)  # never holds the thread for good
+
+    def in_batcher() -> int:
+        return sum(map(len, list(batcher._waiting.values())))
+
     with ThreadPoolExecutor(6) as pool:
         try:
-            answers = [pool.submit(app_client.post, URL, json=ROWS) for _ in range(6)]
-            deadline = time.monotonic() + 60
-            while (waiting := scrape(app_client))["duckapi_requests_queued", frozenset()] < 6:
-                assert time.monotonic() < deadline, waiting
-                time.sleep(0.02)
+            answers = []
+            for sent in range(1, 7):
+                answers.append(pool.submit(app_client.post, URL, json=ROWS))
+                deadline = time.monotonic() + 60
+                while (waiting := scrape(app_client))["duckapi_requests_queued", frozenset()] < sent or in_batcher() != sent - 1:
+                    assert time.monotonic() < deadline, (sent, in_batcher(), value(waiting, "duckapi_requests_queued"))
+                    time.sleep(0.01)
+            assert value(waiting, "duckapi_requests_queued") == 6
             assert value(waiting, "duckapi_requests_in_flight") == 7  # six, and the scrape
         finally:  # a failure above must not leave the pipeline thread held (the module would hang)
             release.set()
