@@ -12,7 +12,6 @@ compile on a single worker behind a short queue (503 beyond it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,6 +28,8 @@ from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 import duckdb
 
 from duckapi import project
+from duckapi import compiled
+from duckapi.compiled import project_fingerprint
 from duckapi.engines import ExecutionError
 from duckapi.errors import CompileBusy, RequestError
 from duckapi.engines.duckdb import DuckDBEngine
@@ -179,22 +180,30 @@ def missing_references_error(
     )
 
 
-def compile_project(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`dbt compile` against a private copy of the warehouse (never the file itself).
+def compile_project(settings: Settings, dbt_vars: dict[str, Any] | None = None, recompile: bool = False) -> dict[str, Any]:
+    """`dbt compile` against a private copy of the warehouse (never the file itself), or
+    the manifest of an earlier compile if nothing it read has changed (compiled.py).
 
     With vars, into a scratch target folder: the project's own target/manifest.json
     stays the one compiled with the defaults (`duckapi serve` and `load` read it).
     """
-    snapshots = Snapshots(settings.db_path)
-    try:
-        warehouse = snapshots.take(wait=STARTUP_WAIT_S)
-        db_path = warehouse.path if warehouse else None
-        if not dbt_vars:
-            return project.compile_manifest(settings, None, db_path)
-        with tempfile.TemporaryDirectory(prefix="duckapi-compile-") as scratch:
-            return project.compile_manifest(replace(settings, target_path=Path(scratch) / "target"), dbt_vars, db_path)
-    finally:
-        snapshots.close()
+
+    def compile() -> dict[str, Any]:
+        snapshots = Snapshots(settings.db_path)
+        try:
+            warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+            db_path = warehouse.path if warehouse else None
+            if not dbt_vars:
+                return project.compile_manifest(settings, None, db_path)
+            with tempfile.TemporaryDirectory(prefix="duckapi-compile-") as scratch:
+                return project.compile_manifest(replace(settings, target_path=Path(scratch) / "target"), dbt_vars, db_path)
+        finally:
+            snapshots.close()
+
+    manifest, reused = compiled.reuse_or_compile(settings, "duckdb", dbt_vars, compile, recompile)
+    if reused is not None and not dbt_vars:
+        compiled.publish(settings, reused)
+    return manifest
 
 
 class Service:
@@ -368,23 +377,3 @@ def _same_shape(value: Any, default: Any) -> bool:
     if isinstance(default, dict):
         return isinstance(value, dict) and all(k in default and _same_shape(v, default[k]) for k, v in value.items())
     return isinstance(value, type(default)) if default is not None else value is None or isinstance(value, str)
-
-
-_IGNORED = {"target", "logs", "dbt_packages", "__pycache__"}
-
-
-def project_fingerprint(project_dir: Path, warehouse: Path | None = None) -> str:
-    """A digest of the project's source files (names, sizes, mtimes), not its outputs,
-    and of the warehouse file's size and mtime (a `dbt build` changes them)."""
-    digest = hashlib.sha256()
-    if warehouse is not None and warehouse.exists():
-        stat = warehouse.stat()
-        digest.update(f"warehouse\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    for path in sorted(project_dir.rglob("*")):
-        rel = path.relative_to(project_dir)
-        if any(part in _IGNORED or part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and not path.name.endswith((".duckdb", ".wal", ".duckdb.wal")):
-            stat = path.stat()
-            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()

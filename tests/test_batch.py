@@ -66,7 +66,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache: dict[Any, Any] = {}
     folder = tmp_path_factory.mktemp("batch-target")
 
-    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None) -> Any:
+    def once(settings: Any, engine: batch.Engine, target: str | None, dbt_vars: Any = None, recompile: bool = False) -> Any:
         if engine is batch.Engine.spark and target is None and dbt_vars is None:
             return spark_manifest(settings.project_dir)  # shared with the other Spark tests
         # Relation names depend on the warehouse's file name only, not on what it holds.
@@ -100,7 +100,7 @@ def test_help_lists_every_option_and_the_exit_codes() -> None:
     assert result.exit_code == 0
     for option in [
         "--output", "--engine", "--format", "--input-format", "--endpoint", "--project", "--target", "--vars", "--threads",
-        "--memory-limit", "--spark-master", "--spark-remote", "--spark-driver-memory", "--spark-conf",
+        "--memory-limit", "--recompile", "--spark-master", "--spark-remote", "--spark-driver-memory", "--spark-conf",
     ]:
         assert option in result.stdout, option
     for words in ["INPUT", "Exit codes", "0 written", "2 bad arguments or unreadable input", "1 the dbt project",

@@ -63,22 +63,31 @@ def _pick(pipelines: dict[str, Pipeline], endpoint: str | None) -> Pipeline:
     raise InputError(f"--endpoint {endpoint}: no such served model; the project serves {', '.join(pipelines)}")
 
 
-def _compile(settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The project's manifest, compiled by dbt for the engine's target.
+def _compile(
+    settings: Settings, engine: Engine, target: str | None, dbt_vars: dict[str, Any] | None = None,
+    recompile: bool = False,
+) -> dict[str, Any]:
+    """The project's manifest, compiled by dbt for the engine's target, or the one the
+    last such compile stored if nothing it read has changed since (compiled.py).
 
     For DuckDB against a private snapshot of the warehouse, so relation names are the
     ones `dbt build` wrote; for Spark with no session (only the SQL text is needed).
     """
+    from duckapi import compiled
     from duckapi import project as dbt_project
     from duckapi.service import compile_project
 
     try:
         if engine is Engine.duckdb:
-            return compile_project(replace(settings, target=target) if target else settings, dbt_vars)
+            return compile_project(replace(settings, target=target) if target else settings, dbt_vars, recompile)
         spark_settings = _spark_settings(settings, target)
         extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
-        dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
-        return dbt_project.load_manifest(spark_settings)
+
+        def compile() -> dict[str, Any]:
+            dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
+            return dbt_project.load_manifest(spark_settings)
+
+        return compiled.reuse_or_compile(spark_settings, "spark", dbt_vars, compile, recompile)[0]
     except ProjectError as exc:  # also a warehouse being written for too long, or not DuckDB
         raise _Failed(1, str(exc)) from exc
 
@@ -153,6 +162,10 @@ def run(
     dbt_vars: Annotated[
         Optional[str], typer.Option("--vars", help="dbt vars for this run, as YAML or JSON (like `dbt --vars`)", show_default=False)
     ] = None,
+    recompile: Annotated[
+        bool, typer.Option("--recompile", help="Compile the project even if the manifest of an earlier run is still current "
+                           "(it is reused while the project's files, profile, warehouse, target, vars and env_var() values are unchanged)")
+    ] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="DuckDB threads (env DUCKAPI_DUCKDB_THREADS, default: all cores)", show_default=False)] = None,
     memory_limit: Annotated[
         Optional[str], typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; beyond it DuckDB spills to a temporary folder (env DUCKAPI_DUCKDB_MEMORY_LIMIT)", show_default=False)
@@ -214,13 +227,13 @@ def run(
         settings = Settings.from_env(project_dir=project, db_path=db, duckdb_threads=threads, duckdb_memory_limit=memory_limit)
         with reporter:
             if engine is Engine.duckdb:
-                rows, pipeline = _run_duckdb(settings, target, variables, endpoint, named, fmt, output, reporter)
+                rows, pipeline = _run_duckdb(settings, target, variables, recompile, endpoint, named, fmt, output, reporter)
             else:
                 _require_spark()
                 from duckapi.engines.spark import SparkOptions
 
                 options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
-                rows, pipeline = _run_spark(settings, options, target, variables, endpoint, named, fmt, output, reporter)
+                rows, pipeline = _run_spark(settings, options, target, variables, recompile, endpoint, named, fmt, output, reporter)
         reporter.note(
             f"wrote {rows:,} row{'s' if rows != 1 else ''} of {pipeline.endpoint.output} ({fmt}) to {output} "
             f"in {time.perf_counter() - started:.1f} s"
@@ -249,7 +262,7 @@ def _require_spark() -> None:
 
 
 def _run_duckdb(
-    settings: Settings, target: str | None, variables: dict[str, Any] | None, endpoint: str | None,
+    settings: Settings, target: str | None, variables: dict[str, Any] | None, recompile: bool, endpoint: str | None,
     named: NamedFiles, fmt: str, output: str, reporter: Reporter,
 ) -> tuple[int, Pipeline]:
     """Load the project as the Python API does (compiled against a private snapshot of
@@ -258,7 +271,7 @@ def _run_duckdb(
     from duckapi.service import missing_references_error
 
     with reporter.step(f"compiling {settings.project_dir.name} for duckdb"):
-        manifest = _compile(settings, Engine.duckdb, target, variables)
+        manifest = _compile(settings, Engine.duckdb, target, variables, recompile)
         settings = replace(settings, target=target) if target else settings
         try:  # the pipelines checked as for serving: reference data missing is named
             served = Project(settings, manifest, variables)
@@ -281,7 +294,7 @@ def _run_duckdb(
 
 
 def _run_spark(
-    settings: Settings, options: "SparkOptions", target: str | None, variables: dict[str, Any] | None,
+    settings: Settings, options: "SparkOptions", target: str | None, variables: dict[str, Any] | None, recompile: bool,
     endpoint: str | None, named: NamedFiles, fmt: str, output: str, reporter: Reporter,
 ) -> tuple[int, Pipeline]:
     """Compile for the spark target, start (or join) a session, build the reference data
@@ -292,7 +305,7 @@ def _run_spark(
 
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):
         try:
-            pipelines = build_pipelines(_compile(settings, Engine.spark, target, variables), settings.project_dir)
+            pipelines = build_pipelines(_compile(settings, Engine.spark, target, variables, recompile), settings.project_dir)
         except PipelineError as exc:
             raise _Failed(1, str(exc)) from exc
     pipeline = _pick(pipelines, endpoint)
