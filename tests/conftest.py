@@ -28,6 +28,13 @@ class Built:
     settings: Settings
     manifest: dict[str, Any]
 
+    def server_env(self, **extra: str) -> dict[str, str]:
+        """DUCKAPI_* for a real server of the bundled project over this warehouse. These
+        servers share one target folder (not dbt build's), so after the first start-up
+        compile the others reuse its manifest (duckapi/compiled.py), as a restart does."""
+        target = self.settings.db_path.parent / "serve-target"
+        return {"DUCKAPI_DB_PATH": str(self.settings.db_path), "DUCKAPI_TARGET_PATH": str(target), **extra}
+
 
 def settings_in(folder: Path, **overrides: Any) -> Settings:
     """Settings that keep every file dbt writes inside `folder`."""

@@ -158,8 +158,7 @@ def test_serve_refuses_to_start_without_usable_keys(tmp_path: Path, content: str
 
 def test_a_real_server_requires_keys_and_reloads_them_on_sighup(built: Built, tmp_path: Path) -> None:
     path = _keys_file(tmp_path, KEY)
-    env = {"DUCKAPI_DB_PATH": str(built.settings.db_path), "DUCKAPI_TARGET_PATH": str(tmp_path / "target"),
-           "DUCKAPI_API_KEYS_FILE": str(path)}
+    env = built.server_env(DUCKAPI_API_KEYS_FILE=str(path))
     with running_server([], env, tmp_path) as server:
         def status(headers: dict[str, str]) -> int:
             return server.request("POST", "/analyse_data/", ROWS.encode(), {**JSON, **headers})[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -20,11 +19,7 @@ BIG = b"x" * (12 * 1024 * 1024)
 
 @pytest.fixture(scope="module")
 def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "DUCKAPI_DB_PATH": str(built.settings.db_path),
-        "DUCKAPI_TARGET_PATH": str(tmp_path_factory.mktemp("early-target")),
-        "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024),
-    }
+    env = built.server_env(DUCKAPI_MAX_BODY_BYTES=str(1024 * 1024))
     with running_server([], env, tmp_path_factory.mktemp("early-log")) as server:
         yield server
 

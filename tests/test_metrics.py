@@ -155,12 +155,7 @@ def test_unknown_paths_share_one_label() -> None:
 
 
 def test_two_workers_sum_their_metrics(built: Built, tmp_path: Path) -> None:
-    env = {
-        "DUCKAPI_DB_PATH": str(built.settings.db_path),
-        "DUCKAPI_TARGET_PATH": str(tmp_path / "target"),
-        "DUCKAPI_EXECUTOR_THREADS": "1",
-        "DUCKAPI_ACCESS_LOG": "json",
-    }
+    env = built.server_env(DUCKAPI_EXECUTOR_THREADS="1", DUCKAPI_ACCESS_LOG="json")
     body = json.dumps(ROWS).encode()
     with running_server(["--workers", "2"], env, tmp_path) as server:
         def post(i: int) -> int:

@@ -19,8 +19,7 @@ from tests.servers import running_server
 
 
 def test_sigterm_drains_then_finishes_the_request_in_flight(built: Built, tmp_path: Path) -> None:
-    env = {"DUCKAPI_DB_PATH": str(built.settings.db_path), "DUCKAPI_TARGET_PATH": str(tmp_path / "target"),
-           "DUCKAPI_DRAIN_SECONDS": "1"}
+    env = built.server_env(DUCKAPI_DRAIN_SECONDS="1")
     with running_server([], env, tmp_path) as server:
         assert server.proc is not None
         body = json.dumps(ANIMALS).encode()
@@ -55,7 +54,7 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(built: Built, tmp_pa
 
 
 def test_a_killed_worker_is_replaced(built: Built, tmp_path: Path) -> None:
-    env = {"DUCKAPI_DB_PATH": str(built.settings.db_path), "DUCKAPI_TARGET_PATH": str(tmp_path / "target")}
+    env = built.server_env()
     with running_server(["--workers", "2"], env, tmp_path) as server:
         assert server.proc is not None
         supervisor = psutil.Process(server.proc.pid)

@@ -19,11 +19,7 @@ from tests.servers import URL, Server, running_server
 
 @pytest.fixture(scope="module")
 def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "DUCKAPI_DB_PATH": str(built.settings.db_path),
-        "DUCKAPI_TARGET_PATH": str(tmp_path_factory.mktemp("serve-target")),
-        "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024),
-    }
+    env = built.server_env(DUCKAPI_MAX_BODY_BYTES=str(1024 * 1024))
     with running_server([], env, tmp_path_factory.mktemp("serve-log")) as server:
         yield server
 

@@ -86,14 +86,10 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-def _bundled_env(built: Built, folder: Path, **extra: str) -> dict[str, str]:
-    return {"DUCKAPI_DB_PATH": str(built.settings.db_path), "DUCKAPI_TARGET_PATH": str(folder / "target"), **extra}
-
-
 @pytest.fixture(scope="module")
 def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("web-bundled")
-    with running_server([], _bundled_env(built, folder), folder) as running:
+    with running_server([], built.server_env(), folder) as running:
         yield running
 
 
@@ -102,7 +98,7 @@ def keyed_server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iter
     folder = tmp_path_factory.mktemp("web-keys")
     keys = folder / "keys.txt"
     keys.write_text(f"{KEY}\n")
-    with running_server([], _bundled_env(built, folder, DUCKAPI_API_KEYS_FILE=str(keys)), folder) as running:
+    with running_server([], built.server_env(DUCKAPI_API_KEYS_FILE=str(keys)), folder) as running:
         yield running
 
 
