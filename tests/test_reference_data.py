@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from duckapi import project
 from duckapi.api.app import create_app
 from duckapi.pipeline import PipelineError
+from duckapi.service import compile_project
 from tests.conftest import copy_shop as _copy_shop, settings_in
 from tests.servers import Server, running_server
 
@@ -97,6 +98,7 @@ def test_rebuild_while_serving_then_reload(tmp_path: Path, how: str) -> None:
     folder = _copy_shop(tmp_path)
     settings = settings_in(tmp_path, project_dir=folder)
     project.build(settings)
+    compile_project(settings)  # in this process's warm dbt child: the server's start-up reuses it
     db = settings.db_path
     env = {"DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_RELOAD_INTERVAL": "0.3"}
     args = ["--project", str(folder), "--db", str(db)] + (["--reload"] if how == "reload" else [])
