@@ -17,7 +17,7 @@ so an edit right after a compile could keep its mtime and size. A compile whose 
 has a manifest reads it instead (`duckapi run --recompile` compiles anyway; a reload,
 SIGHUP or `--reload`, always compiles). A manifest is kept only if the digest is the
 same after its compile (nothing changed while dbt read the files), and at most KEEP
-are kept, the newest.
+are kept, the most recently made or reused.
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def reuse_or_compile(
     path = settings.resolved_target_path / FOLDER / f"{key}.json"
     if not recompile:
         try:
-            return json.loads(path.read_bytes()), path
+            manifest = json.loads(path.read_bytes())
+            os.utime(path)  # newest first when old ones are dropped: reused counts as new
+            return manifest, path
         except (OSError, ValueError):
             pass
     manifest = compile()

@@ -140,3 +140,23 @@ def test_a_file_changed_during_the_compile_keeps_no_manifest(copy: Path) -> None
     assert not (copy / "target" / compiled.FOLDER).exists()
     manifest, reused = compiled.reuse_or_compile(settings, "duckdb", None, lambda: {"nodes": {"n": 1}})
     assert reused is None and compiled.reuse_or_compile(settings, "duckdb", None, compile)[0] == manifest
+
+
+def test_at_most_keep_manifests_the_most_recently_made_or_reused(copy: Path) -> None:
+    settings = Settings.from_env(env={}, project_dir=copy, db_path=copy / "dev.duckdb")
+    folder = copy / "target" / compiled.FOLDER
+
+    def never() -> dict[str, Any]:
+        raise AssertionError("compiled, but a stored manifest was expected")
+
+    for i in range(compiled.KEEP):
+        compiled.reuse_or_compile(settings, "duckdb", {"i": i}, lambda: {"i": i})
+    first = folder / f"{compiled.compile_key(settings, 'duckdb', {'i': 0})}.json"
+    others = sorted(set(folder.glob("*.json")) - {first})
+    for age, path in enumerate([first, *others]):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # all made long ago, the first the longest
+    assert compiled.reuse_or_compile(settings, "duckdb", {"i": 0}, never) == ({"i": 0}, first)
+    compiled.reuse_or_compile(settings, "duckdb", {"i": "new"}, lambda: {"i": "new"})
+    assert len(list(folder.glob("*.json"))) == compiled.KEEP
+    assert compiled.reuse_or_compile(settings, "duckdb", {"i": 0}, never)[0] == {"i": 0}  # reused, so kept
+    assert compiled.reuse_or_compile(settings, "duckdb", {"i": "new"}, never)[0] == {"i": "new"}
