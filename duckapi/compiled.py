@@ -45,21 +45,30 @@ def project_fingerprint(project_dir: Path, warehouse: Path | None = None) -> str
     """A digest of the project's source files (names, sizes, mtimes), not its outputs,
     and of the warehouse file's size and mtime (a `dbt build` changes them)."""
     digest = hashlib.sha256()
-    if warehouse is not None and warehouse.exists():
-        stat = warehouse.stat()
-        digest.update(f"warehouse\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    stamp = _stamp(warehouse)
+    if stamp is not None:
+        digest.update(f"warehouse\0{stamp[0]}\0{stamp[1]}\n".encode())
     for path in _sources(project_dir):
-        if not path.name.endswith((".duckdb", ".wal", ".duckdb.wal")):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(project_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stat = path.stat()
+        digest.update(f"{path.relative_to(project_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
+def _stamp(warehouse: Path | None) -> tuple[int, int] | None:
+    """The warehouse file's size and mtime, None if there is none (yet)."""
+    if warehouse is None or not warehouse.exists():
+        return None
+    stat = warehouse.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _sources(folder: Path) -> list[Path]:
-    """The files under `folder`, outputs, packages and hidden ones left out, in order."""
+    """The files under `folder`, in order; outputs, packages, hidden files and DuckDB
+    databases (the warehouse and its WAL, stamped on their own) left out."""
     return [
         path for path in sorted(folder.rglob("*"))
-        if not any(part in _IGNORED or part.startswith(".") for part in path.relative_to(folder).parts) and path.is_file()
+        if not any(part in _IGNORED or part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file() and not path.name.endswith((".duckdb", ".wal"))
     ]
 
 
@@ -93,12 +102,11 @@ def compile_key(settings: Settings, engine: str, dbt_vars: dict[str, Any] | None
     packages = project_dir / "dbt_packages"
     files = _sources(project_dir) + (_sources(packages) if packages.is_dir() else [])
     profile = profiles.profiles_file(project_dir)
-    if profile is not None:
+    if profile is not None and profile not in files:  # the project's own is among its files
         files.append(profile)
-    warehouse = settings.db_path.stat() if engine == "duckdb" and settings.db_path.exists() else None
     parts = {
-        "files": {str(path): _digest(path) for path in files if not path.name.endswith((".duckdb", ".wal"))},
-        "warehouse": [warehouse.st_size, warehouse.st_mtime_ns] if warehouse else None,
+        "files": {str(path): _digest(path) for path in files},
+        "warehouse": _stamp(settings.db_path if engine == "duckdb" else None),
         "db": settings.db_path.name,
         "engine": engine,
         "target": settings.target,
