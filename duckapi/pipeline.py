@@ -14,10 +14,15 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar
 
 from duckapi import relations
+from duckapi.introspection import Introspection, Probe, classify
+from duckapi.project import QUERIES_KEY
 from duckapi.relations import Column, PipelineError, Reference, quote_identifier
 from duckapi.warehouse import Warehouse
 
-__all__ = ["Column", "Dialect", "Endpoint", "Input", "Node", "Pipeline", "PipelineError", "Reference", "quote_identifier"]
+__all__ = [
+    "Column", "Dialect", "Endpoint", "Input", "Introspection", "Node", "Pipeline", "PipelineError", "Probe", "Reference",
+    "quote_identifier",
+]
 
 #: The names under which an engine exposes the request's rows to the statement:
 #: input i is INPUT_RELATION + "_" + i (see `input_relation`).
@@ -119,6 +124,8 @@ class Pipeline:
     single_row: bool = False
     #: DuckDB can plan `batch_sql`: small requests may be answered several at once.
     batchable: bool = False
+    #: What the models' renderings read: data-dependent models and their probes.
+    introspection: Introspection = Introspection()
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -189,6 +196,27 @@ class Pipeline:
             how = "as materialized" if shared else "as"
             ctes.append(f"{dialect.cte(node.name)} {how} (\n{_rewritten(dialect.rewrite, node.compiled_sql, tuple(relations))}\n)")
         return "with " + ",\n".join(ctes)
+
+    def rendered(self, compiled: Mapping[str, str]) -> "Pipeline":
+        """This pipeline with its models' SQL as rendered over other data (by unique_id)."""
+        nodes = tuple(replace(n, compiled_sql=compiled.get(n.unique_id, n.compiled_sql)) for n in self.nodes)
+        output = next(n for n in nodes if n.unique_id == self.output_node.unique_id)
+        return replace(self, nodes=nodes, output_node=output, single_row=False, batchable=False)
+
+    def probe_sql(self, probe: Probe, rows: Sequence[Rows] | Rows = "table") -> str:
+        """A query a model's rendering ran, over the request's rows: its references to
+        pipeline relations pointed at CTEs of only the models it needs."""
+        wanted = {n.unique_id for n in self.nodes if n.relation_name in probe.reads}
+        by_id = {n.unique_id: n for n in self.nodes}
+        stack = list(wanted)
+        while stack:
+            for dep in by_id[stack.pop()].depends_on:
+                if dep in by_id and dep not in wanted:
+                    wanted.add(dep)
+                    stack.append(dep)
+        needed = replace(self, nodes=tuple(n for n in self.nodes if n.unique_id in wanted))
+        pairs = tuple(needed.cte_relations())
+        return f"{needed.body_sql(rows)}\nselect * from (\n{_rewritten(DUCKDB.rewrite, probe.sql, pairs)}\n) as __duckapi_probe"
 
     @property
     def output_cte(self) -> str:
@@ -367,12 +395,15 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: An
         Input(i, name, _node(raw), relations.input_columns(raw, project_dir))
         for i, (name, raw) in enumerate(zip(endpoint.inputs, input_raws))
     )
+    fed = {i.node.relation_name: i.node.unique_id for i in inputs if i.node.relation_name}
+    fed.update({n.relation_name: n.unique_id for n in pipeline_nodes if n.relation_name})
     return Pipeline(
         endpoint=endpoint,
         inputs=inputs,
         output_node=_node(output_raw),
         nodes=pipeline_nodes,
         references=relations.references(manifest, order, inside),
+        introspection=classify(manifest.get(QUERIES_KEY) or {}, pipeline_nodes, fed),
     )
 
 

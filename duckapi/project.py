@@ -23,7 +23,13 @@ from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
 
-__all__ = ["ProjectError", "build", "compile_manifest", "declared_vars", "load_manifest", "run_dbt"]
+__all__ = ["ProjectError", "build", "compile_manifest", "declared_vars", "load_manifest", "render", "run_dbt"]
+
+#: Beside manifest.json: the queries each model's rendering ran (dbt's SQLQuery events
+#: while a node was compiling), by unique_id, and the invocation they belong to.
+QUERIES_FILE = "duckapi_queries.json"
+#: The key `load_manifest` puts them under in the manifest it returns.
+QUERIES_KEY = "duckapi_queries"
 
 
 def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: Path) -> list[str]:
@@ -45,9 +51,26 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)  # profiles.yml reads the database path with env_var()
+    queries: dict[str, list[str]] = {}
+    invocation: list[str] = []
+
+    def record(event: Any) -> None:
+        """The queries a node's rendering runs (run_query, statement blocks, macros that
+        read the database) reach the adapter while the node is compiling."""
+        if event.info.name != "SQLQuery":
+            return
+        node = event.data.node_info
+        if node.unique_id and node.node_status == "compiling":
+            queries.setdefault(node.unique_id, []).append(event.data.sql)
+            invocation[:] = [event.info.invocation_id]
+
     # dbt-duckdb loads seeds by a path relative to the working directory.
     with contextlib.chdir(project_dir):
-        result = dbtRunner().invoke(args)
+        result = dbtRunner(callbacks=[record]).invoke(args)
+    log = os.environ.get("DUCKAPI_QUERY_LOG")
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(json.dumps({"invocation_id": invocation[0] if invocation else None, "queries": queries}))
     if result.success:
         return None
     if result.exception is not None:
@@ -69,6 +92,7 @@ def _prepared(
     database = db_path or str(settings.db_path)
     env = {
         "DUCKAPI_DB_PATH": database,
+        "DUCKAPI_QUERY_LOG": str(settings.resolved_target_path / QUERIES_FILE),
         # No usage reporting (there is no network to send it to) and no .user.yml.
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
@@ -165,8 +189,39 @@ def declared_vars(settings: Settings) -> dict[str, Any]:
 
 
 def load_manifest(settings: Settings) -> dict[str, Any]:
+    """The manifest dbt wrote, with the queries each model's rendering ran (QUERIES_KEY)
+    when duckapi ran that dbt command; without them (plain `dbt compile`), none."""
     path = settings.manifest_path
     try:
-        return json.loads(Path(path).read_bytes())
+        manifest = json.loads(Path(path).read_bytes())
     except FileNotFoundError as exc:
         raise ProjectError(f"no dbt manifest at {path}: run `duckapi build` first") from exc
+    if QUERIES_KEY not in manifest:
+        recorded = _recorded_queries(settings.resolved_target_path)
+        invocation = manifest.get("metadata", {}).get("invocation_id")
+        if recorded is not None and recorded.get("invocation_id") in (invocation, None):
+            manifest[QUERIES_KEY] = recorded["queries"]
+    return manifest
+
+
+def _recorded_queries(target: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((target / QUERIES_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def render(
+    settings: Settings, db_path: Path, models: list[str], dbt_vars: dict[str, Any] | None = None,
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """`dbt run --select models` against `db_path` (a scratch copy of the warehouse whose
+    inputs hold a request's rows): each model's SQL as dbt rendered it over that data,
+    and the queries each rendering ran, by unique_id. `--full-refresh` as in
+    `compile_manifest`. Into a scratch target folder (settings.target_path)."""
+    extra = ["--full-refresh", "--select", *models] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+    run_dbt(settings, "run", extra, quiet=True, db_path=str(db_path))
+    target = settings.resolved_target_path
+    results = json.loads((target / "run_results.json").read_bytes())
+    compiled = {r["unique_id"]: (r.get("compiled_code") or "").strip().rstrip(";") for r in results["results"]}
+    recorded = _recorded_queries(target) or {}
+    return compiled, recorded.get("queries", {})

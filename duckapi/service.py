@@ -12,6 +12,7 @@ compile on a single worker behind a short queue (503 beyond it).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -34,6 +35,8 @@ from duckapi.engines import ExecutionError
 from duckapi.errors import CompileBusy, RequestError
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Pipeline, PipelineError, Reference, Schema, build_pipelines
+from duckapi import rendering
+from duckapi.rendering import Renderer, Renderings
 from duckapi.settings import Settings
 from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy, WarehouseError
 
@@ -99,10 +102,12 @@ class Served:
 
     pipeline: Pipeline
     schemas: dict[str, Schema]
+    #: A data-dependent pipeline's rendered variants (rendering.py); None for the others.
+    renderings: Renderings | None = None
 
     @property
     def parts(self) -> tuple[str, ...]:
-        return self.pipeline.parts(self.schemas)
+        return () if self.renderings is not None else self.pipeline.parts(self.schemas)
 
 
 class ProjectState:
@@ -110,7 +115,7 @@ class ProjectState:
 
     def __init__(
         self, manifest: dict[str, Any], engine: DuckDBEngine, declared_vars: dict[str, Any],
-        warehouse: Warehouse | None = None, settings: Settings | None = None,
+        warehouse: Warehouse | None = None, settings: Settings | None = None, render: Renderer | None = None,
     ) -> None:
         self.declared_vars = declared_vars
         self.warehouse = warehouse
@@ -124,8 +129,14 @@ class ProjectState:
                     f"{', '.join(undeclared)}, which dbt_project.yml does not declare under `vars:` "
                     f"(declared: {', '.join(sorted(declared_vars)) or 'none'})"
                 )
+        dependent = {p.endpoint.output: p.introspection.dependent for p in pipelines.values() if p.introspection.dependent}
+        if dependent and settings is not None and settings.data_dependent == "off":
+            raise PipelineError(
+                "data-dependent models (their rendering queries the request's data) with DUCKAPI_DATA_DEPENDENT=off: "
+                + "; ".join(f"{model} (renders {', '.join(models)} from the data)" for model, models in dependent.items())
+            )
         self.endpoints = {
-            path: _served(engine, replace(p, warehouse=warehouse), settings) for path, p in pipelines.items()
+            path: _served(engine, replace(p, warehouse=warehouse), settings, render) for path, p in pipelines.items()
         }
         self._selections: LRU[tuple[str, frozenset[str]], Pipeline] = LRU(256)
 
@@ -137,6 +148,11 @@ class ProjectState:
         served = self.endpoints[path]
         if not parts:
             return served.pipeline
+        if served.renderings is not None:
+            raise RequestError(
+                f"{served.pipeline.endpoint.output} is data-dependent (its SQL is rendered from each request's rows): "
+                "parts cannot be selected"
+            )
         valid = served.parts
         unknown = [p for p in parts if p not in valid]
         if unknown:
@@ -148,13 +164,32 @@ class ProjectState:
         return self._selections.get(key, lambda: served.pipeline.select(parts, served.schemas))
 
 
-def _served(engine: DuckDBEngine, pipeline: Pipeline, settings: Settings | None = None) -> Served:
+def _served(
+    engine: DuckDBEngine, pipeline: Pipeline, settings: Settings | None = None, render: Renderer | None = None,
+) -> Served:
     """Run the pipeline once over no rows: a project whose SQL cannot run fails here,
-    and so does one whose reference data is not in the warehouse."""
+    and so does one whose reference data is not in the warehouse. A data-dependent one
+    gets its renderings (its compiled SQL is kept only to describe it)."""
     missing = engine.missing_references(pipeline) if pipeline.references else []
     if missing:
         raise missing_references_error(pipeline, missing, settings)
     pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
+    introspection = pipeline.introspection
+    renderings = None
+    if introspection.probes or introspection.refusal:
+        if render is None:
+            raise PipelineError(
+                f"{pipeline.output_node.path}: model {pipeline.endpoint.output} is data-dependent and nothing here can "
+                "render it per request"
+            )
+        renderings = Renderings(
+            pipeline, engine.probe, render, lambda p: replace(p, single_row=engine.at_most_one_row(p)),
+            settings or Settings(),
+        )
+        try:
+            return Served(pipeline, engine.describe(pipeline), renderings)
+        except ExecutionError:  # rendered from the warehouse's rows, it need not run over none
+            return Served(pipeline, {}, renderings)
     pipeline = replace(pipeline, batchable=engine.batchable(pipeline))
     try:
         return Served(pipeline, engine.describe(pipeline))
@@ -224,10 +259,13 @@ class Service:
         self._compile_seconds = 4.0  # the last compile's duration: the Retry-After guess
         self.snapshots = Snapshots(settings.db_path)
         self.engine = DuckDBEngine(settings, self.snapshots.folder)
+        self._renders = itertools.count()
         try:
             self.fingerprint = project_fingerprint(settings.project_dir, settings.db_path)
             warehouse = self.snapshots.take(wait=STARTUP_WAIT_S)
-            self.state = ProjectState(manifest, self.engine, project.declared_vars(settings), warehouse, settings)
+            self.state = ProjectState(
+                manifest, self.engine, project.declared_vars(settings), warehouse, settings, self._renderer(self.base_vars),
+            )
         except BaseException:
             self.close()
             raise
@@ -328,7 +366,42 @@ class Service:
             manifest = project.compile_manifest(replace(self.settings, target_path=scratch / "target"), dbt_vars, copy)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return ProjectState(manifest, self.engine, project.declared_vars(self.settings), warehouse, self.settings)
+        return ProjectState(
+            manifest, self.engine, project.declared_vars(self.settings), warehouse, self.settings, self._renderer(dbt_vars),
+        )
+
+    def _renderer(self, dbt_vars: dict[str, Any] | None) -> Renderer:
+        """How a state compiled with these vars renders a data-dependent pipeline over a
+        request's rows: on the compile worker, behind the same short queue as vars."""
+
+        def render(pipeline: Pipeline, tables: rendering.Tables) -> rendering.Rendered:
+            with self._pending_lock:
+                limit = 1 + self.settings.vars_compile_queue
+                if len(self._pending) >= limit:
+                    retry = max(1, math.ceil(self._compile_seconds * len(self._pending)))
+                    raise CompileBusy(
+                        f"{len(self._pending)} compiles or renderings over new data are running or queued (at most "
+                        f"{limit}); retry in {retry} s (data seen before is answered at once)", retry,
+                    )
+                slot = (0, f"render {next(self._renders)}")
+                future = self._compiler.submit(self._render, slot, pipeline, tables, dbt_vars)
+                self._pending[slot] = future  # type: ignore[assignment]
+            return future.result()
+
+        return render
+
+    def _render(
+        self, slot: tuple[int, str], pipeline: Pipeline, tables: rendering.Tables, dbt_vars: dict[str, Any] | None,
+    ) -> rendering.Rendered:
+        started = time.perf_counter()
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix="duckapi-render-"))
+            copy = self.snapshots.scratch_copy(pipeline.warehouse, scratch)
+            return rendering.render(self.settings, pipeline, tables, copy, dbt_vars)
+        finally:
+            self._compile_seconds = time.perf_counter() - started
+            with self._pending_lock:
+                self._pending.pop(slot, None)
 
     def reload(self) -> bool:
         """Snapshot the warehouse and recompile the project; keep serving the old state

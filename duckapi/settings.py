@@ -57,6 +57,13 @@ class Settings:
     vars_cache_size: int = 16
     # New vars compile one at a time; this many more may wait, beyond that 503 + Retry-After.
     vars_compile_queue: int = 4
+    # Data-dependent models (their rendering queries the request's data, docs/serving.md):
+    # rendered per request ("render", the default) or refused at start-up ("off"). Renderings
+    # kept per endpoint (beyond it they are all dropped and rendered again as needed), and
+    # the most bytes of SQL one rendering may produce (422 beyond it).
+    data_dependent: str = "render"
+    rendered_variants: int = 256
+    max_rendered_sql_bytes: int = 1_000_000
     # Recompile when the project's files change (and on SIGHUP), polling this often.
     reload: bool = False
     reload_interval: float = 1.0
@@ -124,6 +131,9 @@ class Settings:
             request_log=(env.get("DUCKAPI_ACCESS_LOG") or "").strip().lower() == "json",
             vars_cache_size=int(env.get("DUCKAPI_VARS_CACHE_SIZE") or 16),
             vars_compile_queue=int(env.get("DUCKAPI_VARS_COMPILE_QUEUE") or 4),
+            data_dependent=(env.get("DUCKAPI_DATA_DEPENDENT") or "render").strip().lower(),
+            rendered_variants=int(env.get("DUCKAPI_RENDERED_VARIANTS") or 256),
+            max_rendered_sql_bytes=int(env.get("DUCKAPI_MAX_RENDERED_SQL_BYTES") or 1_000_000),
             reload=_flag(env.get("DUCKAPI_RELOAD")),
             api_keys_file=Path(env["DUCKAPI_API_KEYS_FILE"]).resolve() if env.get("DUCKAPI_API_KEYS_FILE") else None,
             public_docs=_flag(env.get("DUCKAPI_PUBLIC_DOCS")),
@@ -157,6 +167,9 @@ class Settings:
             "DUCKAPI_ACCESS_LOG": "json" if self.request_log else "1" if self.access_log else "0",
             "DUCKAPI_VARS_CACHE_SIZE": str(self.vars_cache_size),
             "DUCKAPI_VARS_COMPILE_QUEUE": str(self.vars_compile_queue),
+            "DUCKAPI_DATA_DEPENDENT": self.data_dependent,
+            "DUCKAPI_RENDERED_VARIANTS": str(self.rendered_variants),
+            "DUCKAPI_MAX_RENDERED_SQL_BYTES": str(self.max_rendered_sql_bytes),
             "DUCKAPI_RELOAD": "1" if self.reload else "0",
             "DUCKAPI_PUBLIC_DOCS": "1" if self.public_docs else "0",
             "DUCKAPI_PUBLIC_METRICS": "1" if self.public_metrics else "0",

@@ -38,7 +38,7 @@ from duckapi.errors import (
     CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
 )
 from duckapi.library.project import Call, Project
-from duckapi.pipeline import endpoint_path
+from duckapi.pipeline import Pipeline, endpoint_path
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -187,7 +187,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _error(422, str(exc)[:2000])
         except CompileBusy as exc:
             return _busy(exc)
-        return PlainTextResponse(call.pipeline.select_sql("to_json(o)::varchar") + ";\n")
+        return PlainTextResponse(_dependence_note(call.pipeline) + call.pipeline.select_sql("to_json(o)::varchar") + ";\n")
 
     @app.post("/{path:path}", include_in_schema=False)
     async def serve_model(request: Request, path: str) -> Response:
@@ -231,6 +231,10 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _error(503, f"not enough resources for this request: {exc}")
         except ExecutionError as exc:
             return _error(422, f"the pipeline failed on these rows: {exc}")
+        except RequestError as exc:  # a data-dependent model dbt cannot render over these rows
+            return _error(422, str(exc)[:2000])
+        except CompileBusy as exc:
+            return _busy(exc)
         return Response(result, media_type=MEDIA_TYPES[answer])
 
     def custom_openapi() -> dict[str, Any]:
@@ -242,6 +246,19 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
     from duckapi.web.routes import mount as mount_web_page  # GET /: the web page (duckapi/web/)
     mount_web_page(app)
     return app
+
+
+def _dependence_note(pipeline: Pipeline) -> str:
+    """SQL comments naming the data-dependent models and the queries they render from."""
+    introspection = pipeline.introspection
+    if not introspection.dependent:
+        return ""
+    lines = ["-- Data-dependent: dbt renders these models from each request's rows; this is the SQL compiled",
+             "-- over the warehouse's rows, and each request runs the variant rendered over its own."]
+    for model in introspection.dependent:
+        queries = [p.sql for p in introspection.probes if p.model == model]
+        lines.append(f"-- {model}: " + (" | ".join(" ".join(q.split()) for q in queries) or "reads the columns of one above"))
+    return "\n".join(lines) + "\n"
 
 
 def app_from_env() -> FastAPI:

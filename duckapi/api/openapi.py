@@ -127,7 +127,10 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
                 + ", ".join(f"`{i.name}`" for i in pipeline.inputs)
                 + "; each input's contract (or seed/source types) is its row schema."
                 + (" Reference data read from the warehouse: " + ", ".join(f"`{r.name}`" for r in pipeline.references) + "."
-                   if pipeline.references else ""),
+                   if pipeline.references else "")
+                + (" Data-dependent: dbt renders " + ", ".join(f"`{m}`" for m in pipeline.introspection.dependent)
+                   + " from each request's rows, so the answer's columns may differ from request to request."
+                   if pipeline.introspection.dependent else ""),
                 "operationId": f"run_{endpoint.output}",
                 "parameters": parameters,
                 "requestBody": request_body(pipeline),

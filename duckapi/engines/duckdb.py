@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from duckapi.contract import canonical_type
 from duckapi.engines import ExecutionError, ResourceError, StatementTimeout, deadline, error_message
-from duckapi.pipeline import Column, Pipeline, Reference, Rows, Schema, cte_name, quote_identifier
+from duckapi.pipeline import Column, Pipeline, Probe, Reference, Rows, Schema, cte_name, quote_identifier
 from duckapi.rows.columns import InputRows, as_arrow, column_values
 from duckapi.settings import Settings
 from duckapi.warehouse import Warehouse
@@ -216,6 +216,19 @@ class DuckDBEngine:
         """How these inputs go in: the statement for their sizes, the parameters of those
         that go in bound, the (relation, rows) of those that go in registered, and the
         most rows of any."""
+        modes, params, registered, most = self._inputs(pipeline, tables)
+        return _statement(pipeline, kind, modes), params, registered, most
+
+    def probe(self, pipeline: Pipeline, probe: Probe, tables: Tables) -> list[tuple[Any, ...]]:
+        """The rows a query a model's rendering ran (a Probe's SQL) gives over these
+        inputs, its relations pointed at the pipeline's CTEs (data-dependent models)."""
+        modes, params, registered, most = self._inputs(pipeline, tables)
+        sql = _probe_statement(pipeline, probe, modes)
+        return self._on_lane(pipeline, lambda con: con.execute(sql, params).fetchall(), registered, most)
+
+    def _inputs(self, pipeline: Pipeline, tables: Tables) -> tuple[tuple[Rows, ...], "list[list[object]] | None", "list[tuple[str, InputRows]]", int]:
+        """Each input's mode (bound or registered), the bound parameters, the registered
+        (relation, rows), and the most rows of any input."""
         if len(tables) != len(pipeline.inputs):
             raise ValueError(f"{pipeline.endpoint.path} takes {len(pipeline.inputs)} input(s), got {len(tables)}")
         modes: list[Rows] = []
@@ -231,7 +244,7 @@ class DuckDBEngine:
             else:
                 modes.append("bound")
                 params += column_values(table)
-        return _statement(pipeline, kind, tuple(modes)), params or None, registered, most
+        return tuple(modes), params or None, registered, most
 
     def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
         """JSON array, NDJSON or CSV rows -> Arrow in the contract's types, DuckDB parsing.
@@ -437,6 +450,11 @@ def _finite_json(answer: bytes) -> bytes:
 
     parsed = json.loads(answer)
     return json.dumps(finite(parsed), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+@lru_cache(maxsize=512)
+def _probe_statement(pipeline: Pipeline, probe: Probe, rows: tuple[Rows, ...]) -> str:
+    return pipeline.probe_sql(probe, rows)
 
 
 @lru_cache(maxsize=512)

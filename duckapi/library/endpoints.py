@@ -28,7 +28,8 @@ class Endpoint:
     """A served dbt model: where it is served, what it takes, what it answers.
 
     `parts` are the names `select=` takes; `vars` the request-settable dbt vars with
-    their defaults (`meta.duckapi.vars`); `materialized` each model's materialization.
+    their defaults (`meta.duckapi.vars`); `materialized` each model's materialization;
+    `data_dependent` the models whose SQL dbt renders from each request's rows.
     """
 
     path: str
@@ -39,6 +40,9 @@ class Endpoint:
     vars: dict[str, Any]
     references: tuple[Reference, ...] = ()
     materialized: dict[str, str] | None = None
+    #: Data-dependent models (SQL rendered from each request's rows) -> the queries over
+    #: the request's data their rendering runs (none: it reads the columns of one that is).
+    data_dependent: dict[str, list[str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as `GET /models` lists it."""
@@ -53,4 +57,5 @@ class Endpoint:
             "columns": [{"name": c.name, "data_type": c.data_type} for c in self.columns],
             "vars": dict(self.vars),
             "materialized": dict(self.materialized or {}),
+            "data_dependent": {model: list(queries) for model, queries in (self.data_dependent or {}).items()},
         }

@@ -28,6 +28,8 @@ from duckapi.pipeline import Input, Pipeline, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
 from duckapi.rows.columns import InputRows
+from duckapi.project import QUERIES_KEY
+from duckapi.rendering import Renderings
 from duckapi.service import ProjectState, Served, Service, compile_project
 from duckapi.settings import Settings
 
@@ -35,9 +37,14 @@ Tables = Sequence[InputRows]
 
 
 def load_manifest(settings: Settings) -> dict[str, Any]:
-    """The manifest `duckapi build`/`serve` wrote, else compile the project now (once)."""
+    """The manifest `duckapi build`/`serve` wrote, else compile the project now (once).
+
+    A manifest without the record of the queries its models' renderings ran (one a plain
+    `dbt compile` wrote) cannot tell which models are data-dependent: compiled anew."""
     if settings.manifest_path.exists():
-        return dbt_project.load_manifest(settings)
+        manifest = dbt_project.load_manifest(settings)
+        if QUERIES_KEY in manifest:
+            return manifest
     return compile_project(settings)
 
 
@@ -51,6 +58,8 @@ class Call:
     reader: RequestReader
     engine: DuckDBEngine
     max_bytes: int
+    #: For a data-dependent endpoint: its variants rendered over the rows (rendering.py).
+    renderings: Renderings | None = None
 
     def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[InputRows, ...]:
         """A request body (any format, or JSON/multipart keyed by input) as input tables."""
@@ -60,12 +69,17 @@ class Call:
         """Python rows (rows/python.py) as input tables."""
         return python.tables(self.reader, rows, self.max_bytes)
 
+    def resolved(self, tables: Tables) -> Pipeline:
+        """The pipeline these rows run: the compiled one, or for a data-dependent endpoint
+        the variant dbt renders over them (RequestError, CompileBusy while rendering)."""
+        return self.pipeline if self.renderings is None else self.renderings.resolve(tables)
+
     def json(self, tables: Tables) -> bytes:
         """The answer as JSON text, written by DuckDB: the HTTP API's body."""
-        return self.engine.execute_json(self.pipeline, tables)
+        return self.engine.execute_json(self.pipeline if self.renderings is None else self.renderings.resolve(tables), tables)
 
     def arrow(self, tables: Tables) -> pa.Table:
-        return self.engine.execute_arrow(self.pipeline, tables)
+        return self.engine.execute_arrow(self.resolved(tables), tables)
 
 
 class Project:
@@ -179,13 +193,16 @@ class Project:
             self._current = (weakref.ref(state), calls)
         call = calls.get(path)
         if call is None:
-            call = calls[path] = self._new_call(path, state.endpoints[path].pipeline)
+            served = state.endpoints[path]
+            call = calls[path] = self._new_call(path, served.pipeline, served.renderings)
         if endpoint is not None and endpoint not in calls and len(calls) < 256:
             calls[endpoint] = call
         return call
 
-    def _new_call(self, path: str, pipeline: Pipeline) -> Call:
-        return Call(path, pipeline, self._reader(pipeline.inputs), self.service.engine, self.settings.max_body_bytes)
+    def _new_call(self, path: str, pipeline: Pipeline, renderings: Renderings | None = None) -> Call:
+        return Call(
+            path, pipeline, self._reader(pipeline.inputs), self.service.engine, self.settings.max_body_bytes, renderings,
+        )
 
     def _new_reader(self, inputs: tuple[Input, ...]) -> RequestReader:
         return RequestReader(inputs, self.service.engine)
@@ -201,10 +218,14 @@ def describe(state: ProjectState, path: str, served: Served) -> Endpoint:
             for item in pipeline.inputs
         ),
         parts=served.parts,
-        columns=tuple(Column(n, t, False) for n, t in served.schemas[pipeline.output_node.name]),
+        columns=tuple(Column(n, t, False) for n, t in served.schemas.get(pipeline.output_node.name, ())),
         vars=state.settable_vars(path),
         references=pipeline.references,
         materialized={n.name: n.materialized for n in pipeline.nodes},
+        data_dependent={
+            model: [p.sql for p in pipeline.introspection.probes if p.model == model]
+            for model in pipeline.introspection.dependent
+        },
     )
 
 

@@ -1,0 +1,137 @@
+"""Which pipeline models dbt rendered from the data: the queries their rendering ran.
+
+dbt renders a model like `{{ dbt_utils.pivot('g', get_column_values(ref('x'), 'g')) }}`
+by running a query against the database while it compiles, so its SQL depends on the
+rows that query read. The compile records every query a node's rendering ran
+(project.py, dbt's SQLQuery events while the node is compiling). Here each query of a
+pipeline model is classified by what it reads, on DuckDB's parse tree:
+
+* it reads an input or a pipeline model (a relation the request's rows replace or feed):
+  a **probe**. The model is data-dependent: its SQL is rendered per request, keyed by
+  what the probes give over the request's rows (rendering.py);
+* it reads only reference data (the warehouse): the same answer for every request of a
+  snapshot, so the compiled SQL stands;
+* it only introspects a relation's columns (information_schema, as
+  `get_columns_in_relation` and `dbt_utils.star` do): the same for every request unless
+  the relation's columns themselves depend on the data (a data-dependent model or one
+  downstream of it); then the model is data-dependent too, rendered with the variant of
+  the models it introspects (no probe of its own: their columns follow from their SQL);
+* it cannot be parsed and names a pipeline relation: duckapi cannot tell what it reads,
+  so the endpoint refuses (never an answer rendered from other data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from duckapi import relations
+from duckapi.errors import PipelineError
+
+#: The leading `/* {"app": "dbt", ...} */` comment dbt puts on every query.
+_QUERY_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*", re.S)
+_CATALOG_WORDS = ("information_schema", "duckdb_columns", "duckdb_tables", "duckdb_views", "pragma_table_info")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A query a model's rendering ran over pipeline relations: rendering depends on its rows."""
+
+    model: str  # the pipeline model whose rendering ran it
+    sql: str  # as dbt ran it, its comment and final semicolon removed
+    reads: tuple[str, ...]  # dbt's names of the pipeline relations it reads
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """What a pipeline's models' renderings read: its probes, the data-dependent models."""
+
+    probes: tuple[Probe, ...] = ()
+    #: Models whose SQL depends on the request's rows (probes, or columns of such a model).
+    dependent: tuple[str, ...] = ()
+    #: Why the pipeline cannot be answered exactly (a query duckapi cannot place), if so.
+    refusal: str | None = None
+
+
+def clean(sql: str) -> str:
+    return _QUERY_COMMENT.sub("", sql, count=1).strip().rstrip(";").strip()
+
+
+def _matches(key: tuple[str, ...], relation: tuple[str, ...]) -> bool:
+    """A table reference as written (maybe without catalog or schema) names the relation."""
+    written = [part for part in key if part]
+    return bool(written) and tuple(written) == relation[len(relation) - len(written):]
+
+
+def _tables(sql: str) -> list[tuple[str, ...]] | None:
+    """The table references in `sql` (lowercased parts), None if DuckDB cannot parse it."""
+    try:
+        tree = relations.parse(sql)
+    except PipelineError:
+        return None
+    statements = tree.get("statements") or []
+    if not statements:
+        return None
+    return [relations._table_key(n) for n in relations._nodes(tree) if n.get("type") == "BASE_TABLE"]
+
+
+def classify(
+    queries: Mapping[str, Sequence[str]], nodes: Sequence[Any], inside: Mapping[str, str],
+) -> Introspection:
+    """`queries` by unique_id (the compile's record); `nodes` the pipeline models in
+    topological order (pipeline.Node); `inside` every pipeline relation (inputs and
+    models) as dbt's relation name -> the unique_id of its node."""
+    keyed = {relations._key(relations.split_relation_name(name)): name for name in inside}
+    probes: list[Probe] = []
+    introspected: dict[str, set[str]] = {}  # model -> relation names whose columns it read
+    refusal = None
+    for node in nodes:
+        for raw in queries.get(node.unique_id, ()):
+            sql = clean(raw)
+            tables = _tables(sql)
+            if tables is None:
+                if any(_mentions(sql, name) for name in inside):
+                    refusal = refusal or (
+                        f"model {node.name} ({node.path}) renders from a query duckapi cannot parse, which "
+                        f"names a relation the request's rows feed, so it cannot be answered exactly: {sql[:300]}"
+                    )
+                continue
+            reads = sorted({name for key in tables for k, name in keyed.items() if _matches(key, k)})
+            if reads:
+                probes.append(Probe(node.name, sql, tuple(reads)))
+            elif any(word in sql.lower() for word in _CATALOG_WORDS):
+                introspected.setdefault(node.name, set()).update(n for n in inside if _literal(sql, n))
+    dependent = {p.model for p in probes}
+    by_relation = {node.relation_name: node for node in nodes if node.relation_name}
+    changed = True
+    while changed:  # varying columns: a dependent model and what reads one; star() over them
+        changed = False
+        varying = _downstream(nodes, dependent)
+        for model, read in introspected.items():
+            if model not in dependent and any(by_relation.get(r) is not None and by_relation[r].name in varying for r in read):
+                dependent.add(model)
+                changed = True
+    return Introspection(tuple(probes), tuple(n.name for n in nodes if n.name in dependent), refusal)
+
+
+def _downstream(nodes: Sequence[Any], roots: Iterable[str]) -> set[str]:
+    """Models in `roots` and every pipeline model that reads one (topological `nodes`)."""
+    found = set(roots)
+    ids = {n.unique_id for n in nodes if n.name in found}
+    for node in nodes:
+        if node.unique_id not in ids and any(d in ids for d in node.depends_on):
+            ids.add(node.unique_id)
+            found.add(node.name)
+    return found
+
+
+def _mentions(sql: str, relation_name: str) -> bool:
+    table = relations.split_relation_name(relation_name)[-1]
+    return re.search(r"(?<![\w])" + re.escape(table) + r"(?![\w])", sql, re.I) is not None
+
+
+def _literal(sql: str, relation_name: str) -> bool:
+    """The relation's table name as a string literal (how catalog queries name it)."""
+    table = relations.split_relation_name(relation_name)[-1]
+    return re.search("'" + re.escape(table.replace("'", "''")) + "'", sql, re.I) is not None
