@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from duckapi.batch.duckdb_run import run_duckdb
 from duckapi.batch.errors import InputError, MissingReferences
-from duckapi.batch.inputs import NamedFiles, assign_inputs, resolve_arguments
+from duckapi.batch.inputs import Assigned, NamedFiles, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, run_spark
 from duckapi.engines import ExecutionError, error_message
@@ -25,6 +25,7 @@ from duckapi.settings import Settings
 
 if TYPE_CHECKING:
     from duckapi.engines.spark import SparkOptions
+    from duckapi.library.project import Project
 
 
 class Engine(str, enum.Enum):
@@ -281,6 +282,9 @@ def _run_duckdb(
         pipelines = {path: s.pipeline for path, s in served.service.state.endpoints.items()}
         pipeline = _pick(pipelines, endpoint)
         assigned = assign_inputs(pipeline, named)
+        if served.service.state.endpoints[pipeline.endpoint.path].renderings is not None:
+            with reporter.step(f"rendering {', '.join(pipeline.introspection.dependent)} over the input with dbt"):
+                pipeline = _rendered(served, pipeline, assigned)
         try:
             rows = run_duckdb(
                 pipeline, assigned, fmt, output, threads=settings.duckdb_threads or None,
@@ -291,6 +295,22 @@ def _run_duckdb(
         return rows, pipeline
     finally:
         served.close()
+
+
+def _rendered(served: "Project", pipeline: Pipeline, assigned: Assigned) -> Pipeline:
+    """A data-dependent pipeline as dbt renders it over the run's own inputs (read once
+    more, as the Python API reads files, for the queries its rendering runs)."""
+    from duckapi.errors import CompileBusy, InputError as RowsError, RequestError
+
+    call = served.call(pipeline.endpoint.path)
+    files = {item.name: [f.path for f in paths] for item, paths in assigned}
+    try:
+        tables = call.rows(files if len(files) > 1 else next(iter(files.values())))
+        return call.resolved(tables)
+    except RowsError as exc:
+        raise InputError(str(exc)) from exc
+    except (RequestError, CompileBusy) as exc:
+        raise _Failed(1, str(exc)) from exc
 
 
 def _run_spark(
@@ -309,6 +329,11 @@ def _run_spark(
         except PipelineError as exc:
             raise _Failed(1, str(exc)) from exc
     pipeline = _pick(pipelines, endpoint)
+    if pipeline.introspection.dependent or pipeline.introspection.refusal:
+        raise _Failed(1, (
+            f"{pipeline.endpoint.output} is data-dependent (dbt renders {', '.join(pipeline.introspection.dependent)} "
+            "from the input's rows), which the Spark engine does not render per run yet: run it with --engine duckdb"
+        ))
     assigned = assign_inputs(pipeline, named)
     spark = SparkEngine(options)
     where = options.remote or options.master or "local[*]"
