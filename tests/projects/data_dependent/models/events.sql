@@ -1,0 +1,1 @@
+select group_id, event_value from {{ ref('example_events') }}
