@@ -347,8 +347,10 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
     return sorted(endpoints, key=lambda e: e.path)
 
 
-def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: Any = None) -> Pipeline:
-    """Walk the DAG from the output back to its inputs, order it, find the reference data."""
+def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: Any = None, compiled: bool = True) -> Pipeline:
+    """Walk the DAG from the output back to its inputs, order it, find the reference data.
+
+    `compiled=False` takes a parsed manifest (no SQL yet): the shape of the pipeline only."""
     output_raw = relations.find_relation(manifest, endpoint.output)
     input_raws = [relations.find_relation(manifest, name) for name in endpoint.inputs]
     input_ids = {raw["unique_id"] for raw in input_raws}
@@ -387,7 +389,7 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: An
             )
     nodes = manifest["nodes"]
     pipeline_nodes = tuple(_node(nodes[uid]) for uid in order if nodes[uid].get("relation_name"))
-    for node in pipeline_nodes:
+    for node in pipeline_nodes if compiled else ():
         if not node.compiled_sql:
             raise PipelineError(f"{node.path}: model {node.name} has no compiled SQL; run `duckapi build`")
     inside = set(order) | input_ids

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,6 +35,7 @@ from duckapi.api.outputs import MEDIA_TYPES
 from duckapi.errors import ProjectError, RequestError
 from duckapi.rendering import Renderings
 from tests.conftest import settings_in
+from tests.spark_support import require_java
 
 PROJECT = Path(__file__).resolve().parent / "projects" / "data_dependent"
 PATHS = ["/group_pivot/", "/above_max_threshold/", "/pivot_summary/", "/top_pivot/", "/by_reference_threshold/"]
@@ -363,3 +367,39 @@ def test_off_refuses_at_start_up(served: Served) -> None:
         assert model in message
     assert "DUCKAPI_DATA_DEPENDENT=off" in message
     assert "by_reference_threshold" not in message
+
+
+# --- batch: `duckapi run` on DuckDB and on Spark ------------------------------------------
+
+#: A file's rows for the batch runs: groups the served project never saw, one needing quotes.
+BATCH: Rows = (("zz", 3), ("yy", 7), ("zz", 4), ("o'k", 2))
+
+
+def duckapi_run(served: Served, folder: Path, engine: str, endpoint: str) -> bytes:
+    """`duckapi run` as a user runs it, in a process of its own, over a CSV of BATCH."""
+    source = folder / "events.csv"
+    with source.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["group_id", "event_value"])
+        writer.writerows(BATCH)
+    out = folder / f"{engine}-{endpoint}.json"
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(folder / f"target-{engine}")}
+    result = subprocess.run(
+        [sys.executable, "-m", "duckapi.cli", "run", "--project", str(served.settings.project_dir), "--db",
+         str(served.settings.db_path), "--engine", engine, "--endpoint", endpoint, str(source), "--output", str(out)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("endpoint", ["group_pivot", "top_pivot"])
+def test_batch_renders_over_the_files_on_duckdb_and_spark(
+    served: Served, dbt_over: Callable[[Rows], Oracle], tmp_path: Path, endpoint: str,
+) -> None:
+    """The run's own rows decide the SQL on both engines: dbt's answer over them, and
+    Spark's bytes equal DuckDB's (a stacked pair of data-dependent models included)."""
+    on_duckdb = duckapi_run(served, tmp_path, "duckdb", endpoint)
+    assert ordered(json.loads(on_duckdb)) == ordered(dbt_over(BATCH).answers[endpoint])
+    require_java()
+    assert duckapi_run(served, tmp_path, "spark", endpoint) == on_duckdb

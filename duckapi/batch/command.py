@@ -16,10 +16,10 @@ from duckapi.batch.duckdb_run import run_duckdb
 from duckapi.batch.errors import InputError, MissingReferences
 from duckapi.batch.inputs import Assigned, NamedFiles, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
-from duckapi.batch.spark_run import build_references, run_spark
+from duckapi.batch.spark_run import build_references, render_on_spark, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
-from duckapi.pipeline import Pipeline, PipelineError, build_pipelines, find_endpoint
+from duckapi.pipeline import Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint
 from duckapi.rows.files import format_of
 from duckapi.settings import Settings
 
@@ -323,17 +323,26 @@ def _run_spark(
     from duckapi.engines.spark import SparkEngine
     from duckapi.service import missing_references_error
 
+    spark_settings = _spark_settings(settings, target)
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):
         try:
             pipelines = build_pipelines(_compile(settings, Engine.spark, target, variables, recompile), settings.project_dir)
-        except PipelineError as exc:
-            raise _Failed(1, str(exc)) from exc
-    pipeline = _pick(pipelines, endpoint)
-    if pipeline.introspection.dependent or pipeline.introspection.refusal:
-        raise _Failed(1, (
-            f"{pipeline.endpoint.output} is data-dependent (dbt renders {', '.join(pipeline.introspection.dependent)} "
-            "from the input's rows), which the Spark engine does not render per run yet: run it with --engine duckdb"
-        ))
+            pipeline = _pick(pipelines, endpoint)
+            dependent = bool(pipeline.introspection.dependent)
+        except (PipelineError, _Failed) as exc:
+            # A model that queries the data while it renders fails to compile where the
+            # inputs are not in the catalog: then it is rendered over the run's inputs.
+            recorded = (dbt_project._recorded_queries(spark_settings.resolved_target_path) or {}).get("queries")
+            if not recorded:
+                raise exc if isinstance(exc, _Failed) else _Failed(1, str(exc)) from exc
+            try:
+                dbt_project.run_dbt(spark_settings, "parse", ["--vars", json.dumps(variables or {})], quiet=True)
+                parsed = dbt_project.load_manifest(spark_settings)
+                pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False) for e in discover_endpoints(parsed)}
+            except (PipelineError, ProjectError) as again:
+                raise _Failed(1, str(again)) from again
+            pipeline = _pick(pipelines, endpoint)
+            dependent = True
     assigned = assign_inputs(pipeline, named)
     spark = SparkEngine(options)
     where = options.remote or options.master or "local[*]"
@@ -349,6 +358,18 @@ def _run_spark(
                 try:
                     build_references(_spark_settings(settings, target), pipeline.references)
                 except dbt_project.ProjectError as exc:
+                    raise _Failed(1, str(exc)) from exc
+        if dependent:
+            if not spark.is_local:
+                raise _Failed(1, (
+                    f"{pipeline.endpoint.output} is data-dependent (dbt renders it from the input's rows): on Spark "
+                    "it is rendered in local mode only, where dbt-spark shares the run's session"
+                ))
+            with reporter.step(f"rendering {pipeline.endpoint.output} over the input with dbt-spark"):
+                try:
+                    rendered = render_on_spark(spark_settings, spark, pipeline, assigned)
+                    pipeline = build_pipeline(rendered, pipeline.endpoint, settings.project_dir)
+                except (dbt_project.ProjectError, PipelineError) as exc:
                     raise _Failed(1, str(exc)) from exc
         try:
             rows = run_spark(spark, pipeline, assigned, fmt, output, reporter=reporter)

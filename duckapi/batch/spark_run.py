@@ -7,7 +7,7 @@ must already be in the cluster's catalog.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import duckdb
 
@@ -44,6 +44,37 @@ def build_references(settings: Settings, references: Sequence[Reference]) -> Non
     if selector:
         extra = ["--select", *selector, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
         project.run_dbt_in_process(settings, "build", extra, quiet=True)
+
+
+def render_on_spark(
+    settings: Settings, engine: "SparkEngine", pipeline: Pipeline, inputs: Assigned,
+) -> dict[str, Any]:
+    """A data-dependent pipeline rendered by dbt-spark over the run's own inputs: each
+    input's files become the table dbt names it by in the session's catalog, then `dbt
+    run` (in this process, in that session) renders and builds the pipeline's models in
+    DAG order, as `dbt build` would over those rows; returns the manifest it wrote, with
+    each model's SQL as rendered. Local mode only: dbt-spark must share the session."""
+    from duckapi import project
+    from duckapi.engines.spark import quote, spark_errors, spark_message
+
+    for item, files in inputs:
+        frames = [engine.read(fmt_in, paths, item.columns) for fmt_in, paths in _grouped(files)]
+        frame = frames[0]
+        for other in frames[1:]:
+            frame = frame.unionByName(other)
+        relation = item.node.relation_name or item.name
+        schema = relation.rsplit(".", 1)[0] if "." in relation else None
+        try:
+            if schema:
+                engine.session.sql(f"create database if not exists {schema}")
+            engine.session.sql(f"drop table if exists {relation}")
+            engine.session.sql(f"drop view if exists {relation}")
+            frame.write.mode("overwrite").saveAsTable(relation.replace("`", ""))
+        except spark_errors() as exc:
+            raise InputError(f"{item.name}: {spark_message(exc)}") from exc
+    names = [n.name for n in pipeline.nodes]
+    project.run_dbt_in_process(settings, "run", ["--full-refresh", "--select", *names], quiet=True)
+    return project.load_manifest(settings)
 
 
 def run_spark(
