@@ -11,7 +11,7 @@ pipeline model is classified by what it reads, on DuckDB's parse tree:
   what the probes give over the request's rows (rendering.py);
 * it reads only reference data (the warehouse): the same answer for every request of a
   snapshot, so the compiled SQL stands;
-* it only introspects a relation's columns (information_schema, as
+* it only introspects a relation's columns (`describe`, information_schema: as
   `get_columns_in_relation` and `dbt_utils.star` do): the same for every request unless
   the relation's columns themselves depend on the data (a data-dependent model or one
   downstream of it); then the model is data-dependent too, rendered with the variant of
@@ -64,16 +64,30 @@ def _matches(key: tuple[str, ...], relation: tuple[str, ...]) -> bool:
     return bool(written) and tuple(written) == relation[len(relation) - len(written):]
 
 
-def _tables(sql: str) -> list[tuple[str, ...]] | None:
-    """The table references in `sql` (lowercased parts), None if DuckDB cannot parse it."""
+def tables(sql: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]] | None:
+    """The table references in `sql` (lowercased parts): those it reads rows of, and those
+    it only describes (`describe x`, as dbt-duckdb's get_columns_in_relation runs);
+    None unless DuckDB parses it as exactly one SELECT."""
     try:
         tree = relations.parse(sql)
     except PipelineError:
         return None
-    statements = tree.get("statements") or []
-    if not statements:
+    if len(tree.get("statements") or []) != 1:
         return None
-    return [relations._table_key(n) for n in relations._nodes(tree) if n.get("type") == "BASE_TABLE"]
+    reads: list[tuple[str, ...]] = []
+    described: list[tuple[str, ...]] = []
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        item, describing = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "SHOW_REF" and item.get("show_type") == "DESCRIBE":
+                describing = True
+            if item.get("type") == "BASE_TABLE":
+                (described if describing else reads).append(relations._table_key(item))
+            stack.extend((value, describing) for value in item.values())
+        elif isinstance(item, list):
+            stack.extend((value, describing) for value in item)
+    return reads, described
 
 
 def classify(
@@ -89,19 +103,24 @@ def classify(
     for node in nodes:
         for raw in queries.get(node.unique_id, ()):
             sql = clean(raw)
-            tables = _tables(sql)
-            if tables is None:
+            found = tables(sql)
+            if found is None:
                 if any(_mentions(sql, name) for name in inside):
                     refusal = refusal or (
                         f"model {node.name} ({node.path}) renders from a query duckapi cannot parse, which "
                         f"names a relation the request's rows feed, so it cannot be answered exactly: {sql[:300]}"
                     )
                 continue
-            reads = sorted({name for key in tables for k, name in keyed.items() if _matches(key, k)})
+            read, described = found
+            reads = sorted({name for key in read for k, name in keyed.items() if _matches(key, k)})
             if reads:
                 probes.append(Probe(node.name, sql, tuple(reads)))
-            elif any(word in sql.lower() for word in _CATALOG_WORDS):
-                introspected.setdefault(node.name, set()).update(n for n in inside if _literal(sql, n))
+                continue
+            columns_of = {name for key in described for k, name in keyed.items() if _matches(key, k)}
+            if any(word in sql.lower() for word in _CATALOG_WORDS):
+                columns_of.update(n for n in inside if _literal(sql, n))
+            if columns_of:
+                introspected.setdefault(node.name, set()).update(columns_of)
     dependent = {p.model for p in probes}
     by_relation = {node.relation_name: node for node in nodes if node.relation_name}
     changed = True

@@ -34,8 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import duckdb
 
-from duckapi import project, relations
-from duckapi.errors import PipelineError, ProjectError, RequestError
+from duckapi import introspection, project, relations
+from duckapi.errors import ProjectError, RequestError
 from duckapi.introspection import Probe, classify
 from duckapi.pipeline import Pipeline, quote_identifier
 from duckapi.rows.columns import InputRows, as_arrow
@@ -172,13 +172,9 @@ class Renderings:
 
 
 def _tables(sql: str) -> frozenset[tuple[str, ...]] | None:
-    try:
-        tree = relations.parse(sql)
-    except PipelineError:
-        return None
-    if len(tree.get("statements") or []) != 1:
-        return None
-    return frozenset(relations._table_key(n) for n in relations._nodes(tree) if n.get("type") == "BASE_TABLE")
+    """The relations one SELECT references; None if `sql` is not exactly one SELECT."""
+    found = introspection.tables(sql)
+    return None if found is None else frozenset(found[0] + found[1])
 
 
 def _result(rows: list[tuple[Any, ...]]) -> str:

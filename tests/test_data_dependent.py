@@ -38,7 +38,10 @@ from tests.conftest import settings_in
 from tests.spark_support import require_java
 
 PROJECT = Path(__file__).resolve().parent / "projects" / "data_dependent"
-PATHS = ["/group_pivot/", "/above_max_threshold/", "/pivot_summary/", "/top_pivot/", "/by_reference_threshold/"]
+PATHS = [
+    "/group_pivot/", "/above_max_threshold/", "/pivot_summary/", "/top_pivot/", "/by_reference_threshold/", "/pivot_star/",
+    "/events_star/",
+]
 MODELS = [p.strip("/") for p in PATHS]
 
 Rows = tuple[tuple[str, int], ...]
@@ -244,7 +247,7 @@ def test_values_needing_quotes(served: Served, dbt_over: Callable[[Rows], Oracle
 def test_rows_seen_before_reuse_the_rendering(served: Served, dbt_over: Callable[[Rows], Oracle]) -> None:
     for path in PATHS:
         served.answer(path, DEFAULT)  # rendered by now, whatever ran before
-    renderings = {path: served.renderings(path) for path in PATHS if path != "/by_reference_threshold/"}
+    renderings = {path: served.renderings(path) for path in PATHS if path not in ("/by_reference_threshold/", "/events_star/")}
     before = {path: (r.renders, r.hits) for path, r in renderings.items()}
     for path in PATHS:
         check(served, dbt_over(DEFAULT), path, DEFAULT)
@@ -306,6 +309,27 @@ def test_reference_data_only_is_not_data_dependent(served: Served, dbt_over: Cal
     assert "Data-dependent" not in sql and ">= 4" in sql
 
 
+def test_star_over_a_data_dependent_model_follows_its_columns(served: Served, dbt_over: Callable[[Rows], Oracle]) -> None:
+    """star() reads a relation's columns while rendering (dbt-duckdb describes it): over the
+    pivot, whose columns are the data's groups, the model is data-dependent and answers
+    dbt's columns for each request; over the input, whose columns never change, it is not."""
+    listed = {e["path"]: e["data_dependent"] for e in served.client.get("/models").json()}
+    assert list(listed["/pivot_star/"]) == ["group_pivot", "pivot_star"]
+    assert listed["/pivot_star/"]["pivot_star"] == []  # no query over rows: it describes the pivot
+    assert listed["/events_star/"] == {}
+    assert served.client.app.state.service.state.endpoints["/events_star/"].renderings is None
+    answer = check(served, dbt_over(OTHER), "/pivot_star/", OTHER)
+    assert list(answer[0]) == ["b", "x", "y", "z", "marker"]
+    check(served, dbt_over(OTHER), "/events_star/", OTHER)
+    # star() quotes names without escaping them (as dbt_utils.star does): over a group with a
+    # double quote dbt's own build fails, and so does duckapi, with dbt's message.
+    oracle = dbt_over(QUOTED)
+    assert "pivot_star" not in oracle.answers and "zero-length delimited identifier" in (oracle.error or "")
+    response = served.post("/pivot_star/", QUOTED)
+    assert response.status_code == 422, response.text
+    assert "dbt cannot render pivot_star" in response.text and "zero-length delimited identifier" in response.text
+
+
 # --- description ------------------------------------------------------------------------
 
 
@@ -363,10 +387,10 @@ def test_off_refuses_at_start_up(served: Served) -> None:
     with pytest.raises(ProjectError) as refused:  # PipelineError is a ProjectError
         duckapi.Project(settings, served.manifest)
     message = str(refused.value)
-    for model in ("group_pivot", "above_max_threshold", "pivot_mid", "top_groups", "top_pivot"):
+    for model in ("group_pivot", "above_max_threshold", "pivot_mid", "top_groups", "top_pivot", "pivot_star"):
         assert model in message
     assert "DUCKAPI_DATA_DEPENDENT=off" in message
-    assert "by_reference_threshold" not in message
+    assert "by_reference_threshold" not in message and "events_star" not in message
 
 
 # --- batch: `duckapi run` on DuckDB and on Spark ------------------------------------------
