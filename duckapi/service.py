@@ -45,6 +45,7 @@ log = logging.getLogger("duckapi")
 STARTUP_WAIT_S = 60.0
 RELOAD_WAIT_S = 120.0
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 V = TypeVar("V")
 
 
@@ -314,30 +315,41 @@ class Service:
             slot = (id(variants), key)
             future = self._pending.get(slot)
             if future is None:
-                limit = 1 + self.settings.vars_compile_queue
-                if len(self._pending) >= limit:
-                    retry = max(1, math.ceil(self._compile_seconds * len(self._pending)))
-                    raise CompileBusy(
-                        f"{len(self._pending)} compiles of new vars are running or queued (at most {limit}); "
-                        f"retry in {retry} s (known vars are answered at once)", retry,
-                    )
-                future = self._compiler.submit(self._compile_into, variants, slot, dbt_vars)
-                self._pending[slot] = future
+                future = self._queued(slot, "compiles of new vars", "known vars are", self._compile_into, variants, key, dbt_vars)
             return future
 
+    def _queued(self, slot: tuple[int, str], what: str, known: str, work: Callable[..., T], *args: Any) -> "Future[T]":
+        """`work(*args)` on the compile worker, one at a time, at most `vars_compile_queue`
+        waiting (else CompileBusy: 503 with a Retry-After from the last one's duration).
+        Call with the pending lock held."""
+        limit = 1 + self.settings.vars_compile_queue
+        if len(self._pending) >= limit:
+            retry = max(1, math.ceil(self._compile_seconds * len(self._pending)))
+            raise CompileBusy(
+                f"{len(self._pending)} {what} are running or queued (at most {limit}); "
+                f"retry in {retry} s ({known} answered at once)", retry,
+            )
+
+        def timed() -> T:
+            started = time.perf_counter()
+            try:
+                return work(*args)
+            finally:
+                self._compile_seconds = time.perf_counter() - started
+                with self._pending_lock:
+                    self._pending.pop(slot, None)
+
+        future = self._compiler.submit(timed)
+        self._pending[slot] = future  # type: ignore[assignment]
+        return future
+
     def _compile_into(
-        self, variants: LRU[str, ProjectState | RequestError], slot: tuple[int, str], dbt_vars: dict[str, Any]
+        self, variants: LRU[str, ProjectState | RequestError], key: str, dbt_vars: dict[str, Any]
     ) -> ProjectState | RequestError:
-        started = time.perf_counter()
-        try:
-            variant = self._compile_variant(dbt_vars)
-            with self._pending_lock:
-                variants.put(slot[1], variant)
-            return variant
-        finally:
-            self._compile_seconds = time.perf_counter() - started
-            with self._pending_lock:
-                self._pending.pop(slot, None)
+        variant = self._compile_variant(dbt_vars)
+        with self._pending_lock:
+            variants.put(key, variant)
+        return variant
 
     def _compile_variant(self, dbt_vars: dict[str, Any]) -> ProjectState | RequestError:
         """A variant, or why it fails: failures are cached too, so they cost one compile."""
@@ -376,32 +388,18 @@ class Service:
 
         def render(pipeline: Pipeline, tables: rendering.Tables) -> rendering.Rendered:
             with self._pending_lock:
-                limit = 1 + self.settings.vars_compile_queue
-                if len(self._pending) >= limit:
-                    retry = max(1, math.ceil(self._compile_seconds * len(self._pending)))
-                    raise CompileBusy(
-                        f"{len(self._pending)} compiles or renderings over new data are running or queued (at most "
-                        f"{limit}); retry in {retry} s (data seen before is answered at once)", retry,
-                    )
                 slot = (0, f"render {next(self._renders)}")
-                future = self._compiler.submit(self._render, slot, pipeline, tables, dbt_vars)
-                self._pending[slot] = future  # type: ignore[assignment]
+                future = self._queued(
+                    slot, "compiles or renderings over new data", "data seen before is", self._render, pipeline, tables, dbt_vars,
+                )
             return future.result()
 
         return render
 
-    def _render(
-        self, slot: tuple[int, str], pipeline: Pipeline, tables: rendering.Tables, dbt_vars: dict[str, Any] | None,
-    ) -> rendering.Rendered:
-        started = time.perf_counter()
-        try:
-            scratch = Path(tempfile.mkdtemp(prefix="duckapi-render-"))
-            copy = self.snapshots.scratch_copy(pipeline.warehouse, scratch)
-            return rendering.render(self.settings, pipeline, tables, copy, dbt_vars)
-        finally:
-            self._compile_seconds = time.perf_counter() - started
-            with self._pending_lock:
-                self._pending.pop(slot, None)
+    def _render(self, pipeline: Pipeline, tables: rendering.Tables, dbt_vars: dict[str, Any] | None) -> rendering.Rendered:
+        scratch = Path(tempfile.mkdtemp(prefix="duckapi-render-"))
+        copy = self.snapshots.scratch_copy(pipeline.warehouse, scratch)
+        return rendering.render(self.settings, pipeline, tables, copy, dbt_vars)
 
     def reload(self) -> bool:
         """Snapshot the warehouse and recompile the project; keep serving the old state

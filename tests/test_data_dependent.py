@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -264,6 +265,29 @@ def test_rows_seen_before_reuse_the_rendering(served: Served, dbt_over: Callable
         "group_pivot"
     ]
     assert (pivot.renders, pivot.hits) == (renders, hits + 2)
+
+
+def test_new_keys_queue_then_answer_503(served: Served) -> None:
+    """New keys render one at a time behind a short queue: with no room to wait
+    (DUCKAPI_VARS_COMPILE_QUEUE=0), requests for other new keys while one renders are
+    answered 503 with Retry-After, and the one rendering is answered."""
+    settings = replace(served.settings, vars_compile_queue=0)
+    with TestClient(create_app(settings, served.manifest)) as client:
+        bodies = [as_dicts(((f"queued{i}", i + 1),)) for i in range(3)]
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(lambda body: client.post("/group_pivot/", json=body), bodies))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses[0] == 200 and statuses[-1] == 503, [r.text for r in responses]
+        for body, response in zip(bodies, responses):
+            if response.status_code == 503:
+                assert int(response.headers["retry-after"]) >= 1 and "renderings over new data" in response.text
+            else:
+                [(group, value)] = [(r["group_id"], r["event_value"]) for r in body]
+                assert response.json() == [{group: value}]
+        # Once the worker is free, a refused key renders like any other.
+        refused = next(b for b, r in zip(bodies, responses) if r.status_code == 503)
+        again = client.post("/group_pivot/", json=refused)
+        assert again.status_code == 200 and again.json() == [{refused[0]["group_id"]: refused[0]["event_value"]}]
 
 
 # --- no rows ------------------------------------------------------------------------
