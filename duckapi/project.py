@@ -57,12 +57,13 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
     def record(event: Any) -> None:
         """The queries a node's rendering runs (run_query, statement blocks, macros that
         read the database) reach the adapter while the node is compiling."""
+        if not invocation:
+            invocation.append(event.info.invocation_id)
         if event.info.name != "SQLQuery":
             return
         node = event.data.node_info
         if node.unique_id and node.node_status == "compiling":
             queries.setdefault(node.unique_id, []).append(event.data.sql)
-            invocation[:] = [event.info.invocation_id]
 
     # dbt-duckdb loads seeds by a path relative to the working directory.
     with contextlib.chdir(project_dir):
@@ -199,7 +200,7 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     if QUERIES_KEY not in manifest:
         recorded = _recorded_queries(settings.resolved_target_path)
         invocation = manifest.get("metadata", {}).get("invocation_id")
-        if recorded is not None and recorded.get("invocation_id") in (invocation, None):
+        if recorded is not None and recorded.get("invocation_id") == invocation:
             manifest[QUERIES_KEY] = recorded["queries"]
     return manifest
 

@@ -290,6 +290,20 @@ def test_new_keys_queue_then_answer_503(served: Served) -> None:
         assert again.status_code == 200 and again.json() == [{refused[0]["group_id"]: refused[0]["event_value"]}]
 
 
+def test_a_rendering_over_the_size_limit_is_refused(served: Served) -> None:
+    """Rendered SQL is data turned into SQL text: too many distinct values make more of
+    it than DUCKAPI_MAX_RENDERED_SQL_BYTES allows, and the request is refused (422 naming
+    the limit); the same request under the limit is answered."""
+    rows = tuple((f"group{i:03}", i) for i in range(40))
+    limit = replace(served.settings, max_rendered_sql_bytes=2_000)
+    with TestClient(create_app(limit, served.manifest)) as client:
+        response = client.post("/group_pivot/", json=as_dicts(rows))
+        assert response.status_code == 422, response.text
+        assert "DUCKAPI_MAX_RENDERED_SQL_BYTES" in response.text and "2,000" in response.text
+        assert client.post("/group_pivot/", json=as_dicts(rows[:2])).json() == [{"group000": 0, "group001": 1}]
+    assert served.answer("/group_pivot/", rows) == [{g: v for g, v in rows}]
+
+
 # --- no rows ------------------------------------------------------------------------
 
 
