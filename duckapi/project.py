@@ -214,15 +214,22 @@ def _recorded_queries(target: Path) -> dict[str, Any] | None:
 
 def render(
     settings: Settings, db_path: Path, models: list[str], dbt_vars: dict[str, Any] | None = None,
-) -> tuple[dict[str, str], dict[str, list[str]]]:
+) -> tuple[dict[str, str], dict[str, list[str]], str | None]:
     """`dbt run --select models` against `db_path` (a scratch copy of the warehouse whose
-    inputs hold a request's rows): each model's SQL as dbt rendered it over that data,
-    and the queries each rendering ran, by unique_id. `--full-refresh` as in
-    `compile_manifest`. Into a scratch target folder (settings.target_path)."""
+    inputs hold a request's rows): each model's SQL as dbt rendered it over that data (those
+    it got to), the queries each rendering ran by unique_id, and what failed, if anything.
+    `--full-refresh` as in `compile_manifest`. Into a scratch target folder
+    (settings.target_path)."""
     extra = ["--full-refresh", "--select", *models] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
-    run_dbt(settings, "run", extra, quiet=True, db_path=str(db_path))
+    error = None
+    try:
+        run_dbt(settings, "run", extra, quiet=True, db_path=str(db_path))
+    except ProjectError as exc:
+        error = str(exc).replace(str(settings.project_dir), settings.project_dir.name)
     target = settings.resolved_target_path
-    results = json.loads((target / "run_results.json").read_bytes())
-    compiled = {r["unique_id"]: (r.get("compiled_code") or "").strip().rstrip(";") for r in results["results"]}
-    recorded = _recorded_queries(target) or {}
-    return compiled, recorded.get("queries", {})
+    try:
+        results = json.loads((target / "run_results.json").read_bytes())["results"]
+    except (OSError, ValueError, KeyError):
+        results = []
+    compiled = {r["unique_id"]: (r.get("compiled_code") or "").strip().rstrip(";") for r in results}
+    return compiled, (_recorded_queries(target) or {}).get("queries", {}), error

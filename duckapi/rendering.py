@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import duckdb
 
 from duckapi import introspection, project, relations
-from duckapi.errors import ProjectError, RequestError
+from duckapi.errors import PipelineError, RequestError
 from duckapi.introspection import Probe, classify
 from duckapi.pipeline import Pipeline, quote_identifier
 from duckapi.rows.columns import InputRows, as_arrow
@@ -97,7 +97,7 @@ class Renderings:
         branch = self._root
         assert branch is not None
         while True:
-            found = branch.next.get(_result(self._probe(branch.pipeline, branch.probe, tables)))
+            found = branch.next.get(self._result(branch.pipeline, branch.probe, tables))
             if found is None:
                 break
             if not isinstance(found, _Branch):
@@ -120,7 +120,7 @@ class Renderings:
         try:
             variant = self._prepare(self._checked(rendered.compiled))
         except RequestError as failure:
-            self._keep(rendered, self.base, tables, failure)
+            self._keep(rendered, self.base.rendered(rendered.compiled), tables, failure)
             raise
         self._keep(rendered, variant, tables, variant)
         return variant
@@ -132,7 +132,7 @@ class Renderings:
         chain = classify(rendered.queries, over.nodes, fed).probes
         if self._root is None or not chain or chain[0] != self._root.probe:
             return  # nothing to key it by (or not the queries of the first compile): not kept
-        results = [_result(self._probe(over, probe, tables)) for probe in chain]
+        results = [self._result(over, probe, tables) for probe in chain]
         with self._lock:
             if self._kept >= self._settings.rendered_variants:  # all dropped, rendered again as needed
                 self._root = _Branch(self.base, self._root.probe)
@@ -149,6 +149,14 @@ class Renderings:
                 if not isinstance(found, _Branch):
                     found = branch.next[result] = _Branch(over, chain[i + 1])
                 branch = found
+
+    def _result(self, pipeline: Pipeline, probe: Probe, tables: Tables) -> str:
+        """A probe's rows over these inputs as a key: their Python repr (types and order)."""
+        try:
+            return repr(self._probe(pipeline, probe, tables))
+        except PipelineError as exc:  # its references cannot be pointed at the CTEs exactly
+            raise RequestError(f"model {probe.model} renders from a query duckapi cannot run over the request ({exc}): "
+                               f"{probe.sql[:300]}") from exc
 
     def _checked(self, compiled: Mapping[str, str]) -> Pipeline:
         """The variant, if every model is one SELECT reading what its first compile read."""
@@ -177,11 +185,6 @@ def _tables(sql: str) -> frozenset[tuple[str, ...]] | None:
     return None if found is None else frozenset(found[0] + found[1])
 
 
-def _result(rows: list[tuple[Any, ...]]) -> str:
-    """A probe's rows as a key: their Python repr (types and order included)."""
-    return repr(rows)
-
-
 def render(settings: Settings, pipeline: Pipeline, tables: Tables, copy: Path, dbt_vars: dict[str, Any] | None) -> Rendered:
     """dbt's rendering of the pipeline's models over these rows: `copy` (a scratch copy of
     the warehouse snapshot, deleted after) gets them as its input relations, then
@@ -191,30 +194,14 @@ def render(settings: Settings, pipeline: Pipeline, tables: Tables, copy: Path, d
         with duckdb.connect(str(copy)) as con:
             for item, rows in zip(pipeline.inputs, tables):
                 _replace_relation(con, item.node.relation_name or item.name, item.columns, rows)
-        run_settings = replace(settings, target_path=scratch / "target")
-        try:
-            compiled, queries = project.render(run_settings, copy, [n.name for n in pipeline.nodes], dbt_vars)
-        except ProjectError as exc:
-            recorded = project._recorded_queries(run_settings.resolved_target_path) or {}
-            message = str(exc).replace(str(settings.project_dir), settings.project_dir.name)
-            compiled = _compiled_so_far(run_settings.resolved_target_path)
-            # Rendering failed (no SQL, or SQL DuckDB cannot parse), not the rows at run time: a
-            # function of the probes' results, so the failure can be kept for their key.
-            rendering_failed = any(_tables(compiled.get(n.unique_id) or "") is None for n in pipeline.nodes)
-            return Rendered(compiled, recorded.get("queries", {}), message, rendering_failed)
-        return Rendered(compiled, queries)
+        compiled, queries, error = project.render(replace(settings, target_path=scratch / "target"), copy,
+                                                  [n.name for n in pipeline.nodes], dbt_vars)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _compiled_so_far(target: Path) -> dict[str, str]:
-    import json
-
-    try:
-        results = json.loads((target / "run_results.json").read_bytes())["results"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {r["unique_id"]: r.get("compiled_code") or "" for r in results}
+    # A failure while rendering (no SQL, or SQL DuckDB cannot parse), not over the rows at
+    # run time, is a function of the probes' results: it can be kept for their key.
+    in_rendering = error is not None and any(_tables(compiled.get(n.unique_id) or "") is None for n in pipeline.nodes)
+    return Rendered(compiled, queries, error, in_rendering)
 
 
 def _replace_relation(con: duckdb.DuckDBPyConnection, relation_name: str, columns: Sequence[Any], rows: InputRows) -> None:

@@ -177,6 +177,14 @@ def _served(
     pipeline = replace(pipeline, single_row=engine.at_most_one_row(pipeline))
     introspection = pipeline.introspection
     renderings = None
+    for probe in introspection.probes if introspection.refusal is None else ():
+        try:  # each probe's references can be pointed at the pipeline's CTEs
+            pipeline.probe_sql(probe)
+        except PipelineError as exc:
+            refusal = f"model {probe.model} renders from a query duckapi cannot run over the request ({exc}): {probe.sql[:300]}"
+            pipeline = replace(pipeline, introspection=replace(introspection, refusal=refusal))
+            break
+    introspection = pipeline.introspection
     if introspection.probes or introspection.refusal:
         if render is None:
             raise PipelineError(
