@@ -304,6 +304,19 @@ def test_a_rendering_over_the_size_limit_is_refused(served: Served) -> None:
     assert served.answer("/group_pivot/", rows) == [{g: v for g, v in rows}]
 
 
+def test_request_vars_render_with_the_data(served: Served, tmp_path: Path) -> None:
+    """A var set per request (`?vars=`) is rendered together with the data: the answer is
+    what `dbt build --vars` computes over the same rows."""
+    settings = settings_in(tmp_path, project_dir=copy_project(tmp_path, OTHER))
+    project.run_dbt(settings, "build", ["--vars", json.dumps({"average_share": 0.2})])
+    expected = read_build(settings.db_path, project.load_manifest(settings), OTHER, None).answers["top_pivot"]
+    response = served.client.post('/top_pivot/?vars={"average_share": 0.2}', json=as_dicts(OTHER))
+    assert response.status_code == 200, response.text
+    assert ordered(response.json()) == ordered(expected)
+    # A fifth of the average lets in more groups than the default does over the same rows.
+    assert len(expected[0]) > len(served.answer("/top_pivot/", OTHER)[0])
+
+
 # --- no rows ------------------------------------------------------------------------
 
 

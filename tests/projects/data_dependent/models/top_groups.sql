@@ -1,4 +1,4 @@
--- The groups whose total is at least the average total, the average rendered as a literal.
+-- The groups whose total is at least a share of the average total, the average rendered as a literal.
 {%- set average_query %}
 select avg(total) from (select sum(event_value) as total from {{ ref('events') }} group by group_id) as totals
 {%- endset %}
@@ -6,4 +6,4 @@ select avg(total) from (select sum(event_value) as total from {{ ref('events') }
 select group_id, sum(event_value) as total
 from {{ ref('events') }}
 group by group_id
-having {% if average is none %}false{% else %}sum(event_value) >= {{ average }}{% endif %}
+having {% if average is none %}false{% else %}sum(event_value) >= {{ average }} * {{ var('average_share') }}{% endif %}
