@@ -41,6 +41,10 @@ class Probe:
     model: str  # the pipeline model whose rendering ran it
     sql: str  # as dbt ran it, its comment and final semicolon removed
     reads: tuple[str, ...]  # dbt's names of the pipeline relations it reads
+    #: (input index, column) when the query is `select distinct <column> from <input>`,
+    #: maybe ordered by that column: its rows are a function of the column's set of
+    #: values, which can key it without a statement (rendering.py).
+    distinct: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,12 @@ def tables(sql: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]] | No
 
 def classify(
     queries: Mapping[str, Sequence[str]], nodes: Sequence[Any], inside: Mapping[str, str],
+    inputs: Sequence[str] = (),
 ) -> Introspection:
     """`queries` by unique_id (the compile's record); `nodes` the pipeline models in
     topological order (pipeline.Node); `inside` every pipeline relation (inputs and
-    models) as dbt's relation name -> the unique_id of its node."""
+    models) as dbt's relation name -> the unique_id of its node; `inputs` the inputs'
+    relation names in the pipeline's order."""
     keyed = {relations._key(relations.split_relation_name(name)): name for name in inside}
     probes: list[Probe] = []
     introspected: dict[str, set[str]] = {}  # model -> relation names whose columns it read
@@ -114,7 +120,9 @@ def classify(
             read, described = found
             reads = sorted({name for key in read for k, name in keyed.items() if _matches(key, k)})
             if reads:
-                probes.append(Probe(node.name, sql, tuple(reads)))
+                column = _distinct_column(sql)
+                distinct = (inputs.index(reads[0]), column) if column and len(reads) == 1 and reads[0] in inputs else None
+                probes.append(Probe(node.name, sql, tuple(reads), distinct))
                 continue
             columns_of = {name for key in described for k, name in keyed.items() if _matches(key, k)}
             if any(word in sql.lower() for word in _CATALOG_WORDS):
@@ -132,6 +140,36 @@ def classify(
                 dependent.add(model)
                 changed = True
     return Introspection(tuple(probes), tuple(n.name for n in nodes if n.name in dependent), refusal)
+
+
+def _distinct_column(sql: str) -> str | None:
+    """The column of `select distinct <column> from <one table> [order by it]` (nothing
+    else: no filter, grouping, limit, join or CTE), else None."""
+    node = relations.parse(sql)["statements"][0]["node"]
+    if node.get("type") != "SELECT_NODE" or node.get("where_clause") or node.get("group_expressions") \
+            or node.get("having") or node.get("qualify") or node.get("sample") or (node.get("cte_map") or {}).get("map"):
+        return None
+    if (node.get("from_table") or {}).get("type") != "BASE_TABLE" or len(node.get("select_list") or []) != 1:
+        return None
+    [item] = node["select_list"]
+    if item.get("type") != "COLUMN_REF" or len(item.get("column_names") or []) != 1:
+        return None
+    column = item["column_names"][0]
+    modifiers = node.get("modifiers") or []
+    if not any(m.get("type") == "DISTINCT_MODIFIER" and not m.get("distinct_on_targets") for m in modifiers):
+        return None
+    for modifier in modifiers:
+        if modifier.get("type") == "ORDER_MODIFIER":
+            for order in modifier.get("orders") or []:
+                by = order.get("expression") or {}
+                named = by.get("type") == "COLUMN_REF" and [n.lower() for n in by.get("column_names") or []] in (
+                    [column.lower()], [(item.get("alias") or column).lower()])
+                first = by.get("type") == "VALUE_CONSTANT" and (by.get("literal") or {}).get("text") == "1"
+                if not (named or first):
+                    return None
+        elif modifier.get("type") != "DISTINCT_MODIFIER":
+            return None
+    return column
 
 
 def _downstream(nodes: Sequence[Any], roots: Iterable[str]) -> set[str]:

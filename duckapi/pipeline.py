@@ -405,7 +405,9 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: An
         output_node=_node(output_raw),
         nodes=pipeline_nodes,
         references=relations.references(manifest, order, inside),
-        introspection=classify(manifest.get(QUERIES_KEY) or {}, pipeline_nodes, fed),
+        introspection=classify(
+            manifest.get(QUERIES_KEY) or {}, pipeline_nodes, fed, [i.node.relation_name or "" for i in inputs],
+        ),
     )
 
 

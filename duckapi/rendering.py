@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from duckapi import introspection, project, relations
 from duckapi.errors import PipelineError, RequestError
 from duckapi.introspection import Probe, classify
 from duckapi.pipeline import Pipeline, quote_identifier
-from duckapi.rows.columns import InputRows, as_arrow
+from duckapi.rows.columns import Columns, InputRows, as_arrow
 from duckapi.settings import Settings
 
 Tables = Sequence[InputRows]
@@ -129,7 +131,7 @@ class Renderings:
         """File `leaf` under the results its rendering's probes give over these rows."""
         fed = {i.node.relation_name: i.node.unique_id for i in over.inputs if i.node.relation_name}
         fed.update({n.relation_name: n.unique_id for n in over.nodes if n.relation_name})
-        chain = classify(rendered.queries, over.nodes, fed).probes
+        chain = classify(rendered.queries, over.nodes, fed, [i.node.relation_name or "" for i in over.inputs]).probes
         if self._root is None or not chain or chain[0] != self._root.probe:
             return  # nothing to key it by (or not the queries of the first compile): not kept
         results = [self._result(over, probe, tables) for probe in chain]
@@ -151,7 +153,13 @@ class Renderings:
                 branch = found
 
     def _result(self, pipeline: Pipeline, probe: Probe, tables: Tables) -> str:
-        """A probe's rows over these inputs as a key: their Python repr (types and order)."""
+        """A probe's rows over these inputs as a key: their Python repr (types and order).
+        A `select distinct` of an input's column is keyed by the column's set of values
+        instead, without a statement: equal sets give equal rows."""
+        if probe.distinct is not None:
+            key = _distinct_key(tables[probe.distinct[0]], probe.distinct[1])
+            if key is not None:
+                return key
         try:
             return repr(self._probe(pipeline, probe, tables))
         except PipelineError as exc:  # its references cannot be pointed at the CTEs exactly
@@ -183,6 +191,24 @@ def _tables(sql: str) -> frozenset[tuple[str, ...]] | None:
     """The relations one SELECT references; None if `sql` is not exactly one SELECT."""
     found = introspection.tables(sql)
     return None if found is None else frozenset(found[0] + found[1])
+
+
+def _distinct_key(rows: InputRows, column: str) -> str | None:
+    """The set of a column's values as a key, for types whose equality in Python is
+    DuckDB's (text, integers, booleans, dates); None for the others (floats: NaN, -0.0)."""
+    names = [name.lower() for name in rows.schema.names]
+    if column.lower() not in names:
+        return None
+    index = names.index(column.lower())
+    kind = rows.schema.field(index).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or pa.types.is_boolean(kind) or pa.types.is_date(kind)):
+        return None
+    if isinstance(rows, Columns):
+        values = set(rows.values[index])
+    else:
+        values = set(pc.unique(rows.column(index)).to_pylist())
+    return "distinct " + repr(sorted(values, key=lambda v: (v is None, v if v is not None else 0)))
 
 
 def render(settings: Settings, pipeline: Pipeline, tables: Tables, copy: Path, dbt_vars: dict[str, Any] | None) -> Rendered:

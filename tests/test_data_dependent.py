@@ -267,6 +267,22 @@ def test_rows_seen_before_reuse_the_rendering(served: Served, dbt_over: Callable
     assert (pivot.renders, pivot.hits) == (renders, hits + 2)
 
 
+def test_a_distinct_probe_is_keyed_by_the_set_of_values(served: Served, dbt_over: Callable[[Rows], Oracle]) -> None:
+    """group_pivot's query is `select distinct group_id from events order by group_id`:
+    keyed by the set of group_ids without a statement, the same for 300 rows (an Arrow
+    table) and for 7 rows with the same groups (Python lists), and for rows with the
+    same groups in another order."""
+    [probe] = served.renderings("/group_pivot/").base.introspection.probes
+    assert probe.distinct == (0, "group_id")
+    assert served.renderings("/top_pivot/").base.introspection.probes[0].distinct is None  # avg(): a statement
+    check(served, dbt_over(MANY), "/group_pivot/", MANY)
+    pivot = served.renderings("/group_pivot/")
+    renders, hits = pivot.renders, pivot.hits
+    few: Rows = tuple((f"g{i}", i) for i in reversed(range(7)))
+    check(served, dbt_over(few), "/group_pivot/", few)
+    assert (pivot.renders, pivot.hits) == (renders, hits + 1)
+
+
 def test_new_keys_queue_then_answer_503(served: Served) -> None:
     """New keys render one at a time behind a short queue: with no room to wait
     (DUCKAPI_VARS_COMPILE_QUEUE=0), requests for other new keys while one renders are
