@@ -347,10 +347,14 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
     return sorted(endpoints, key=lambda e: e.path)
 
 
-def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: Any = None, compiled: bool = True) -> Pipeline:
+def build_pipeline(
+    manifest: dict[str, Any], endpoint: Endpoint, project_dir: Any = None, compiled: bool = True,
+    warehouse: relations.WarehouseSchema | None = None,
+) -> Pipeline:
     """Walk the DAG from the output back to its inputs, order it, find the reference data.
 
-    `compiled=False` takes a parsed manifest (no SQL yet): the shape of the pipeline only."""
+    `compiled=False` takes a parsed manifest (no SQL yet): the shape of the pipeline only.
+    `warehouse` types the inputs that declare no types (relations.input_columns)."""
     output_raw = relations.find_relation(manifest, endpoint.output)
     input_raws = [relations.find_relation(manifest, name) for name in endpoint.inputs]
     input_ids = {raw["unique_id"] for raw in input_raws}
@@ -394,7 +398,8 @@ def build_pipeline(manifest: dict[str, Any], endpoint: Endpoint, project_dir: An
             raise PipelineError(f"{node.path}: model {node.name} has no compiled SQL; run `duckapi build`")
     inside = set(order) | input_ids
     inputs = tuple(
-        Input(i, name, _node(raw), relations.input_columns(raw, project_dir))
+        Input(i, name, _node(raw), relations.input_columns(
+            raw, project_dir, warehouse, relations.not_null_tested(manifest, raw["unique_id"])))
         for i, (name, raw) in enumerate(zip(endpoint.inputs, input_raws))
     )
     fed = {i.node.relation_name: i.node.unique_id for i in inputs if i.node.relation_name}
@@ -425,6 +430,8 @@ def _upstream(manifest: dict[str, Any], start: str, wanted: str) -> bool:
     return False
 
 
-def build_pipelines(manifest: dict[str, Any], project_dir: Any = None) -> dict[str, Pipeline]:
+def build_pipelines(
+    manifest: dict[str, Any], project_dir: Any = None, warehouse: relations.WarehouseSchema | None = None,
+) -> dict[str, Pipeline]:
     """Every served endpoint's pipeline, keyed by URL path."""
-    return {e.path: build_pipeline(manifest, e, project_dir) for e in discover_endpoints(manifest)}
+    return {e.path: build_pipeline(manifest, e, project_dir, warehouse=warehouse) for e in discover_endpoints(manifest)}

@@ -30,10 +30,11 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 
+from duckapi.contract import COLUMN_TYPES, canonical_type
 from duckapi.errors import PipelineError
 
 
@@ -91,26 +92,105 @@ def find_relation(manifest: dict[str, Any], name: str) -> dict[str, Any]:
     raise PipelineError(f"no model, seed or source named {name!r} in the project")
 
 
-def input_columns(raw: dict[str, Any], project_dir: Path | None = None) -> tuple[Column, ...]:
-    """The schema of an input: a model's contract, a seed's column_types, a source's YAML columns."""
+#: A relation's columns as the warehouse holds them, by dbt's relation name: [(name, DuckDB
+#: type)], or None when the warehouse has no such relation.
+WarehouseSchema = Callable[[str], "list[tuple[str, str]] | None"]
+
+
+def not_null_tested(manifest: dict[str, Any], unique_id: str) -> set[str]:
+    """The columns (lowercased) of a node that a `not_null` data test checks: dbt keeps
+    data tests as nodes of their own, not on the columns they test."""
+    tested = set()
+    for node in manifest["nodes"].values():
+        meta = node.get("test_metadata") or {}
+        if node.get("resource_type") == "test" and meta.get("name") == "not_null" \
+                and unique_id in (node.get("depends_on") or {}).get("nodes", ()):
+            column = node.get("column_name") or (meta.get("kwargs") or {}).get("column_name")
+            if column:
+                tested.add(str(column).strip('"').lower())
+    return tested
+
+
+def input_columns(
+    raw: dict[str, Any], project_dir: Path | None = None, warehouse: WarehouseSchema | None = None,
+    not_null: set[str] = frozenset(),  # type: ignore[assignment]
+) -> tuple[Column, ...]:
+    """The schema of an input: a model's contract, a seed's column_types, a source's YAML
+    columns' data_type; where those give no type, the relation's columns and types as the
+    warehouse holds them (`warehouse`), exactly what `dbt build` made. A declared type the
+    warehouse disagrees with is an error naming both."""
     kind = raw.get("resource_type")
     path = raw.get("original_file_path", raw["unique_id"])
-    if kind == "model":
-        if not raw.get("config", {}).get("contract", {}).get("enforced"):
-            raise PipelineError(
-                f"input model {raw['name']} ({path}) needs `contract: {{enforced: true}}` "
-                "in its YAML: its contract is the API's input schema"
-            )
-        columns = [_column(col, path) for col in raw.get("columns", {}).values()]
-    elif kind == "seed":
-        columns = _seed_columns(raw, project_dir)
-    elif kind == "source":
-        columns = [_column(col, path, what="source column") for col in raw.get("columns", {}).values()]
-    else:
+    name = display_name(raw)
+    if kind not in ("model", "seed", "source"):
         raise PipelineError(f"{path}: {raw['name']} is a {kind}; an input is a model, a seed or a source")
+    yaml = {k.lower(): v for k, v in (raw.get("columns") or {}).items()}
+    if kind == "model" and raw.get("config", {}).get("contract", {}).get("enforced"):
+        declared = [(col["name"], col.get("data_type")) for col in yaml.values()]
+        for column, data_type in declared:
+            if not data_type:
+                raise PipelineError(f"{path}: contract column {column} has no data_type")
+    elif kind == "seed":
+        declared = _seed_declared(raw, project_dir)
+    else:
+        declared = [(col["name"], col.get("data_type")) for col in yaml.values()]
+    held = warehouse(raw["relation_name"]) if warehouse is not None and raw.get("relation_name") else None
+    if declared and all(data_type for _, data_type in declared):
+        _agree(name, path, declared, held)
+        columns = declared
+    elif held is not None:
+        types = {column.lower(): data_type for column, data_type in declared if data_type}
+        _agree(name, path, [(c, types[c.lower()]) for c, _ in held if c.lower() in types], held)
+        columns = [(column, types.get(column.lower()) or data_type) for column, data_type in held]
+    else:
+        untyped = ", ".join(column for column, data_type in declared if not data_type) or "any column"
+        raise PipelineError(
+            f"{path}: input {name} declares no type for {untyped} and the warehouse has no relation "
+            f"{raw.get('relation_name')} to read its types from: build it (`duckapi build` or `dbt build`), "
+            "or give its columns a data_type"
+        )
     if not columns:
-        raise PipelineError(f"{path}: input {display_name(raw)} declares no columns")
-    return tuple(columns)
+        raise PipelineError(f"{path}: input {name} declares no columns")
+    checked = []
+    for column, data_type in columns:
+        try:
+            canonical_type(data_type)
+        except ValueError:
+            raise PipelineError(
+                f"{path}: input {name} column {column} has type {data_type}, which duckapi does not take as input "
+                f"(it takes {', '.join(COLUMN_TYPES)})"
+            ) from None
+        checked.append(Column(column, data_type, column.lower() in not_null or _not_null(yaml.get(column.lower(), {}))))
+    return tuple(checked)
+
+
+def _agree(name: str, path: str, declared: Sequence[tuple[str, str]], held: "list[tuple[str, str]] | None") -> None:
+    """Declared types the warehouse holds differently (as DuckDB names both) stop start-up."""
+    if held is None:
+        return
+    types = {column.lower(): data_type for column, data_type in held}
+    for column, data_type in declared:
+        warehouse_type = types.get(column.lower())
+        if warehouse_type is not None and _same_type(data_type) != _same_type(warehouse_type):
+            raise PipelineError(
+                f"{path}: input {name} column {column} is declared {data_type} but the warehouse holds it as "
+                f"{warehouse_type}: make them agree (or leave the data_type out to take the warehouse's)"
+            )
+
+
+def _same_type(data_type: str) -> str:
+    """A type as DuckDB names it once parsed (VARCHAR(10) is VARCHAR); else the text, lowercased."""
+    try:
+        return DUCKDB_TYPE_NAMES.get(canonical_type(data_type), data_type.strip().lower())
+    except ValueError:
+        return data_type.strip().lower()
+
+
+#: The DuckDB name of each contract type (what `describe` says of a column).
+DUCKDB_TYPE_NAMES = {
+    "varchar": "VARCHAR", "bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT", "double": "DOUBLE",
+    "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP",
+}
 
 
 def _not_null(col: dict[str, Any]) -> bool:
@@ -121,14 +201,8 @@ def _not_null(col: dict[str, Any]) -> bool:
     return any(t == "not_null" or (isinstance(t, dict) and "not_null" in t) for t in tests)
 
 
-def _column(col: dict[str, Any], path: str, what: str = "contract column") -> Column:
-    if not col.get("data_type"):
-        raise PipelineError(f"{path}: {what} {col['name']} has no data_type")
-    return Column(col["name"], col["data_type"], _not_null(col))
-
-
-def _seed_columns(raw: dict[str, Any], project_dir: Path | None) -> list[Column]:
-    """A seed's header (its CSV file) typed by column_types or its YAML columns' data_type."""
+def _seed_declared(raw: dict[str, Any], project_dir: Path | None) -> list[tuple[str, str | None]]:
+    """A seed's header (its CSV file), each column typed by column_types or its YAML data_type."""
     path = raw.get("original_file_path", raw["name"])
     root = Path(raw.get("root_path") or project_dir or ".")
     try:
@@ -138,17 +212,7 @@ def _seed_columns(raw: dict[str, Any], project_dir: Path | None) -> list[Column]
         raise PipelineError(f"{path}: cannot read the seed's header ({exc})") from exc
     types = {k.lower(): v for k, v in (raw.get("config", {}).get("column_types") or {}).items()}
     declared = {k.lower(): v for k, v in raw.get("columns", {}).items()}
-    columns = []
-    for name in header:
-        yaml_col = declared.get(name.lower(), {})
-        data_type = types.get(name.lower()) or yaml_col.get("data_type")
-        if not data_type:
-            raise PipelineError(
-                f"{path}: seed column {name} has no type: give every column of an input seed a type "
-                "in `column_types` (so dbt builds exactly what requests send)"
-            )
-        columns.append(Column(name, data_type, _not_null(yaml_col)))
-    return columns
+    return [(name, types.get(name.lower()) or declared.get(name.lower(), {}).get("data_type")) for name in header]
 
 
 def depends_on(raw: dict[str, Any]) -> tuple[str, ...]:

@@ -121,7 +121,7 @@ class ProjectState:
         self.declared_vars = declared_vars
         self.warehouse = warehouse
         project_dir = settings.project_dir if settings else None
-        pipelines = build_pipelines(manifest, project_dir)
+        pipelines = build_pipelines(manifest, project_dir, lambda relation: engine.warehouse_schema(warehouse, relation))
         for pipeline in pipelines.values():
             undeclared = [name for name in pipeline.endpoint.vars if name not in declared_vars]
             if undeclared:

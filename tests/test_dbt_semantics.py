@@ -32,7 +32,7 @@ PROJECTS: dict[str, Path] = {
     name: SEMANTICS / name
     for name in (
         "row_reference", "qualified_columns", "inner_cte_names", "ephemeral", "custom_schema_alias",
-        "jinja_loop", "reference_data", "seed_input", "source_input",
+        "jinja_loop", "reference_data", "seed_input", "source_input", "inferred_inputs",
     )
 } | {"shop": ROOT / "examples" / "shop"}
 
@@ -47,6 +47,7 @@ ENDPOINTS: dict[str, list[str]] = {
     "reference_data": ["/order_lines/"],
     "seed_input": ["/key_totals/"],
     "source_input": ["/customer_orders/", "/order_status/"],
+    "inferred_inputs": ["/customer_orders/", "/order_status/"],
     "shop": ["/customers/", "/orders/"],
 }
 CASES = [(name, path) for name, paths in ENDPOINTS.items() for path in paths]
@@ -265,3 +266,28 @@ def test_models_lists_each_endpoints_inputs_and_reference_relations(
         references = {r["relation"] for r in listed}
         assert read <= references, f"{path}: relations read but not listed: {sorted(read - references)}"
         assert references <= upstream, f"{path}: listed but not reference data: {sorted(references - upstream)}"
+
+
+def test_inputs_without_declared_types_take_the_warehouses(
+    built_project: Callable[[str], BuiltProject], app: Callable[[BuiltProject], TestClient]
+) -> None:
+    """inferred_inputs declares no column types (sources, seeds) and serves a staging view
+    without a contract: each input has the columns and types the built warehouse holds
+    (DuckDB's `describe`, read here independently), and a not_null data test on a source
+    column makes it not-null (a null there is refused naming input, row and field)."""
+    built = built_project("inferred_inputs")
+    client = app(built)
+    listing = {entry["path"]: entry for entry in client.get("/models").json()}
+    with duckdb.connect(str(built.settings.db_path), read_only=True) as con:
+        for entry in listing.values():
+            for listed in entry["inputs"]:
+                held = con.execute(f"describe select * from {listed['relation']}").fetchall()
+                assert [(c["name"], c["data_type"]) for c in listed["columns"]] == [(r[0], r[1]) for r in held]
+    orders = {c["name"]: c for c in listing["/customer_orders/"]["inputs"][0]["columns"]}
+    assert orders["id"]["not_null"] is True and orders["status"]["not_null"] is False
+    response = client.post("/customer_orders/", json={
+        "raw.orders": [{"id": None, "customer_id": 1, "amount_cents": 5, "status": "paid"}],
+        "raw.customers": [{"id": 1, "full_name": "Ada"}],
+    })
+    assert response.status_code == 422, response.text
+    assert "raw.orders" in response.text and "id" in response.text

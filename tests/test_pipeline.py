@@ -106,11 +106,28 @@ def test_no_served_model_names_the_convention() -> None:
         build_pipelines(manifest)
 
 
-def test_input_without_contract_names_the_file() -> None:
+def test_input_without_types_takes_the_warehouses() -> None:
+    """An input with no contract and no data_type reads its columns and types from the
+    warehouse (not_null from its YAML); missing from the warehouse, start-up names it and
+    says how to build it; a declared type the warehouse holds otherwise names both."""
     manifest = _manifest()
-    manifest["nodes"]["model.p.events"]["config"]["contract"] = {"enforced": False}
-    with pytest.raises(PipelineError, match=r"models/events\.sql.*contract"):
-        build_pipelines(manifest)
+    events = manifest["nodes"]["model.p.events"]
+    events["config"]["contract"] = {"enforced": False}
+    del events["columns"]["x"]["data_type"]
+    held = {'"db"."main"."events"': [("x", "BIGINT"), ("note", "VARCHAR")]}
+    [item] = build_pipelines(manifest, warehouse=held.get)["/out/"].inputs
+    assert [(c.name, c.data_type, c.not_null) for c in item.columns] == [("x", "BIGINT", True), ("note", "VARCHAR", False)]
+    with pytest.raises(PipelineError, match=r"models/events\.sql.*no type for x.*no relation \"db\"\.\"main\"\.\"events\".*duckapi build"):
+        build_pipelines(manifest, warehouse=lambda relation: None)
+    events["columns"]["x"]["data_type"] = "varchar(10)"
+    with pytest.raises(PipelineError, match=r"column x is declared varchar\(10\) but the warehouse holds it as BIGINT"):
+        build_pipelines(manifest, warehouse=held.get)
+    events["columns"]["x"]["data_type"] = "int8"  # bigint by another name: agrees
+    assert build_pipelines(manifest, warehouse=held.get)["/out/"].inputs[0].columns[0].data_type == "int8"
+    held['"db"."main"."events"'] = [("x", "DECIMAL(18,3)")]
+    del events["columns"]["x"]["data_type"]
+    with pytest.raises(PipelineError, match=r"input events column x has type DECIMAL\(18,3\), which duckapi does not take"):
+        build_pipelines(manifest, warehouse=held.get)
 
 
 def test_cycle_is_reported_with_files() -> None:

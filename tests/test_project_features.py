@@ -180,10 +180,13 @@ def test_reload_picks_up_changes_and_survives_a_broken_project(tmp_path: Path, c
         assert "no_such_model" in caplog.text
 
 
-def test_serve_refuses_a_project_whose_input_has_no_contract(tmp_path: Path) -> None:
+def test_serve_refuses_an_untyped_input_missing_from_the_warehouse(tmp_path: Path) -> None:
+    """An input with no contract and no data_type takes its types from the warehouse; with
+    no warehouse built, start-up stops naming the input's file and how to build it."""
     folder = _copy(FEATURES, tmp_path / "nocontract")
     schema = folder / "models" / "schema.yml"
-    schema.write_text(schema.read_text().replace("contract: {enforced: true}", "contract: {enforced: false}"))
+    text = schema.read_text().replace("contract: {enforced: true}", "contract: {enforced: false}")
+    schema.write_text("\n".join(line for line in text.splitlines() if "data_type:" not in line) + "\n")
     env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "PORT": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "duckapi.cli", "serve", "--project", str(folder)],
@@ -191,7 +194,7 @@ def test_serve_refuses_a_project_whose_input_has_no_contract(tmp_path: Path) -> 
     )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())
-    assert "models/events.sql" in message and "contract" in message
+    assert "models/events.sql" in message and "declares no type" in message and "duckapi build" in message
 
 
 def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:

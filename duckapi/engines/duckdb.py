@@ -320,6 +320,18 @@ class DuckDBEngine:
             and "generate_subscripts" not in select_list
         )
 
+    def warehouse_schema(self, warehouse: Warehouse | None, relation_name: str) -> list[tuple[str, str]] | None:
+        """A relation's columns and DuckDB types in this warehouse snapshot; None if it has none."""
+        if warehouse is None:
+            return None
+        lane = self._lane()
+        if lane.warehouse is not warehouse:
+            self._attach(lane, warehouse)
+        try:
+            return [(row[0], row[1]) for row in lane.con.execute(f"describe select * from {relation_name}").fetchall()]
+        except duckdb.Error:
+            return None
+
     def missing_references(self, pipeline: Pipeline) -> list[Reference]:
         """The reference relations the pipeline's warehouse snapshot does not have."""
         return self._on_lane(pipeline, lambda con: missing_relations(con, pipeline.references))
