@@ -1,0 +1,177 @@
+"""`duckapi test`: run the project's dbt unit tests through duckapi, on DuckDB and Spark."""
+
+from __future__ import annotations
+
+import enum
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from duckapi.errors import ProjectError
+from duckapi.pipeline import Pipeline
+from duckapi.settings import Settings
+from duckapi.testing.unit import UnitTest, Verdict, pipeline_of, run_test, unit_tests
+
+out = Console(highlight=False, soft_wrap=True)
+MARKS = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]", "error": "[red]ERROR[/]", "skipped": "[yellow]SKIP[/]"}
+
+
+class TestEngine(str, enum.Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+    all = "all"
+
+
+def test(
+    project: Annotated[Optional[Path], typer.Option("--project", help="dbt project folder [default: the bundled duckapi_dbt]")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file dbt builds (input types not declared are read there)")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="dbt target in profiles.yml")] = None,
+    engine: Annotated[TestEngine, typer.Option("--engine", help="where to run them")] = TestEngine.duckdb,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="a unit test or a model's name (repeat)")] = None,
+    junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="also write the verdicts as JUnit XML")] = None,
+) -> None:
+    """Run every `unit_tests:` entry of the project through duckapi's own path (the tested
+    model served over its given rows), not dbt's; exit 0 only when none failed."""
+    from duckapi.service import compile_project
+
+    settings = Settings.from_env(project_dir=project, db_path=db, target=target)
+    try:
+        manifest = compile_project(settings)
+        tests = unit_tests(manifest, settings.project_dir, select or ())
+    except ProjectError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1)
+    engines = ["duckdb", "spark"] if engine is TestEngine.all else [engine.value]
+    verdicts: list[Verdict] = []
+    for name in engines:
+        runner = _on_duckdb if name == "duckdb" else _on_spark
+        verdicts += runner(settings, manifest, tests, _report)
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("passed", "failed", "error", "skipped")}
+    failed = counts["failed"] + counts["error"]
+    closing = f"{counts['passed']} passed, {failed} failed" + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+    out.print(closing)
+    if junit_xml is not None:
+        write_junit(verdicts, junit_xml)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _report(verdict: Verdict) -> None:
+    test = verdict.test
+    out.print(f"{MARKS[verdict.status]} {verdict.engine} {escape(test.model)}.{escape(test.name)} ({verdict.seconds:.2f} s)")
+    if verdict.detail and verdict.status != "passed":
+        for line in verdict.detail.splitlines():
+            out.print(f"    {escape(line)}")
+
+
+Runner = Callable[[Settings, dict[str, Any], list[UnitTest], Callable[[Verdict], None]], list[Verdict]]
+
+
+def _manifests(settings: Settings, manifest: dict[str, Any], compile: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[UnitTest], dict[str, Any]]:
+    """The manifest each test runs on: the project's, or one compiled with its vars overrides."""
+    compiled: dict[str, dict[str, Any]] = {}
+
+    def manifest_for(test: UnitTest) -> dict[str, Any]:
+        if not test.vars:
+            return manifest
+        key = json.dumps(test.vars, sort_keys=True)
+        if key not in compiled:
+            compiled[key] = compile(dict(test.vars))
+        return compiled[key]
+
+    return manifest_for
+
+
+def _on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
+    """Each test as a request is run: on a lane of the engine, the warehouse snapshot attached."""
+    from duckapi.engines.duckdb import DuckDBEngine
+    from duckapi.service import STARTUP_WAIT_S, compile_project
+    from duckapi.warehouse import Snapshots
+
+    snapshots = Snapshots(settings.db_path)
+    engine = DuckDBEngine(settings, snapshots.folder)
+    try:
+        warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+        manifest_for = _manifests(settings, manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
+
+        def pipeline_for(test: UnitTest) -> Pipeline:
+            schema = lambda relation: engine.warehouse_schema(warehouse, relation)  # noqa: E731
+            return replace(pipeline_of(test, manifest_for(test), settings.project_dir, schema), warehouse=warehouse)
+
+        verdicts = []
+        for test in tests:
+            verdict = run_test(test, "duckdb", pipeline_for, engine.execute_arrow)
+            report(verdict)
+            verdicts.append(verdict)
+        return verdicts
+    finally:
+        engine.close()
+        snapshots.close()
+
+
+def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
+    """Each test as `duckapi run --engine spark` runs a pipeline: the project compiled for
+    its Spark target, the given rows as the inputs' views, in a local session. A unit test
+    gives every relation the model reads, so no reference data is needed, only types:
+    each input typed as on DuckDB (declared, else the DuckDB warehouse's)."""
+    from duckapi.batch.command import Engine, _compile
+    from duckapi.engines.duckdb import DuckDBEngine
+    from duckapi.engines.spark import SparkEngine, SparkOptions
+    from duckapi.relations import find_relation
+    from duckapi.service import STARTUP_WAIT_S, compile_project
+    from duckapi.warehouse import Snapshots
+
+    spark_manifest = _compile(settings, Engine.spark, settings.target if settings.target != "dev" else None)
+    duck_manifest_for = _manifests(settings, manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
+    spark_manifest_for = _manifests(settings, spark_manifest, lambda dbt_vars: _compile(settings, Engine.spark, None, dbt_vars))
+    snapshots = Snapshots(settings.db_path)
+    duck = DuckDBEngine(settings, snapshots.folder)
+    spark = SparkEngine(SparkOptions(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
+    try:
+        warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+
+        def pipeline_for(test: UnitTest) -> Pipeline:
+            schema = lambda relation: duck.warehouse_schema(warehouse, relation)  # noqa: E731
+            typed = pipeline_of(test, duck_manifest_for(test), settings.project_dir, schema)
+            on_spark = spark_manifest_for(test)
+            columns = {find_relation(on_spark, item.name)["relation_name"]: [(c.name, c.data_type) for c in item.columns]
+                       for item in typed.inputs}
+            return pipeline_of(test, on_spark, settings.project_dir, columns.get)
+
+        def execute(pipeline: Pipeline, tables: tuple[pa.Table, ...]) -> pa.Table:
+            for item, table in zip(pipeline.inputs, tables):
+                spark.register_input(item, [spark.session.createDataFrame(table)])
+            return spark.execute_arrow(pipeline)
+
+        verdicts = []
+        for test in tests:
+            verdict = run_test(test, "spark", pipeline_for, execute)
+            report(verdict)
+            verdicts.append(verdict)
+        return verdicts
+    finally:
+        spark.stop()
+        duck.close()
+        snapshots.close()
+
+
+def write_junit(verdicts: list[Verdict], path: Path) -> None:
+    """The verdicts as a JUnit XML report (one testcase per test and engine)."""
+    suite = ET.Element("testsuite", name="duckapi test", tests=str(len(verdicts)),
+                       failures=str(sum(v.status == "failed" for v in verdicts)),
+                       errors=str(sum(v.status == "error" for v in verdicts)),
+                       skipped=str(sum(v.status == "skipped" for v in verdicts)))
+    for verdict in verdicts:
+        case = ET.SubElement(suite, "testcase", classname=f"{verdict.engine}.{verdict.test.model}",
+                             name=verdict.test.name, time=f"{verdict.seconds:.3f}", file=verdict.test.path)
+        if verdict.status in ("failed", "error", "skipped"):
+            tag = {"failed": "failure", "error": "error", "skipped": "skipped"}[verdict.status]
+            ET.SubElement(case, tag, message=verdict.detail.splitlines()[0] if verdict.detail else tag).text = verdict.detail
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,217 @@
+"""dbt unit tests as duckapi pipelines: the given rows are the inputs, the model is served.
+
+A dbt unit test (`unit_tests:` in a project's YAML, dbt 1.8+) names a model, rows for the
+relations it reads (`given`, each a ref or a source) and the rows it must return
+(`expect`). Here each becomes what a request is: the tested model is the served model of a
+pipeline whose inputs are the given relations, typed as any input is (declared types, else
+the warehouse's: relations.input_columns), and the given rows are the request. The answer
+is compared as dbt compares it: only the columns `expect` names, as a multiset (order does
+not matter), expected values cast to the model's column types. Fixture rows come as `dict`,
+`csv` (inline or a `fixture:` file under the test paths' `fixtures/`) or `sql`; columns a
+fixture leaves out are null. Overrides duckapi cannot honour yet (macros, env vars, a
+given on `this`) make the test skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from duckapi import relations
+from duckapi.errors import PipelineError
+from duckapi.pipeline import Endpoint, Pipeline, build_pipeline, quote_identifier
+
+_REF = re.compile(r"""^\s*ref\(\s*['"]([^'"]+)['"]\s*(?:,\s*(?:v|version)\s*=\s*[^)]*)?\)\s*$""")
+_SOURCE = re.compile(r"""^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$""")
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Rows in one of dbt's fixture formats: a list of dicts, or SQL that selects them."""
+
+    rows: tuple[Mapping[str, Any], ...] = ()
+    sql: str | None = None
+
+
+@dataclass(frozen=True)
+class Given:
+    name: str  # as an input is named: a model or seed, or source_name.table_name
+    fixture: Fixture
+
+
+@dataclass(frozen=True)
+class UnitTest:
+    name: str
+    model: str
+    path: str  # the YAML file that declares it
+    given: tuple[Given, ...]
+    expect: Fixture
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    #: Why duckapi cannot run it as dbt would (an override it does not honour), if so.
+    skip: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    test: UnitTest
+    engine: str
+    status: str  # passed, failed, skipped, error
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def unit_tests(manifest: dict[str, Any], project_dir: Path, select: Sequence[str] = ()) -> list[UnitTest]:
+    """The manifest's unit tests (those named in `select`, by test or model name, if any)."""
+    found = []
+    for raw in sorted((manifest.get("unit_tests") or {}).values(), key=lambda r: (r["model"], r["name"])):
+        if select and raw["name"] not in select and raw["model"] not in select:
+            continue
+        found.append(_unit_test(raw, manifest, project_dir))
+    return found
+
+
+def _unit_test(raw: dict[str, Any], manifest: dict[str, Any], project_dir: Path) -> UnitTest:
+    path = raw.get("original_file_path", raw["unique_id"])
+    skip = None
+    overrides = raw.get("overrides") or {}
+    if overrides.get("macros"):
+        skip = f"overrides macros ({', '.join(overrides['macros'])}), which duckapi does not honour yet"
+    elif overrides.get("env_vars"):
+        skip = f"overrides env vars ({', '.join(overrides['env_vars'])}), which duckapi does not honour yet"
+    given = []
+    for item in raw.get("given") or []:
+        text = str(item.get("input", ""))
+        ref, source = _REF.match(text), _SOURCE.match(text)
+        if ref:
+            name = ref.group(1)
+        elif source:
+            name = f"{source.group(1)}.{source.group(2)}"
+        else:
+            skip = skip or f"gives {text}, which duckapi does not replace yet (only ref() and source())"
+            continue
+        given.append(Given(name, _fixture(item, project_dir, manifest)))
+    return UnitTest(
+        name=raw["name"], model=raw["model"], path=path, given=tuple(given),
+        expect=_fixture(raw.get("expect") or {}, project_dir, manifest), vars=overrides.get("vars") or {}, skip=skip,
+    )
+
+
+def _fixture(item: Mapping[str, Any], project_dir: Path, manifest: dict[str, Any]) -> Fixture:
+    """A given's or expect's rows, whatever their format (a `fixture:` file read here)."""
+    fmt = item.get("format") or "dict"
+    rows = item.get("rows")
+    if rows is None and item.get("fixture"):
+        rows = _fixture_file(project_dir, str(item["fixture"]), fmt)
+    if fmt == "sql":
+        return Fixture(sql=str(rows or "").strip().rstrip(";"))
+    if fmt == "csv" and isinstance(rows, str):
+        rows = list(csv.DictReader(io.StringIO(rows.strip() + "\n")))
+    return Fixture(rows=tuple(dict(r) for r in rows or ()))
+
+
+def _fixture_file(project_dir: Path, name: str, fmt: str) -> str:
+    suffix = ".sql" if fmt == "sql" else ".csv"
+    matches = sorted(project_dir.rglob(f"fixtures/**/{name}{suffix}")) or sorted(project_dir.rglob(f"{name}{suffix}"))
+    matches = [m for m in matches if "target" not in m.relative_to(project_dir).parts]
+    if not matches:
+        raise PipelineError(f"no fixture file {name}{suffix} under {project_dir}")
+    return matches[0].read_text()
+
+
+def pipeline_of(test: UnitTest, manifest: dict[str, Any], project_dir: Path,
+                warehouse: relations.WarehouseSchema | None) -> Pipeline:
+    """The tested model served over its given relations."""
+    endpoint = Endpoint(path=f"/{test.model}/", output=test.model, inputs=tuple(g.name for g in test.given))
+    return build_pipeline(manifest, endpoint, project_dir, warehouse=warehouse)
+
+
+def input_tables(pipeline: Pipeline, test: UnitTest) -> tuple[pa.Table, ...]:
+    """Each given's rows as an Arrow table in its input's types; left-out columns null."""
+    tables = []
+    with duckdb.connect(":memory:") as con:
+        for item, given in zip(pipeline.inputs, test.given):
+            raw = _relation(con, given.fixture, [c.name for c in item.columns])
+            typed = ", ".join(f"cast({quote_identifier(c.name)} as {c.data_type}) as {quote_identifier(c.name)}"
+                              for c in item.columns)
+            tables.append(con.sql(f"select {typed} from raw").to_arrow_table())
+            con.unregister("raw")
+    return tuple(tables)
+
+
+def _relation(con: duckdb.DuckDBPyConnection, fixture: Fixture, columns: Sequence[str]) -> None:
+    """Register the fixture's rows as `raw`, with every one of `columns` (null where left out)."""
+    if fixture.sql is not None:
+        table = con.sql(fixture.sql).to_arrow_table()
+        rows = table.to_pylist()
+    else:
+        rows = [dict(r) for r in fixture.rows]
+    names = list(columns) if columns else list(dict.fromkeys(k for r in rows for k in r))
+    lower = {n.lower(): n for n in names}
+    data: dict[str, list[Any]] = {n: [] for n in names}
+    for row in rows:
+        given = {str(k).lower(): v for k, v in row.items()}
+        for key, name in lower.items():
+            value = given.get(key)
+            data[name].append(json.dumps(value) if isinstance(value, (dict, list)) else value)
+    arrays = {n: pa.array([None if v is None else str(v) for v in values], pa.string()) for n, values in data.items()}
+    con.register("raw", pa.table(arrays) if arrays else pa.table({}))
+
+
+def compare(answer: pa.Table, expect: Fixture) -> str | None:
+    """None when `answer` holds exactly the expected rows (the columns `expect` names, in any
+    order, expected values cast to the answer's types), else the differing rows, as dbt shows them."""
+    with duckdb.connect(":memory:") as con:
+        con.register("actual", answer)
+        types = {name: str(t) for name, t in zip(answer.column_names, con.sql("select * from actual").types)}
+        if expect.sql is not None:
+            expected_names = con.sql(f"select * from ({expect.sql}) limit 0").columns
+        else:
+            expected_names = list(dict.fromkeys(k for r in expect.rows for k in r))
+        by_lower = {n.lower(): n for n in answer.column_names}
+        missing = [n for n in expected_names if n.lower() not in by_lower]
+        if missing:
+            return f"the model has no column {', '.join(missing)} (it has {', '.join(answer.column_names)})"
+        named = [by_lower[n.lower()] for n in expected_names]
+        _relation(con, expect, expected_names)
+        cast = ", ".join(f"cast(raw.{quote_identifier(e)} as {types[n]}) as {quote_identifier(n)}"
+                         for e, n in zip(expected_names, named))
+        projection = ", ".join(quote_identifier(n) for n in named)
+        con.execute(f"create temp table expected as select {cast} from raw")
+        extra = con.sql(f"select {projection} from actual except all select * from expected").fetchall()
+        short = con.sql(f"select * from expected except all select {projection} from actual").fetchall()
+    if not extra and not short:
+        return None
+    lines = [" | ".join(["+/-", *named])]
+    lines += [" | ".join(["-", *map(_shown, row)]) for row in short]
+    lines += [" | ".join(["+", *map(_shown, row)]) for row in extra]
+    return "actual differs from expected (- expected, + actual):\n" + "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def run_test(test: UnitTest, engine: str, pipeline_for: Callable[[UnitTest], Pipeline],
+             execute: Callable[[Pipeline, tuple[pa.Table, ...]], pa.Table]) -> Verdict:
+    """One unit test on one engine: skipped (with the reason), passed, failed (with the
+    differing rows) or error (the pipeline could not be built or run)."""
+    started = time.perf_counter()
+    if test.skip:
+        return Verdict(test, engine, "skipped", test.skip)
+    try:
+        pipeline = pipeline_for(test)
+        answer = execute(pipeline, input_tables(pipeline, test))
+        difference = compare(answer, test.expect)
+    except Exception as exc:  # reported as the test's error, never lost
+        return Verdict(test, engine, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+    status = "passed" if difference is None else "failed"
+    return Verdict(test, engine, status, difference or "", time.perf_counter() - started)
