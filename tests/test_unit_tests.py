@@ -1,0 +1,136 @@
+"""`duckapi test`: a project's dbt unit tests run through duckapi's path, checked against dbt.
+
+tests/projects/unit_tests/ is written as real projects are: a source with no columns in its
+YAML (loaded by a seed), staging views without contracts, a package installed under
+dbt_packages/ whose macros the models call (a decimal amount, a date_trunc), a custom
+generate_schema_name, an incremental model. Its unit tests use dict, csv (a fixture file)
+and sql fixtures, partial columns and a vars override; one overrides a macro, which duckapi
+reports as skipped with the reason. dbt's own `dbt test --select test_type:unit` is the
+oracle for each verdict duckapi gives; `duckapi test` never calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from duckapi import project
+from tests.conftest import settings_in
+from tests.spark_support import require_java
+
+PROJECT = Path(__file__).resolve().parent / "projects" / "unit_tests"
+WRONG = """
+unit_tests:
+  - name: revenue_with_a_wrong_expectation
+    model: monthly_revenue
+    given:
+      - input: ref('stg_orders')
+        rows:
+          - {order_id: 1, ordered_at: 2026-03-03, amount_cents: 1999, status: paid}
+    expect:
+      rows:
+        - {month: 2026-03-01, revenue: 19.98}
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project (plus a unit test whose expectation is wrong) built with unit tests
+    excluded, as dbt build would skip what a failing unit test guards."""
+    folder = tmp_path_factory.mktemp("unit")
+    target = folder / "unit_tests"
+    shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    (target / "models" / "marts" / "wrong.yml").write_text(WRONG)
+    settings = settings_in(folder, project_dir=target)
+    project.run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"])
+    return target
+
+
+def duckapi_test(project_dir: Path, *args: str) -> tuple[int, list[str], Path]:
+    junit = project_dir.parent / "junit.xml"
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(project_dir.parent / "duckapi-target")}
+    done = subprocess.run(
+        [sys.executable, "-m", "duckapi.cli", "test", "--project", str(project_dir), "--db",
+         str(project_dir.parent / "dev.duckdb"), "--junit-xml", str(junit), *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    return done.returncode, done.stdout.splitlines(), junit
+
+
+def verdicts(junit: Path) -> dict[str, str]:
+    """name -> passed / failed / error / skipped, from the JUnit XML report."""
+    found = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        status = next((child.tag for child in case), "passed")
+        found[case.get("name")] = {"failure": "failed"}.get(status, status)
+    return found
+
+
+def dbt_verdicts(project_dir: Path) -> dict[str, str]:
+    """dbt's own verdict for each unit test (`dbt test --select test_type:unit`)."""
+    settings = settings_in(project_dir.parent, project_dir=project_dir)
+    try:
+        project.run_dbt(settings, "test", ["--select", "test_type:unit"])
+    except project.ProjectError:
+        pass  # a failing unit test fails the command; its verdict is in run_results.json
+    results = json.loads((settings.resolved_target_path / "run_results.json").read_text())["results"]
+    return {r["unique_id"].rsplit(".", 1)[-1]: {"pass": "passed", "fail": "failed"}.get(r["status"], r["status"])
+            for r in results}
+
+
+def test_unit_tests_pass_and_fail_as_dbt_says(built: Path) -> None:
+    code, lines, junit = duckapi_test(built)
+    assert code == 1, lines  # the wrong expectation fails
+    assert lines[-1] == "4 passed, 1 failed, 1 skipped"
+    ours = verdicts(junit)
+    assert ours == {
+        "customer_totals_from_a_csv_fixture": "passed", "vip_threshold_from_vars": "passed",
+        "revenue_by_month_from_paid_orders": "passed", "revenue_with_a_wrong_expectation": "failed",
+        "order_log_incremental": "skipped", "staging_from_sql": "passed",
+    }
+    theirs = dbt_verdicts(built)
+    for name, verdict in ours.items():
+        if verdict != "skipped":
+            assert theirs[name] == verdict, name
+    # The skipped one names its reason; the failure shows the differing rows as dbt does.
+    text = "\n".join(lines)
+    assert "SKIP duckdb order_log.order_log_incremental" in text and "overrides macros (is_incremental)" in text
+    failure = text[text.index("FAIL duckdb monthly_revenue.revenue_with_a_wrong_expectation"):]
+    assert "- | 2026-03-01 | 19.98" in failure and "+ | 2026-03-01 | 19.99" in failure
+
+
+def test_select_and_exit_code(built: Path) -> None:
+    code, lines, _ = duckapi_test(built, "--select", "customer_totals", "--select", "staging_from_sql")
+    assert code == 0, lines
+    assert lines[-1] == "3 passed, 0 failed"
+    assert sum(line.startswith("PASS duckdb ") for line in lines) == 3
+
+
+def test_the_same_unit_tests_on_spark(built: Path) -> None:
+    require_java()
+    code, lines, junit = duckapi_test(built, "--engine", "spark", "--select", "customer_totals", "--select",
+                                      "monthly_revenue")
+    assert [line for line in lines if line.startswith(("PASS", "FAIL", "ERROR", "SKIP"))] == [
+        line for line in lines if line.startswith(("PASS spark", "FAIL spark", "ERROR spark", "SKIP spark"))
+    ]
+    assert verdicts(junit) == {
+        "customer_totals_from_a_csv_fixture": "passed", "vip_threshold_from_vars": "passed",
+        "revenue_by_month_from_paid_orders": "passed", "revenue_with_a_wrong_expectation": "failed",
+    }
+    assert code == 1 and lines[-1] == "3 passed, 1 failed"
+
+
+def test_the_bundled_projects_unit_tests(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    project.build(settings)  # its unit tests pass under dbt build too
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "duckapi-target"), "DUCKAPI_DB_PATH": str(settings.db_path)}
+    done = subprocess.run([sys.executable, "-m", "duckapi.cli", "test"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "2 passed, 0 failed"
