@@ -35,7 +35,7 @@ from duckapi.engines import ExecutionError
 from duckapi.errors import CompileBusy, RequestError
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Pipeline, PipelineError, Reference, Schema, build_pipelines
-from duckapi import rendering
+from duckapi import relations, rendering
 from duckapi.rendering import Renderer, Renderings
 from duckapi.settings import Settings
 from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy, WarehouseError
@@ -171,6 +171,7 @@ def _served(
     """Run the pipeline once over no rows: a project whose SQL cannot run fails here,
     and so does one whose reference data is not in the warehouse. A data-dependent one
     gets its renderings (its compiled SQL is kept only to describe it)."""
+    relations.check_input_types(pipeline.inputs)
     missing = engine.missing_references(pipeline) if pipeline.references else []
     if missing:
         raise missing_references_error(pipeline, missing, settings)

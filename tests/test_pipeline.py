@@ -13,6 +13,7 @@ import pytest
 
 from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import PipelineError, build_pipelines
+from duckapi.relations import check_input_types
 from duckapi.settings import Settings
 from tests.conftest import Built
 from tests.oracle import analyse
@@ -126,8 +127,9 @@ def test_input_without_types_takes_the_warehouses() -> None:
     assert build_pipelines(manifest, warehouse=held.get)["/out/"].inputs[0].columns[0].data_type == "int8"
     held['"db"."main"."events"'] = [("x", "DECIMAL(18,3)")]
     del events["columns"]["x"]["data_type"]
+    inputs = build_pipelines(manifest, warehouse=held.get)["/out/"].inputs  # a unit test takes any type
     with pytest.raises(PipelineError, match=r"input events column x has type DECIMAL\(18,3\), which duckapi does not take"):
-        build_pipelines(manifest, warehouse=held.get)
+        check_input_types(inputs)  # a served input only the contract types
 
 
 def test_cycle_is_reported_with_files() -> None:

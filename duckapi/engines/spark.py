@@ -71,9 +71,18 @@ appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 _STRING_TYPES = {"varchar", "text", "bpchar", "char"}
 
 
+#: DuckDB types (as the warehouse names them) that Spark spells otherwise.
+_SPARK_NAMES = {"hugeint": "decimal(38,0)", "ubigint": "decimal(20,0)", "uinteger": "bigint", "usmallint": "int",
+                "utinyint": "smallint", "real": "float", "float": "float"}
+
+
 def spark_type(data_type: str) -> str:
-    """A contract data_type as Spark SQL: a bare varchar/text (no length) is `string`."""
-    return "string" if data_type.strip().lower() in _STRING_TYPES else data_type.strip()
+    """A contract data_type as Spark SQL: a bare varchar/text (no length) is `string`;
+    DuckDB's wider integers become decimals that hold them."""
+    name = data_type.strip()
+    if name.lower() in _STRING_TYPES:
+        return "string"
+    return _SPARK_NAMES.get(name.lower(), name)
 
 
 def quote(name: str) -> str:
