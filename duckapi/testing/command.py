@@ -127,7 +127,7 @@ def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest
     from duckapi.service import STARTUP_WAIT_S, compile_project
     from duckapi.warehouse import Snapshots
 
-    spark_manifest = _compile(settings, Engine.spark, settings.target if settings.target != "dev" else None)
+    spark_manifest = _compile(settings, Engine.spark, None)  # the project's `spark` target
     duck_manifest_for = _manifests(settings, manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
     spark_manifest_for = _manifests(settings, spark_manifest, lambda dbt_vars: _compile(settings, Engine.spark, None, dbt_vars))
     snapshots = Snapshots(settings.db_path)
