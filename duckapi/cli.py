@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from duckapi import batch
-from duckapi.testing.command import test as unit_test_command
+from duckapi.testing.command import record_command, test as unit_test_command
 from duckapi.settings import Settings
 
 app = typer.Typer(help="Serve a dbt project as a real-time analytics API over DuckDB.", no_args_is_help=True)
@@ -138,6 +138,7 @@ def serve(
 
 app.command("run")(batch.run)
 app.command("test")(unit_test_command)
+app.command("record")(record_command)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from duckapi import project
+from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import settings_in
 from tests.spark_support import require_java
 
@@ -134,3 +135,38 @@ def test_the_bundled_projects_unit_tests(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "duckapi.cli", "test"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "2 passed, 0 failed"
+
+
+def test_recorded_requests_are_run_again(tmp_path: Path) -> None:
+    """`duckapi record` pins a request's answer in tests/duckapi/NAME.json; `duckapi test`
+    runs it again, and fails, showing the changed row, once the model's answer changes."""
+    folder = tmp_path / "bundled"
+    shutil.copytree(BUNDLED_PROJECT, folder, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    settings = settings_in(tmp_path, project_dir=folder)
+    project.build(settings)
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "duckapi-target")}
+    cli = [sys.executable, "-m", "duckapi.cli"]
+    where = ["--project", str(folder), "--db", str(settings.db_path)]
+    recorded = subprocess.run(
+        [*cli, "record", "analyse_data", str(folder / "seeds" / "example_data.csv"), "--name", "animals",
+         "--select", "group_sums", *where], env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    fixture = json.loads((folder / "tests" / "duckapi" / "animals.json").read_text())
+    assert fixture["endpoint"] == "/analyse_data/" and fixture["select"] == ["group_sums"]
+    assert len(fixture["inputs"]["group_event_values"]) == 9
+    assert fixture["expected"] == [{"group_sums": [
+        {"group_id": "🐇", "value_sum": 32}, {"group_id": "🐰", "value_sum": 12}, {"group_id": "🦆", "value_sum": 33}]}]
+
+    def duckapi_test() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, "test", *where], env=env, capture_output=True, text=True, timeout=600)
+
+    passed = duckapi_test()
+    assert passed.returncode == 0 and passed.stdout.splitlines()[-1] == "3 passed, 0 failed", passed.stdout
+    assert "PASS duckdb fixture.animals" in passed.stdout
+    model = folder / "models" / "analyses" / "group_sums.sql"
+    model.write_text(model.read_text().replace("as value_sum", "+ 1 as value_sum"))
+    failed = duckapi_test()
+    assert failed.returncode == 1, failed.stdout
+    assert "FAIL duckdb fixture.animals" in failed.stdout and '"value_sum": 33' in failed.stdout
+    assert '"value_sum": 34' in failed.stdout  # the recorded row and the row now

@@ -17,6 +17,7 @@ from rich.markup import escape
 from duckapi.errors import ProjectError
 from duckapi.pipeline import Pipeline
 from duckapi.settings import Settings
+from duckapi.testing.fixtures import EndpointFixture, check, fixtures, record
 from duckapi.testing.unit import UnitTest, Verdict, pipeline_of, run_test, unit_tests
 
 out = Console(highlight=False, soft_wrap=True)
@@ -53,6 +54,9 @@ def test(
     for name in engines:
         runner = _on_duckdb if name == "duckdb" else _on_spark
         verdicts += runner(settings, manifest, tests, _report)
+    recorded = fixtures(settings.project_dir, select or ())
+    if recorded and "duckdb" in engines:
+        verdicts += _fixtures(settings, manifest, recorded, _report)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("passed", "failed", "error", "skipped")}
     failed = counts["failed"] + counts["error"]
     closing = f"{counts['passed']} passed, {failed} failed" + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
@@ -63,8 +67,7 @@ def test(
 
 
 def _report(verdict: Verdict) -> None:
-    test = verdict.test
-    out.print(f"{MARKS[verdict.status]} {verdict.engine} {escape(test.model)}.{escape(test.name)} ({verdict.seconds:.2f} s)")
+    out.print(f"{MARKS[verdict.status]} {verdict.engine} {escape(verdict.model)}.{escape(verdict.name)} ({verdict.seconds:.2f} s)")
     if verdict.detail and verdict.status != "passed":
         for line in verdict.detail.splitlines():
             out.print(f"    {escape(line)}")
@@ -161,6 +164,50 @@ def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest
         snapshots.close()
 
 
+def _fixtures(settings: Settings, manifest: dict[str, Any], recorded: list[EndpointFixture],
+              report: Callable[[Verdict], None]) -> list[Verdict]:
+    """Each recorded request run again through the Python API, its answer compared."""
+    from duckapi.library.project import Project
+
+    verdicts = []
+    with Project(settings, manifest) as served:
+        for fixture in recorded:
+            status, detail, seconds = check(served, fixture)
+            verdict = Verdict(fixture.name, "fixture", str(fixture.path.relative_to(settings.project_dir)), "duckdb",
+                              status, detail, seconds)
+            report(verdict)
+            verdicts.append(verdict)
+    return verdicts
+
+
+def record_command(
+    endpoint: Annotated[str, typer.Argument(help="the served path or model")],
+    inputs: Annotated[list[str], typer.Argument(help="input files, globs or folders (NAME=PATH for several inputs)")],
+    name: Annotated[str, typer.Option("--name", help="the fixture's name: tests/duckapi/NAME.json")],
+    project: Annotated[Optional[Path], typer.Option("--project", help="dbt project folder [default: the bundled duckapi_dbt]")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file dbt builds")] = None,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="a part to compute (repeat)")] = None,
+    dbt_vars: Annotated[Optional[str], typer.Option("--vars", help="request-settable dbt vars as JSON")] = None,
+) -> None:
+    """Record a request and its current answer as an endpoint fixture, which `duckapi test`
+    then runs again: pin today's answers before changing a model."""
+    from duckapi.batch.inputs import resolve_arguments
+    from duckapi.library.project import Project
+    from duckapi.service import compile_project
+
+    settings = Settings.from_env(project_dir=project, db_path=db)
+    errors = Console(stderr=True)
+    try:
+        named = resolve_arguments(inputs)
+        files = {key or "": [f.path for f in group] for key, group in named.items()}
+        with Project(settings, compile_project(settings)) as served:
+            path = record(served, endpoint, files, name, select or (), json.loads(dbt_vars) if dbt_vars else None)
+    except Exception as exc:  # a bad argument, input or project: said, exit 1
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1)
+    out.print(f"recorded {path}")
+
+
 def write_junit(verdicts: list[Verdict], path: Path) -> None:
     """The verdicts as a JUnit XML report (one testcase per test and engine)."""
     suite = ET.Element("testsuite", name="duckapi test", tests=str(len(verdicts)),
@@ -168,8 +215,8 @@ def write_junit(verdicts: list[Verdict], path: Path) -> None:
                        errors=str(sum(v.status == "error" for v in verdicts)),
                        skipped=str(sum(v.status == "skipped" for v in verdicts)))
     for verdict in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=f"{verdict.engine}.{verdict.test.model}",
-                             name=verdict.test.name, time=f"{verdict.seconds:.3f}", file=verdict.test.path)
+        case = ET.SubElement(suite, "testcase", classname=f"{verdict.engine}.{verdict.model}",
+                             name=verdict.name, time=f"{verdict.seconds:.3f}", file=verdict.path)
         if verdict.status in ("failed", "error", "skipped"):
             tag = {"failed": "failure", "error": "error", "skipped": "skipped"}[verdict.status]
             ET.SubElement(case, tag, message=verdict.detail.splitlines()[0] if verdict.detail else tag).text = verdict.detail

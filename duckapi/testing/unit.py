@@ -62,7 +62,12 @@ class UnitTest:
 
 @dataclass(frozen=True)
 class Verdict:
-    test: UnitTest
+    """One test's result on one engine: a unit test (`model` the tested model) or an
+    endpoint fixture (`model` "fixture")."""
+
+    name: str
+    model: str
+    path: str
     engine: str
     status: str  # passed, failed, skipped, error
     detail: str = ""
@@ -206,12 +211,13 @@ def run_test(test: UnitTest, engine: str, pipeline_for: Callable[[UnitTest], Pip
     differing rows) or error (the pipeline could not be built or run)."""
     started = time.perf_counter()
     if test.skip:
-        return Verdict(test, engine, "skipped", test.skip)
+        return Verdict(test.name, test.model, test.path, engine, "skipped", test.skip)
     try:
         pipeline = pipeline_for(test)
         answer = execute(pipeline, input_tables(pipeline, test))
         difference = compare(answer, test.expect)
     except Exception as exc:  # reported as the test's error, never lost
-        return Verdict(test, engine, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
-    status = "passed" if difference is None else "failed"
-    return Verdict(test, engine, status, difference or "", time.perf_counter() - started)
+        status, difference = "error", f"{type(exc).__name__}: {exc}"
+    else:
+        status = "passed" if difference is None else "failed"
+    return Verdict(test.name, test.model, test.path, engine, status, difference or "", time.perf_counter() - started)
