@@ -128,13 +128,30 @@ def test_the_same_unit_tests_on_spark(built: Path) -> None:
     assert code == 1 and lines[-1] == "3 passed, 1 failed"
 
 
-def test_the_bundled_projects_unit_tests(tmp_path: Path) -> None:
-    settings = settings_in(tmp_path)
-    project.build(settings)  # its unit tests pass under dbt build too
-    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "duckapi-target"), "DUCKAPI_DB_PATH": str(settings.db_path)}
-    done = subprocess.run([sys.executable, "-m", "duckapi.cli", "test"], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1] == "2 passed, 0 failed"
+EXAMPLES = {
+    "bundled": (BUNDLED_PROJECT, "all", 2),
+    "shop": (BUNDLED_PROJECT.parent / "examples" / "shop", "all", 1),
+    "web_events": (BUNDLED_PROJECT.parent / "examples" / "web_events", "duckdb", 1),  # no spark target
+}
+
+
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_the_examples_unit_tests_pass_as_under_dbt(example: str, tmp_path: Path) -> None:
+    """The bundled project and the examples carry unit tests; `dbt build` runs them (and
+    fails on any that fails), and `duckapi test` gives each the same verdict, on DuckDB and,
+    where the project has a Spark target, on Spark."""
+    source, engine, count = EXAMPLES[example]
+    if engine == "all":
+        require_java()
+    folder = tmp_path / example
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb", "tests"))
+    settings = settings_in(tmp_path, project_dir=folder)
+    manifest = project.build(settings)  # dbt's own verdict: every unit test passed
+    assert len(manifest["unit_tests"]) == count
+    code, lines, junit = duckapi_test(folder, "--engine", engine)
+    engines = 2 if engine == "all" else 1
+    assert code == 0 and lines[-1] == f"{count * engines} passed, 0 failed", lines
+    assert set(verdicts(junit)) == {test["name"] for test in manifest["unit_tests"].values()}
 
 
 def test_recorded_requests_are_run_again(tmp_path: Path) -> None:

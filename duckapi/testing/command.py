@@ -51,9 +51,15 @@ def test(
         raise typer.Exit(1)
     engines = ["duckdb", "spark"] if engine is TestEngine.all else [engine.value]
     verdicts: list[Verdict] = []
+    broken = False
     for name in engines:
         runner = _on_duckdb if name == "duckdb" else _on_spark
-        verdicts += runner(settings, manifest, tests, _report)
+        try:
+            verdicts += runner(settings, manifest, tests, _report)
+        except Exception as exc:  # the engine could not run the tests at all (a missing target, no Java)
+            Console(stderr=True).print(f"[bold red]error:[/] cannot run the unit tests on {name}: "
+                                       f"{escape(str(getattr(exc, 'message', exc)))}")
+            broken = True
     recorded = fixtures(settings.project_dir, select or ())
     if recorded and "duckdb" in engines:
         verdicts += _fixtures(settings, manifest, recorded, _report)
@@ -63,7 +69,7 @@ def test(
     out.print(closing)
     if junit_xml is not None:
         write_junit(verdicts, junit_xml)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if failed or broken else 0)
 
 
 def _report(verdict: Verdict) -> None:
