@@ -120,6 +120,8 @@ class ProjectState:
     ) -> None:
         self.declared_vars = declared_vars
         self.warehouse = warehouse
+        #: The project's dbt unit tests (their given rows are examples of requests).
+        self.unit_tests: dict[str, Any] = manifest.get("unit_tests") or {}
         project_dir = settings.project_dir if settings else None
         pipelines = build_pipelines(manifest, project_dir, lambda relation: engine.warehouse_schema(warehouse, relation))
         for pipeline in pipelines.values():

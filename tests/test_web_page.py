@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import struct
 from pathlib import Path
 from typing import Any, Iterator
@@ -505,3 +506,62 @@ def test_keyboard_alone_sends_the_example_and_every_text_has_contrast(browser: A
     audit = page.evaluate(AUDIT)
     assert [entry.split(":")[0] for entry in audit["low"]] == ['P "pale"'] and len(audit["unnamed"]) == 1
     visit.close()
+
+
+# ---------------------------------------------------------------- examples from the project
+
+
+def test_a_projects_own_examples_are_one_click_away(browser: Any, tmp_path: Path) -> None:
+    """A project other than the bundled one does not start empty: its unit tests whose given
+    rows fit an endpoint's inputs, and its recorded requests (tests/duckapi/), are offered
+    as examples by `/models`, the OpenAPI document and the page, where one click fills the
+    inputs, parts and vars; the answer is the API's."""
+    from duckapi import project as dbt_project
+    from tests.conftest import settings_in
+
+    folder = tmp_path / "web_events"
+    shutil.copytree(Path(SHOP).parent / "web_events", folder, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    settings = settings_in(tmp_path, project_dir=folder)
+    dbt_project.build(settings)
+    recorded = folder / "tests" / "duckapi" / "two_sessions.json"
+    recorded.parent.mkdir(parents=True)
+    rows = [{"user_id": "a", "event_name": "view", "ts": "2026-03-01T10:00:00", "amount": None},
+            {"user_id": "a", "event_name": "view", "ts": "2026-03-01T12:00:00", "amount": None}]
+    recorded.write_text(json.dumps({"endpoint": "/sessions/", "inputs": {"web_events": rows}, "select": [],
+                                    "vars": {"session_gap_minutes": 30}, "expected": []}))
+    env = {"DUCKAPI_PROJECT_DIR": str(folder), "DUCKAPI_DB_PATH": str(settings.db_path),
+           "DUCKAPI_TARGET_PATH": str(tmp_path / "serve-target")}
+    with running_server([], env, tmp_path) as server:
+        _, listing = server.request("GET", "/models")
+        examples = {e["path"]: e["examples"] for e in json.loads(listing)}
+        [unit] = examples["/revenue/"]
+        assert (unit["name"], unit["kind"]) == ("revenue_counts_only_purchases", "unit test")
+        [pinned] = examples["/sessions/"]
+        assert pinned["kind"] == "recorded request" and pinned["vars"] == {"session_gap_minutes": 30}
+        _, document = server.request("GET", "/openapi.json")
+        body = json.loads(document)["paths"]["/revenue/"]["post"]["requestBody"]["content"]["application/json"]
+        assert body["examples"]["revenue_counts_only_purchases"]["value"] == unit["inputs"]["web_events"]
+
+        tab = Visit(browser, server)
+        page = tab.page
+        page.wait_for_selector("#endpoint option", state="attached")
+        page.select_option("#endpoint", "/revenue/")
+        page.get_by_role("button", name="revenue_counts_only_purchases (unit test)").click()
+        tab.send()
+        _, answer = post_json(server, "/revenue/", unit["inputs"]["web_events"])
+        assert answer[0] == {"day": "2026-03-01", "purchases": 2, "revenue": 20.5, "buyers": 2}
+        assert tab.stat("status") == "HTTP 200"
+
+        def numbers(table: tuple[list[str], list[list[str]]]) -> Any:  # the page writes 0.0 as 0, as JS does
+            def value(text: str) -> Any:
+                try:
+                    return float(text)
+                except ValueError:
+                    return text
+            return table[0], [[value(c) for c in row] for row in table[1]]
+
+        assert numbers(tab.table("daily_revenue")) == numbers(expected_table(answer))
+        page.select_option("#endpoint", "/sessions/")
+        page.get_by_role("button", name="two_sessions (recorded request)").click()
+        assert page.input_value("#var-session_gap_minutes") == "30"
+        tab.close()

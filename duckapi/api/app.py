@@ -239,7 +239,9 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     def custom_openapi() -> dict[str, Any]:
         document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        document = openapi.extend(document, service.state)
+        document = openapi.extend(
+            document, service.state, {path: endpoint.examples for path, endpoint in served.endpoints.items()},
+        )
         return auth.declare(document) if keys else document
 
     app.openapi = custom_openapi  # type: ignore[method-assign]

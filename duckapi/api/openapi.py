@@ -163,10 +163,25 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
     return paths
 
 
-def extend(document: dict[str, Any], state: ProjectState) -> dict[str, Any]:
-    """Add the project's endpoints to FastAPI's document of the fixed routes."""
+def extend(
+    document: dict[str, Any], state: ProjectState, examples: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Add the project's endpoints to FastAPI's document of the fixed routes; `examples`
+    (by path: the project's recorded requests and fitting unit tests, library/examples.py)
+    become each JSON request body's examples."""
     document = dict(document)
-    document["paths"] = {**document.get("paths", {}), **endpoint_paths(state)}
+    paths = endpoint_paths(state)
+    for path, found in (examples or {}).items():
+        body = paths.get(path, {}).get("post", {}).get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None and found:
+            body["examples"] = {
+                example["name"]: {
+                    "summary": f"{example['kind']} {example['name']}",
+                    "value": next(iter(example["inputs"].values())) if len(example["inputs"]) == 1 else example["inputs"],
+                }
+                for example in found
+            }
+    document["paths"] = {**document.get("paths", {}), **paths}
     components = dict(document.get("components", {}))
     components["schemas"] = {
         **components.get("schemas", {}),

@@ -43,6 +43,9 @@ class Endpoint:
     #: Data-dependent models (SQL rendered from each request's rows) -> the queries over
     #: the request's data their rendering runs (none: it reads the columns of one that is).
     data_dependent: dict[str, list[str]] | None = None
+    #: Example requests from the project: recorded requests and fitting unit tests' given
+    #: rows, each {name, kind, inputs: {input: rows}, select, vars} (library/examples.py).
+    examples: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as `GET /models` lists it."""
@@ -58,4 +61,5 @@ class Endpoint:
             "vars": dict(self.vars),
             "materialized": dict(self.materialized or {}),
             "data_dependent": {model: list(queries) for model, queries in (self.data_dependent or {}).items()},
+            "examples": list(self.examples),
         }

@@ -24,6 +24,7 @@ from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.errors import RequestError
 from duckapi.library.answer import Answer
 from duckapi.library.endpoints import Column, Endpoint, EndpointInput
+from duckapi.library.examples import examples
 from duckapi.pipeline import Input, Pipeline, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
@@ -120,7 +121,9 @@ class Project:
         state = self.service.state
         described = self._described
         if described is None or described[0] is not state:
-            described = (state, {path: describe(state, path, served) for path, served in sorted(state.endpoints.items())})
+            described = (state, {
+                path: describe(state, path, served, self.settings.project_dir) for path, served in sorted(state.endpoints.items())
+            })
             self._described = described
         return described[1]
 
@@ -208,7 +211,7 @@ class Project:
         return RequestReader(inputs, self.service.engine)
 
 
-def describe(state: ProjectState, path: str, served: Served) -> Endpoint:
+def describe(state: ProjectState, path: str, served: Served, project_dir: Path | None = None) -> Endpoint:
     pipeline = served.pipeline
     return Endpoint(
         path=path,
@@ -226,6 +229,7 @@ def describe(state: ProjectState, path: str, served: Served) -> Endpoint:
             model: [p.sql for p in pipeline.introspection.probes if p.model == model]
             for model in pipeline.introspection.dependent
         },
+        examples=examples(pipeline, project_dir, state.unit_tests),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-FOLDER = Path("tests") / "duckapi"
+from duckapi.library.examples import RECORDED as FOLDER
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ function renderEndpoint() {
   const refs = model.references.length ? "; reference data: " + model.references.map((r) => r.name).join(", ") : "";
   $("endpoint-info").textContent = `POST ${model.path}: model ${model.model}, ` +
     `${model.inputs.length} input${model.inputs.length === 1 ? "" : "s"}${refs}.`;
-  $("inputs").replaceChildren(...model.inputs.map(renderInput));
+  $("inputs").replaceChildren(...model.inputs.map(renderInput), ...renderExamples(model));
   $("parts").hidden = !model.parts.length;
   $("part-list").replaceChildren(...model.parts.map((part) => el("span", { class: "choice" },
     el("input", { type: "checkbox", id: `part-${part}`, name: "part", value: part }),
@@ -120,6 +120,33 @@ function renderEndpoint() {
     el("label", { for: `var-${name}`, text: `${name} (default ${JSON.stringify(value)})` }),
     el("input", { type: "text", id: `var-${name}`, name: `var-${name}`, "data-var": name,
                   placeholder: JSON.stringify(value), spellcheck: "false" }))));
+  updateRequestLine();
+}
+
+// The project's own examples (recorded requests, unit tests' given rows): one click fills
+// every input with its rows and sets its parts and vars.
+function renderExamples(model) {
+  const examples = model.examples || [];
+  if (!examples.length) return [];
+  return [el("div", { class: "row-actions examples" },
+    el("span", { class: "hint", text: "Examples from the project: " }),
+    ...examples.map((example) => el("button", {
+      type: "button", class: "example", "data-example": example.name,
+      onclick: () => useExample(example),
+    }, `${example.name} (${example.kind})`)))];
+}
+
+function useExample(example) {
+  for (const [name, rows] of Object.entries(example.inputs)) {
+    clearFile(name);
+    const box = $(`rows-${name}`);
+    if (box) box.value = JSON.stringify(rows, null, 1);
+  }
+  for (const box of document.querySelectorAll("input[name=part]")) box.checked = (example.select || []).includes(box.value);
+  for (const [name, value] of Object.entries(example.vars || {})) {
+    const box = $(`var-${name}`);
+    if (box) box.value = JSON.stringify(value);
+  }
   updateRequestLine();
 }
 
