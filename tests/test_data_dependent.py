@@ -488,9 +488,10 @@ def duckapi_run(served: Served, folder: Path, engine: str, endpoint: str) -> byt
 def test_batch_renders_over_the_files_on_duckdb_and_spark(
     served: Served, dbt_over: Callable[[Rows], Oracle], tmp_path: Path, endpoint: str,
 ) -> None:
-    """The run's own rows decide the SQL on both engines: dbt's answer over them, and
-    Spark's bytes equal DuckDB's (a stacked pair of data-dependent models included)."""
+    """The run's own rows decide the SQL: dbt's answer over them on DuckDB, and for the
+    stacked pair of data-dependent models Spark's bytes equal DuckDB's."""
     on_duckdb = duckapi_run(served, tmp_path, "duckdb", endpoint)
     assert ordered(json.loads(on_duckdb)) == ordered(dbt_over(BATCH).answers[endpoint])
-    require_java()
-    assert duckapi_run(served, tmp_path, "spark", endpoint) == on_duckdb
+    if endpoint == "top_pivot":  # Spark once (a JVM and a dbt-spark run cost ~35 s): the stacked pair
+        require_java()
+        assert duckapi_run(served, tmp_path, "spark", endpoint) == on_duckdb
