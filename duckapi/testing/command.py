@@ -79,10 +79,7 @@ def _report(verdict: Verdict) -> None:
             out.print(f"    {escape(line)}")
 
 
-Runner = Callable[[Settings, dict[str, Any], list[UnitTest], Callable[[Verdict], None]], list[Verdict]]
-
-
-def _manifests(settings: Settings, manifest: dict[str, Any], compile: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[UnitTest], dict[str, Any]]:
+def _manifests(manifest: dict[str, Any], compile: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[UnitTest], dict[str, Any]]:
     """The manifest each test runs on: the project's, or one compiled with its vars overrides."""
     compiled: dict[str, dict[str, Any]] = {}
 
@@ -107,7 +104,7 @@ def _on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTes
     engine = DuckDBEngine(settings, snapshots.folder)
     try:
         warehouse = snapshots.take(wait=STARTUP_WAIT_S)
-        manifest_for = _manifests(settings, manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
+        manifest_for = _manifests(manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
 
         def pipeline_for(test: UnitTest) -> Pipeline:
             schema = lambda relation: engine.warehouse_schema(warehouse, relation)  # noqa: E731
@@ -137,8 +134,8 @@ def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest
     from duckapi.warehouse import Snapshots
 
     spark_manifest = _compile(settings, Engine.spark, None)  # the project's `spark` target
-    duck_manifest_for = _manifests(settings, manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
-    spark_manifest_for = _manifests(settings, spark_manifest, lambda dbt_vars: _compile(settings, Engine.spark, None, dbt_vars))
+    duck_manifest_for = _manifests(manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
+    spark_manifest_for = _manifests(spark_manifest, lambda dbt_vars: _compile(settings, Engine.spark, None, dbt_vars))
     snapshots = Snapshots(settings.db_path)
     duck = DuckDBEngine(settings, snapshots.folder)
     spark = SparkEngine(SparkOptions(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
