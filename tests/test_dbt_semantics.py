@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -291,3 +294,31 @@ def test_inputs_without_declared_types_take_the_warehouses(
     })
     assert response.status_code == 422, response.text
     assert "raw.orders" in response.text and "id" in response.text
+
+
+def test_untyped_inputs_on_spark_take_the_duckdb_warehouses_types(
+    built_project: Callable[[str], BuiltProject], tmp_path: Path
+) -> None:
+    """`duckapi run --engine spark` over an input that declares no types (the staging view
+    stg_orders) types it as the DuckDB warehouse holds it, mapped to Spark's types: the
+    answer is byte-identical to the DuckDB run's, which equals the served answer."""
+    from tests.spark_support import require_java
+
+    require_java()
+    built = built_project("inferred_inputs")
+    source = tmp_path / "stg_orders.csv"
+    source.write_text("order_id,customer_id,amount_cents,status\n1,10,500,paid\n2,10,700,paid\n3,11,100,open\n")
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target")}
+    answers = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"{engine}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "duckapi.cli", "run", "--project", str(built.settings.project_dir), "--db",
+             str(built.settings.db_path), "--engine", engine, "--endpoint", "order_status", str(source), "--output", str(out)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        answers[engine] = out.read_bytes()
+    assert answers["spark"] == answers["duckdb"]
+    assert json.loads(answers["duckdb"]) == [{"status": "open", "orders": 1, "amount_cents": 100},
+                                             {"status": "paid", "orders": 2, "amount_cents": 1200}]

@@ -16,7 +16,7 @@ from duckapi.batch.duckdb_run import run_duckdb
 from duckapi.batch.errors import InputError, MissingReferences
 from duckapi.batch.inputs import Assigned, NamedFiles, assign_inputs, resolve_arguments
 from duckapi.batch.progress import Reporter, err
-from duckapi.batch.spark_run import build_references, render_on_spark, run_spark
+from duckapi.batch.spark_run import build_references, duckdb_types, render_on_spark, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
 from duckapi.pipeline import Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint
@@ -326,7 +326,9 @@ def _run_spark(
     spark_settings = _spark_settings(settings, target)
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):
         try:
-            pipelines = build_pipelines(_compile(settings, Engine.spark, target, variables, recompile), settings.project_dir)
+            manifest = _compile(settings, Engine.spark, target, variables, recompile)
+            with duckdb_types(settings.db_path) as types:
+                pipelines = build_pipelines(manifest, settings.project_dir, types)
             pipeline = _pick(pipelines, endpoint)
             dependent = bool(pipeline.introspection.dependent)
         except (PipelineError, _Failed) as exc:
@@ -338,7 +340,9 @@ def _run_spark(
             try:
                 dbt_project.run_dbt(spark_settings, "parse", ["--vars", json.dumps(variables or {})], quiet=True)
                 parsed = dbt_project.load_manifest(spark_settings)
-                pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False) for e in discover_endpoints(parsed)}
+                with duckdb_types(settings.db_path) as types:
+                    pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False, warehouse=types)
+                                 for e in discover_endpoints(parsed)}
             except (PipelineError, ProjectError) as again:
                 raise _Failed(1, str(again)) from again
             pipeline = _pick(pipelines, endpoint)
@@ -368,7 +372,8 @@ def _run_spark(
             with reporter.step(f"rendering {pipeline.endpoint.output} over the input with dbt-spark"):
                 try:
                     rendered = render_on_spark(spark_settings, spark, pipeline, assigned)
-                    pipeline = build_pipeline(rendered, pipeline.endpoint, settings.project_dir)
+                    with duckdb_types(settings.db_path) as types:
+                        pipeline = build_pipeline(rendered, pipeline.endpoint, settings.project_dir, warehouse=types)
                 except (dbt_project.ProjectError, PipelineError) as exc:
                     raise _Failed(1, str(exc)) from exc
         try:

@@ -7,7 +7,9 @@ must already be in the cluster's catalog.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import duckdb
 
@@ -16,7 +18,8 @@ from duckapi.batch.inputs import Assigned, _grouped, describe_files
 from duckapi.batch.outputs import RESULT_RELATION, _atomic_output, result_statement, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError
-from duckapi.pipeline import Pipeline, Reference
+from duckapi.pipeline import Pipeline, Reference, quote_identifier
+from duckapi.relations import WarehouseSchema, split_relation_name
 from duckapi.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +47,40 @@ def build_references(settings: Settings, references: Sequence[Reference]) -> Non
     if selector:
         extra = ["--select", *selector, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
         project.run_dbt_in_process(settings, "build", extra, quiet=True)
+
+
+@contextmanager
+def duckdb_types(db_path: Path) -> Iterator[WarehouseSchema | None]:
+    """Types for the inputs that declare none, on Spark: the columns of the DuckDB
+    warehouse's relation with the same table name (when exactly one has it), mapped to
+    Spark's types where the statement casts them (engines/spark.py spark_type). Read
+    from a private snapshot, as serving reads it."""
+    from duckapi.warehouse import Snapshots
+
+    if not db_path.exists():
+        yield None
+        return
+    snapshots = Snapshots(db_path)
+    try:
+        warehouse = snapshots.take(wait=60.0)
+        if warehouse is None:
+            yield None
+            return
+        with duckdb.connect(str(warehouse.path), read_only=True) as con:
+            def schema(relation_name: str) -> list[tuple[str, str]] | None:
+                table = split_relation_name(relation_name)[-1]
+                found = con.execute(
+                    "select database_name, schema_name, table_name from duckdb_tables() where table_name = $1 union all "
+                    "select database_name, schema_name, view_name from duckdb_views() where view_name = $1 and not internal",
+                    [table]).fetchall()
+                if len(found) != 1:
+                    return None
+                name = ".".join(quote_identifier(part) for part in found[0])
+                return [(row[0], row[1]) for row in con.execute(f"describe select * from {name}").fetchall()]
+
+            yield schema
+    finally:
+        snapshots.close()
 
 
 def render_on_spark(
