@@ -57,6 +57,10 @@ class Introspection:
     #: Why the pipeline cannot be answered exactly (a query duckapi cannot place), if so.
     refusal: str | None = None
 
+    def queries(self, model: str) -> list[str]:
+        """The queries over the request's data that `model`'s rendering runs."""
+        return [probe.sql for probe in self.probes if probe.model == model]
+
 
 def clean(sql: str) -> str:
     return _QUERY_COMMENT.sub("", sql, count=1).strip().rstrip(";").strip()

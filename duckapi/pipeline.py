@@ -203,6 +203,10 @@ class Pipeline:
         output = next(n for n in nodes if n.unique_id == self.output_node.unique_id)
         return replace(self, nodes=nodes, output_node=output, single_row=False, batchable=False)
 
+    def introspect(self, queries: Mapping[str, Sequence[str]]) -> Introspection:
+        """What its models' renderings read, from a record of the queries they ran."""
+        return introspect(queries, self.inputs, self.nodes)
+
     def probe_sql(self, probe: Probe, rows: Sequence[Rows] | Rows = "table") -> str:
         """A query a model's rendering ran, over the request's rows: its references to
         pipeline relations pointed at CTEs of only the models it needs."""
@@ -402,18 +406,22 @@ def build_pipeline(
             raw, project_dir, warehouse, relations.not_null_tested(manifest, raw["unique_id"])))
         for i, (name, raw) in enumerate(zip(endpoint.inputs, input_raws))
     )
-    fed = {i.node.relation_name: i.node.unique_id for i in inputs if i.node.relation_name}
-    fed.update({n.relation_name: n.unique_id for n in pipeline_nodes if n.relation_name})
     return Pipeline(
         endpoint=endpoint,
         inputs=inputs,
         output_node=_node(output_raw),
         nodes=pipeline_nodes,
         references=relations.references(manifest, order, inside),
-        introspection=classify(
-            manifest.get(QUERIES_KEY) or {}, pipeline_nodes, fed, [i.node.relation_name or "" for i in inputs],
-        ),
+        introspection=introspect(manifest.get(QUERIES_KEY) or {}, inputs, pipeline_nodes),
     )
+
+
+def introspect(queries: Mapping[str, Sequence[str]], inputs: Sequence[Input], nodes: Sequence[Node]) -> Introspection:
+    """What these models' renderings read (introspection.classify), over the relations the
+    request's rows feed: the inputs' and the pipeline models'."""
+    fed = {i.node.relation_name: i.node.unique_id for i in inputs if i.node.relation_name}
+    fed.update({n.relation_name: n.unique_id for n in nodes if n.relation_name})
+    return classify(queries, nodes, fed, [i.node.relation_name or "" for i in inputs])
 
 
 def _upstream(manifest: dict[str, Any], start: str, wanted: str) -> bool:

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from duckapi import introspection, project, relations
 from duckapi.errors import PipelineError, RequestError
-from duckapi.introspection import Probe, classify
+from duckapi.introspection import Probe
 from duckapi.pipeline import Pipeline, quote_identifier
 from duckapi.rows.columns import Columns, InputRows, as_arrow
 from duckapi.settings import Settings
@@ -129,9 +129,7 @@ class Renderings:
 
     def _keep(self, rendered: Rendered, over: Pipeline, tables: Tables, leaf: "Pipeline | RequestError") -> None:
         """File `leaf` under the results its rendering's probes give over these rows."""
-        fed = {i.node.relation_name: i.node.unique_id for i in over.inputs if i.node.relation_name}
-        fed.update({n.relation_name: n.unique_id for n in over.nodes if n.relation_name})
-        chain = classify(rendered.queries, over.nodes, fed, [i.node.relation_name or "" for i in over.inputs]).probes
+        chain = over.introspect(rendered.queries).probes
         if self._root is None or not chain or chain[0] != self._root.probe:
             return  # nothing to key it by (or not the queries of the first compile): not kept
         results = [self._result(over, probe, tables) for probe in chain]

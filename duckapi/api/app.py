@@ -258,7 +258,7 @@ def _dependence_note(pipeline: Pipeline) -> str:
     lines = ["-- Data-dependent: dbt renders these models from each request's rows; this is the SQL compiled",
              "-- over the warehouse's rows, and each request runs the variant rendered over its own."]
     for model in introspection.dependent:
-        queries = [p.sql for p in introspection.probes if p.model == model]
+        queries = introspection.queries(model)
         lines.append(f"-- {model}: " + (" | ".join(" ".join(q.split()) for q in queries) or "reads the columns of one above"))
     return "\n".join(lines) + "\n"
 

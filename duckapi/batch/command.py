@@ -19,6 +19,7 @@ from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, duckdb_types, render_on_spark, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
+from duckapi.relations import WarehouseSchema
 from duckapi.pipeline import Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint
 from duckapi.rows.files import format_of
 from duckapi.settings import Settings
@@ -319,6 +320,15 @@ def _run_spark(
 ) -> tuple[int, Pipeline]:
     """Compile for the spark target, start (or join) a session, build the reference data
     into it in local mode, run."""
+    with duckdb_types(settings.db_path) as types:  # one snapshot for the run, taken if an input needs it
+        return _spark_run(types, settings, options, target, variables, recompile, endpoint, named, fmt, output, reporter)
+
+
+def _spark_run(
+    types: WarehouseSchema, settings: Settings, options: "SparkOptions", target: str | None,
+    variables: dict[str, Any] | None, recompile: bool, endpoint: str | None, named: NamedFiles, fmt: str, output: str,
+    reporter: Reporter,
+) -> tuple[int, Pipeline]:
     from duckapi import project as dbt_project
     from duckapi.engines.spark import SparkEngine
     from duckapi.service import missing_references_error
@@ -327,8 +337,7 @@ def _run_spark(
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):
         try:
             manifest = _compile(settings, Engine.spark, target, variables, recompile)
-            with duckdb_types(settings.db_path) as types:
-                pipelines = build_pipelines(manifest, settings.project_dir, types)
+            pipelines = build_pipelines(manifest, settings.project_dir, types)
             pipeline = _pick(pipelines, endpoint)
             dependent = bool(pipeline.introspection.dependent)
         except (PipelineError, _Failed) as exc:
@@ -340,9 +349,8 @@ def _run_spark(
             try:
                 dbt_project.run_dbt(spark_settings, "parse", ["--vars", json.dumps(variables or {})], quiet=True)
                 parsed = dbt_project.load_manifest(spark_settings)
-                with duckdb_types(settings.db_path) as types:
-                    pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False, warehouse=types)
-                                 for e in discover_endpoints(parsed)}
+                pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False, warehouse=types)
+                             for e in discover_endpoints(parsed)}
             except (PipelineError, ProjectError) as again:
                 raise _Failed(1, str(again)) from again
             pipeline = _pick(pipelines, endpoint)
@@ -372,8 +380,7 @@ def _run_spark(
             with reporter.step(f"rendering {pipeline.endpoint.output} over the input with dbt-spark"):
                 try:
                     rendered = render_on_spark(spark_settings, spark, pipeline, assigned)
-                    with duckdb_types(settings.db_path) as types:
-                        pipeline = build_pipeline(rendered, pipeline.endpoint, settings.project_dir, warehouse=types)
+                    pipeline = build_pipeline(rendered, pipeline.endpoint, settings.project_dir, warehouse=types)
                 except (dbt_project.ProjectError, PipelineError) as exc:
                     raise _Failed(1, str(exc)) from exc
         try:

@@ -18,6 +18,7 @@ from duckapi.batch.inputs import Assigned, _grouped, describe_files
 from duckapi.batch.outputs import RESULT_RELATION, _atomic_output, result_statement, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError
+from duckapi.engines.duckdb import relation_columns
 from duckapi.pipeline import Pipeline, Reference, quote_identifier
 from duckapi.relations import WarehouseSchema, split_relation_name
 from duckapi.settings import Settings
@@ -50,36 +51,35 @@ def build_references(settings: Settings, references: Sequence[Reference]) -> Non
 
 
 @contextmanager
-def duckdb_types(db_path: Path) -> Iterator[WarehouseSchema | None]:
+def duckdb_types(db_path: Path) -> Iterator[WarehouseSchema]:
     """Types for the inputs that declare none, on Spark: the columns of the DuckDB
     warehouse's relation with the same table name (when exactly one has it), mapped to
     Spark's types where the statement casts them (engines/spark.py spark_type). Read
-    from a private snapshot, as serving reads it."""
+    from a private snapshot, as serving reads it, taken only if an input needs it."""
     from duckapi.warehouse import Snapshots
 
-    if not db_path.exists():
-        yield None
-        return
     snapshots = Snapshots(db_path)
-    try:
-        warehouse = snapshots.take(wait=60.0)
-        if warehouse is None:
-            yield None
-            return
-        with duckdb.connect(str(warehouse.path), read_only=True) as con:
-            def schema(relation_name: str) -> list[tuple[str, str]] | None:
-                table = split_relation_name(relation_name)[-1]
-                found = con.execute(
-                    "select database_name, schema_name, table_name from duckdb_tables() where table_name = $1 union all "
-                    "select database_name, schema_name, view_name from duckdb_views() where view_name = $1 and not internal",
-                    [table]).fetchall()
-                if len(found) != 1:
-                    return None
-                name = ".".join(quote_identifier(part) for part in found[0])
-                return [(row[0], row[1]) for row in con.execute(f"describe select * from {name}").fetchall()]
+    opened: list[duckdb.DuckDBPyConnection] = []
 
-            yield schema
+    def schema(relation_name: str) -> list[tuple[str, str]] | None:
+        if not opened:
+            warehouse = snapshots.take(wait=60.0) if db_path.exists() else None
+            if warehouse is None:
+                return None
+            opened.append(duckdb.connect(str(warehouse.path), read_only=True))
+        con = opened[0]
+        table = split_relation_name(relation_name)[-1]
+        found = con.execute(
+            "select database_name, schema_name, table_name from duckdb_tables() where table_name = $1 union all "
+            "select database_name, schema_name, view_name from duckdb_views() where view_name = $1 and not internal",
+            [table]).fetchall()
+        return relation_columns(con, ".".join(quote_identifier(part) for part in found[0])) if len(found) == 1 else None
+
+    try:
+        yield schema
     finally:
+        for con in opened:
+            con.close()
         snapshots.close()
 
 
@@ -92,7 +92,7 @@ def render_on_spark(
     DAG order, as `dbt build` would over those rows; returns the manifest it wrote, with
     each model's SQL as rendered. Local mode only: dbt-spark must share the session."""
     from duckapi import project
-    from duckapi.engines.spark import quote, spark_errors, spark_message
+    from duckapi.engines.spark import spark_errors, spark_message
 
     for item, files in inputs:
         frames = [engine.read(fmt_in, paths, item.columns) for fmt_in, paths in _grouped(files)]

@@ -327,10 +327,7 @@ class DuckDBEngine:
         lane = self._lane()
         if lane.warehouse is not warehouse:
             self._attach(lane, warehouse)
-        try:
-            return [(row[0], row[1]) for row in lane.con.execute(f"describe select * from {relation_name}").fetchall()]
-        except duckdb.Error:
-            return None
+        return relation_columns(lane.con, relation_name)
 
     def missing_references(self, pipeline: Pipeline) -> list[Reference]:
         """The reference relations the pipeline's warehouse snapshot does not have."""
@@ -427,6 +424,14 @@ def _unregistering(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
         yield
     finally:
         con.unregister(name)
+
+
+def relation_columns(con: duckdb.DuckDBPyConnection, relation_name: str) -> list[tuple[str, str]] | None:
+    """A relation's columns and DuckDB types as this connection sees it; None if it cannot."""
+    try:
+        return [(row[0], row[1]) for row in con.execute(f"describe select * from {relation_name}").fetchall()]
+    except duckdb.Error:
+        return None
 
 
 def missing_relations(con: duckdb.DuckDBPyConnection, references: Sequence[Reference]) -> list[Reference]:

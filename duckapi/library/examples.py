@@ -20,7 +20,27 @@ from duckapi.pipeline import Pipeline
 
 #: Where a project keeps its recorded requests.
 RECORDED = Path("tests") / "duckapi"
-_GIVEN = re.compile(r"""^\s*(?:ref\(\s*['"]([^'"]+)['"]\s*\)|source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\))\s*$""")
+_REF = re.compile(r"""^\s*ref\(\s*['"]([^'"]+)['"]\s*(?:,\s*(?:v|version)\s*=\s*[^)]*)?\)\s*$""")
+_SOURCE = re.compile(r"""^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$""")
+
+
+def given_input(text: str) -> str | None:
+    """A unit test's `given` input (`ref('m')`, `source('s', 't')`) as an endpoint names
+    that input (`m`, `s.t`); None for what is neither (`this`, ...)."""
+    ref, source = _REF.match(text), _SOURCE.match(text)
+    if ref:
+        return ref.group(1)
+    return f"{source.group(1)}.{source.group(2)}" if source else None
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    """An inline csv fixture (a header line, then rows) as rows."""
+    return list(csv.DictReader(io.StringIO(text.strip() + "\n")))
+
+
+def json_value(value: Any) -> Any:
+    """A value JSON has no type for: dates and times as ISO text (as the API takes them)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def recorded(project_dir: Path) -> list[dict[str, Any]]:
@@ -47,11 +67,11 @@ def examples(pipeline: Pipeline, project_dir: Path | None, unit_tests: Mapping[s
             continue
         given = {}
         for item in test.get("given") or []:
-            match = _GIVEN.match(str(item.get("input", "")))
+            name = given_input(str(item.get("input", "")))
             rows = _rows(item)
-            if match is None or rows is None:
+            if name is None or rows is None:
                 break
-            given[match.group(1) or f"{match.group(2)}.{match.group(3)}"] = rows
+            given[name] = rows
         else:
             if sorted(given) == sorted(names):
                 found.append({"name": test["name"], "kind": "unit test", "inputs": given, "select": [],
@@ -64,7 +84,7 @@ def _rows(item: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     rows = item.get("rows")
     fmt = item.get("format") or "dict"
     if fmt == "csv" and isinstance(rows, str):
-        rows = list(csv.DictReader(io.StringIO(rows.strip() + "\n")))
+        rows = csv_rows(rows)
     if fmt not in ("dict", "csv") or not isinstance(rows, list):
         return None
-    return json.loads(json.dumps(rows, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+    return json.loads(json.dumps(rows, default=json_value))

@@ -77,7 +77,7 @@ class Call:
 
     def json(self, tables: Tables) -> bytes:
         """The answer as JSON text, written by DuckDB: the HTTP API's body."""
-        return self.engine.execute_json(self.pipeline if self.renderings is None else self.renderings.resolve(tables), tables)
+        return self.engine.execute_json(self.resolved(tables), tables)
 
     def arrow(self, tables: Tables) -> pa.Table:
         return self.engine.execute_arrow(self.resolved(tables), tables)
@@ -226,8 +226,7 @@ def describe(state: ProjectState, path: str, served: Served, project_dir: Path |
         references=pipeline.references,
         materialized={n.name: n.materialized for n in pipeline.nodes},
         data_dependent={
-            model: [p.sql for p in pipeline.introspection.probes if p.model == model]
-            for model in pipeline.introspection.dependent
+            model: pipeline.introspection.queries(model) for model in pipeline.introspection.dependent
         },
         examples=examples(pipeline, project_dir, state.unit_tests),
     )

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-from duckapi.library.examples import RECORDED as FOLDER
+from duckapi.library.examples import RECORDED as FOLDER, json_value
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,7 @@ def fixtures(project_dir: Path, select: Sequence[str] = ()) -> list[EndpointFixt
 
 def rows_of(table: pa.Table) -> list[dict[str, Any]]:
     """An input's rows as JSON rows (dates and times as ISO text, as the API takes them)."""
-    return json.loads(json.dumps(table.to_pylist(), default=_json_value))
-
-
-def _json_value(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
+    return json.loads(json.dumps(table.to_pylist(), default=json_value))
 
 
 def record(project: Any, endpoint: str, files: Mapping[str, list[str]], name: str, select: Sequence[str] = (),

@@ -14,10 +14,7 @@ given on `this`) make the test skipped, with the reason.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +24,10 @@ import duckdb
 import pyarrow as pa
 
 from duckapi import relations
+from duckapi.library.examples import csv_rows, given_input
 from duckapi.errors import PipelineError
 from duckapi.pipeline import Endpoint, Pipeline, build_pipeline, quote_identifier
 
-_REF = re.compile(r"""^\s*ref\(\s*['"]([^'"]+)['"]\s*(?:,\s*(?:v|version)\s*=\s*[^)]*)?\)\s*$""")
-_SOURCE = re.compile(r"""^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$""")
 
 
 @dataclass(frozen=True)
@@ -95,12 +91,8 @@ def _unit_test(raw: dict[str, Any], manifest: dict[str, Any], project_dir: Path)
     given = []
     for item in raw.get("given") or []:
         text = str(item.get("input", ""))
-        ref, source = _REF.match(text), _SOURCE.match(text)
-        if ref:
-            name = ref.group(1)
-        elif source:
-            name = f"{source.group(1)}.{source.group(2)}"
-        else:
+        name = given_input(text)
+        if name is None:
             skip = skip or f"gives {text}, which duckapi does not replace yet (only ref() and source())"
             continue
         given.append(Given(name, _fixture(item, project_dir, manifest)))
@@ -119,7 +111,7 @@ def _fixture(item: Mapping[str, Any], project_dir: Path, manifest: dict[str, Any
     if fmt == "sql":
         return Fixture(sql=str(rows or "").strip().rstrip(";"))
     if fmt == "csv" and isinstance(rows, str):
-        rows = list(csv.DictReader(io.StringIO(rows.strip() + "\n")))
+        rows = csv_rows(rows)
     return Fixture(rows=tuple(dict(r) for r in rows or ()))
 
 
@@ -144,7 +136,7 @@ def input_tables(pipeline: Pipeline, test: UnitTest) -> tuple[pa.Table, ...]:
     tables = []
     with duckdb.connect(":memory:") as con:
         for item, given in zip(pipeline.inputs, test.given):
-            raw = _relation(con, given.fixture, [c.name for c in item.columns])
+            _relation(con, given.fixture, [c.name for c in item.columns])
             typed = ", ".join(f"cast({quote_identifier(c.name)} as {c.data_type}) as {quote_identifier(c.name)}"
                               for c in item.columns)
             tables.append(con.sql(f"select {typed} from raw").to_arrow_table())
