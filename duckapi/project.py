@@ -23,13 +23,19 @@ from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
 
-__all__ = ["ProjectError", "build", "compile_manifest", "declared_vars", "load_manifest", "render", "run_dbt"]
+__all__ = ["ProjectError", "build", "compile_manifest", "compile_unit_tests", "declared_vars", "load_manifest", "render", "run_dbt"]
 
 #: Beside manifest.json: the queries each model's rendering ran (dbt's SQLQuery events
 #: while a node was compiling), by unique_id, and the invocation they belong to.
 QUERIES_FILE = "duckapi_queries.json"
 #: The key `load_manifest` puts them under in the manifest it returns.
 QUERIES_KEY = "duckapi_queries"
+#: Environment of a compile that also renders unit tests as dbt's own unit-test run does
+#: (`compile_unit_tests`): the unit tests' unique_ids (JSON) and the file to write them to.
+UNIT_TESTS_ENV = "DUCKAPI_UNIT_TESTS"
+UNIT_TESTS_OUT_ENV = "DUCKAPI_UNIT_TESTS_OUT"
+#: The schema of the relations that stand for a unit test's given rows in its rendering.
+GIVEN_SCHEMA = "duckapi_unit_given"
 
 
 def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: Path) -> list[str]:
@@ -66,7 +72,8 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
             queries.setdefault(node.unique_id, []).append(event.data.sql)
 
     # dbt-duckdb loads seeds by a path relative to the working directory.
-    with contextlib.chdir(project_dir):
+    with contextlib.chdir(project_dir), _unit_test_renderings(os.environ.get(UNIT_TESTS_ENV),
+                                                             os.environ.get(UNIT_TESTS_OUT_ENV)):
         result = dbtRunner(callbacks=[record]).invoke(args)
     log = os.environ.get("DUCKAPI_QUERY_LOG")
     if log:
@@ -81,6 +88,59 @@ def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | Non
         if str(node_result.status) in ("error", "fail", "runtime error"):
             failures.append(f"{node_result.node.original_file_path}: {node_result.message}")
     return "; ".join(failures) or "see the dbt log above"
+
+
+@contextlib.contextmanager
+def _unit_test_renderings(wanted: str | None, out: str | None) -> Iterator[None]:
+    """While dbt compiles a model, also render each of `wanted` (unit tests' unique_ids, JSON)
+    that tests it, exactly as dbt's own unit-test run renders it: dbt's unit-test manifest,
+    context and compiler, so macro and env var overrides, `is_incremental`, a given on
+    `this` or on an ephemeral model mean what they mean to dbt. Each given's rows are a
+    relation of GIVEN_SCHEMA instead of dbt's fixture SQL (the rows never become SQL text):
+    duckapi feeds them as inputs. Written to `out`: {unique_id: {"sql", "given"} or {"error"}}."""
+    if not wanted or not out:
+        yield
+        return
+    from dbt.adapters.factory import get_adapter
+    from dbt.compilation import Compiler
+    from dbt.parser.unit_tests import UnitTestManifestLoader
+
+    ids = set(json.loads(wanted))
+    original = Compiler.compile_node
+    rendered: dict[str, dict[str, Any]] = {}
+
+    def render_unit_test(compiler: Any, manifest: Any, unique_id: str) -> dict[str, Any]:
+        unit_manifest = UnitTestManifestLoader(manifest, compiler.config, {unique_id}).load()
+        node = unit_manifest.nodes[unique_id]
+        relation = get_adapter(compiler.config).Relation
+        spark = get_adapter(compiler.config).type() == "spark"  # Spark relations have no database
+        given = []
+        for index, given_id in enumerate(d for d in node.depends_on.nodes if d in unit_manifest.nodes):
+            name = str(relation.create(database=None if spark else GIVEN_SCHEMA, schema=GIVEN_SCHEMA,
+                                       identifier=f"given_{index}"))
+            unit_manifest.nodes[given_id].raw_code = f"select * from {name}"
+            given.append(name)
+        node = original(compiler, node, unit_manifest, {}, write=False)
+        return {"sql": (node.compiled_code or "").strip().rstrip(";"), "given": given}
+
+    def compile_node(self: Any, node: Any, manifest: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, node, manifest, *args, **kwargs)
+        for unique_id in sorted(ids - set(rendered)):
+            test = manifest.unit_tests.get(unique_id)
+            if test is not None and test.depends_on.nodes[:1] == [node.unique_id]:
+                try:
+                    rendered[unique_id] = render_unit_test(self, manifest, unique_id)
+                except Exception as exc:  # dbt cannot render it: that test's error, not the compile's
+                    rendered[unique_id] = {"error": str(exc)}
+        return result
+
+    Compiler.compile_node = compile_node  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Compiler.compile_node = original  # type: ignore[method-assign]
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(rendered))
 
 
 @contextlib.contextmanager
@@ -107,7 +167,8 @@ def _prepared(
 
 
 def run_dbt(
-    settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None
+    settings: Settings, command: str, extra: list[str] | None = None, quiet: bool = False, db_path: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run one dbt command; raise ProjectError naming the failing files.
 
@@ -116,8 +177,8 @@ def run_dbt(
     """
     from duckapi import dbt_child  # not at import: `python -m duckapi.dbt_child` imports this module
 
-    with _prepared(settings, command, extra, quiet, db_path) as (args, env):
-        error = dbt_child.run(args, str(settings.project_dir), env)
+    with _prepared(settings, command, extra, quiet, db_path) as (args, prepared):
+        error = dbt_child.run(args, str(settings.project_dir), {**prepared, **(env or {})})
     _check(settings, command, error)
 
 
@@ -174,6 +235,28 @@ def compile_manifest(
     with tempfile.TemporaryDirectory(prefix="duckapi-empty-") as scratch:
         run_dbt(settings, "compile", extra, quiet=True, db_path=str(Path(scratch) / settings.db_path.name))
     return load_manifest(settings)
+
+
+def compile_unit_tests(
+    settings: Settings, unit_tests: dict[str, str], db_path: Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Unit tests (unique_id -> tested model's name) rendered as dbt's unit-test run renders
+    them (`_unit_test_renderings`), by `dbt compile --select <their models>` into a scratch
+    target folder (the project's manifest stays the full one). {unique_id: {"sql": the
+    tested model's SQL, "given": the relation standing for each given, in order} or
+    {"error": why dbt could not render it}}."""
+    from dataclasses import replace
+
+    if not unit_tests:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="duckapi-unit-") as scratch:
+        out = Path(scratch) / "unit_tests.json"
+        env = {UNIT_TESTS_ENV: json.dumps(sorted(unit_tests)), UNIT_TESTS_OUT_ENV: str(out)}
+        # --log-level none: dbt would print the SQL of a lone selected model to stdout.
+        extra = ["--log-level", "none", "--no-populate-cache", "--full-refresh", "--select", *sorted(set(unit_tests.values()))]
+        run_dbt(replace(settings, target_path=Path(scratch) / "target"), "compile", extra, quiet=True,
+                db_path=str(db_path or Path(scratch) / settings.db_path.name), env=env)
+        return json.loads(out.read_text())
 
 
 def declared_vars(settings: Settings) -> dict[str, Any]:

@@ -495,3 +495,47 @@ def test_batch_renders_over_the_files_on_duckdb_and_spark(
     if endpoint == "top_pivot":  # Spark once (a JVM and a dbt-spark run cost ~35 s): the stacked pair
         require_java()
         assert duckapi_run(served, tmp_path, "spark", endpoint) == on_duckdb
+
+
+# --- `duckapi test`: a unit test of a data-dependent model ----------------------------------
+
+
+def test_unit_test_renders_over_its_given_rows(dbt_over: Callable[[Rows], Oracle], tmp_path: Path) -> None:
+    """A unit test of the pivot, given rows whose groups the warehouse never held, passes
+    when it expects dbt's build over those rows (rendered over them, not the warehouse's)
+    and fails when it expects the pivot of the warehouse's own groups."""
+    expected = dbt_over(OTHER).answers["group_pivot"]
+    stale = dbt_over(DEFAULT).answers["group_pivot"]
+    given = "\n".join(f"          - {{group_id: {g}, event_value: {v}}}" for g, v in OTHER)
+    folder = copy_project(tmp_path, DEFAULT)
+    (folder / "models" / "unit_tests.yml").write_text(f"""
+unit_tests:
+  - name: pivot_of_the_given_groups
+    model: group_pivot
+    given:
+      - input: ref('events')
+        rows:
+{given}
+    expect:
+      rows: {json.dumps(expected)}
+  - name: pivot_of_the_warehouse_groups
+    model: group_pivot
+    given:
+      - input: ref('events')
+        rows:
+{given}
+    expect:
+      rows: {json.dumps(stale)}
+""")
+    settings = settings_in(tmp_path, project_dir=folder)
+    project.run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"])
+    junit = tmp_path / "junit.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "duckapi.cli", "test", "--project", str(folder), "--db", str(settings.db_path),
+         "--select", "group_pivot", "--junit-xml", str(junit)],
+        env={**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "duckapi-target")}, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1 and done.stdout.splitlines()[-1] == "1 passed, 1 failed", done.stdout + done.stderr
+    assert "PASS duckdb group_pivot.pivot_of_the_given_groups" in done.stdout
+    assert "FAIL duckdb group_pivot.pivot_of_the_warehouse_groups" in done.stdout

@@ -9,7 +9,8 @@ with the same values, lists in the same order. The oracle checks what they agree
 The shop example does the same with two inputs (orders and payments, one JSON body
 keyed by input name for the API, files of mixed formats per input for the engines)
 and reference data (the seeds customers and prices: the warehouse snapshot on DuckDB,
-built into the Spark session by dbt-spark).
+built into the Spark session by dbt-spark). Both projects' own dbt unit tests pass on
+both engines too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from fastapi.testclient import TestClient
 from duckapi.batch import InputFile, assign_inputs, resolve_inputs, run_duckdb, run_spark
 from duckapi.batch.inputs import Assigned
 from duckapi.pipeline import Pipeline, build_pipelines
+from duckapi.testing.command import run_on_duckdb, run_on_spark
+from duckapi.testing.unit import unit_tests
 from duckapi.warehouse import Snapshots
 from tests.conftest import Built
 from tests.oracle import analyse
@@ -288,3 +291,21 @@ def test_shop_api_duckdb_batch_and_spark_return_the_same_answer(
     for label, answer in (("duckdb", duck.read_bytes()), ("spark", spark.read_bytes())):
         assert field_order(answer) == field_order(api), f"{label} differs from the API"
         assert answer == api, f"{label}: same answer, different bytes"
+
+
+# --- the projects' own unit tests, on both engines ------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["bundled", "shop"])
+def test_the_projects_unit_tests_pass_on_duckdb_and_spark(built: Built, which: str) -> None:
+    """The unit tests the bundled project and the shop carry (dbt's build passed them) pass
+    through duckapi on DuckDB, as requests run, and on Spark, as `duckapi run` runs."""
+    project = built if which == "bundled" else shop_build()
+    tests = unit_tests(project.manifest, project.settings.project_dir)
+    assert tests
+    expected = [(t.name, "passed", "") for t in tests]
+    on_duckdb = run_on_duckdb(project.settings, project.manifest, tests, lambda verdict: None)
+    assert [(v.name, v.status, v.detail) for v in on_duckdb] == expected
+    on_spark = run_on_spark(project.settings, project.manifest, tests, lambda verdict: None, shared_engine())
+    assert [(v.name, v.status, v.detail) for v in on_spark] == expected
+    assert {v.engine for v in on_spark} == {"spark"}

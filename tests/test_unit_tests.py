@@ -3,9 +3,9 @@
 tests/projects/unit_tests/ is written as real projects are: a source with no columns in its
 YAML (loaded by a seed), staging views without contracts, a package installed under
 dbt_packages/ whose macros the models call (a decimal amount, a date_trunc), a custom
-generate_schema_name, an incremental model. Its unit tests use dict, csv (a fixture file)
-and sql fixtures, partial columns and a vars override; one overrides a macro, which duckapi
-reports as skipped with the reason. dbt's own `dbt test --select test_type:unit` is the
+generate_schema_name, an incremental model, an ephemeral model in between. Its unit tests use
+dict, csv (a fixture file) and sql fixtures, partial columns, a vars override, an env var and a
+macro override, `is_incremental` with a given on `this`, a given on the ephemeral model. dbt's own `dbt test --select test_type:unit` is the
 oracle for each verdict duckapi gives; `duckapi test` never calls it.
 """
 
@@ -38,6 +38,16 @@ unit_tests:
     expect:
       rows:
         - {month: 2026-03-01, revenue: 19.98}
+
+  - name: summary_without_the_env_var_override
+    model: order_summary
+    given:
+      - input: ref('paid_orders')
+        format: sql
+        rows: select 1 as order_id, 1 as customer_id, date '2026-01-02' as ordered_at, 100 as amount_cents
+    expect:
+      rows:
+        - {orders: 1, region: us}
 """
 
 
@@ -88,21 +98,20 @@ def dbt_verdicts(project_dir: Path) -> dict[str, str]:
 
 def test_unit_tests_pass_and_fail_as_dbt_says(built: Path) -> None:
     code, lines, junit = duckapi_test(built)
-    assert code == 1, lines  # the wrong expectation fails
-    assert lines[-1] == "4 passed, 1 failed, 1 skipped"
+    assert code == 1, lines  # the wrong expectations fail
+    assert lines[-1] == "7 passed, 2 failed"
     ours = verdicts(junit)
     assert ours == {
         "customer_totals_from_a_csv_fixture": "passed", "vip_threshold_from_vars": "passed",
         "revenue_by_month_from_paid_orders": "passed", "revenue_with_a_wrong_expectation": "failed",
-        "order_log_incremental": "skipped", "staging_from_sql": "passed",
+        "order_log_incremental": "passed", "staging_from_sql": "passed",
+        "summary_over_an_ephemeral_model": "passed", "summary_with_env_var_and_macro_overrides": "passed",
+        "summary_without_the_env_var_override": "failed",
     }
-    theirs = dbt_verdicts(built)
-    for name, verdict in ours.items():
-        if verdict != "skipped":
-            assert theirs[name] == verdict, name
-    # The skipped one names its reason; the failure shows the differing rows as dbt does.
+    assert dbt_verdicts(built) == ours
+    # The failures show the differing rows as dbt does.
     text = "\n".join(lines)
-    assert "SKIP duckdb order_log.order_log_incremental" in text and "overrides macros (is_incremental)" in text
+    assert "- | 1 | us" in text and "+ | 1 | eu" in text
     failure = text[text.index("FAIL duckdb monthly_revenue.revenue_with_a_wrong_expectation"):]
     assert "- | 2026-03-01 | 19.98" in failure and "+ | 2026-03-01 | 19.99" in failure
 
@@ -117,40 +126,40 @@ def test_select_and_exit_code(built: Path) -> None:
 def test_the_same_unit_tests_on_spark(built: Path) -> None:
     require_java()
     code, lines, junit = duckapi_test(built, "--engine", "spark", "--select", "customer_totals", "--select",
-                                      "monthly_revenue")
+                                      "monthly_revenue", "--select", "order_summary", "--select", "order_log")
     assert [line for line in lines if line.startswith(("PASS", "FAIL", "ERROR", "SKIP"))] == [
         line for line in lines if line.startswith(("PASS spark", "FAIL spark", "ERROR spark", "SKIP spark"))
     ]
     assert verdicts(junit) == {
         "customer_totals_from_a_csv_fixture": "passed", "vip_threshold_from_vars": "passed",
         "revenue_by_month_from_paid_orders": "passed", "revenue_with_a_wrong_expectation": "failed",
+        "order_log_incremental": "passed", "summary_over_an_ephemeral_model": "passed",
+        "summary_with_env_var_and_macro_overrides": "passed", "summary_without_the_env_var_override": "failed",
     }
-    assert code == 1 and lines[-1] == "3 passed, 1 failed"
+    assert code == 1 and lines[-1] == "6 passed, 2 failed"
 
 
+#: Each example and its number of unit tests (the bundled project's and the shop's run on
+#: Spark too, in test_equality; web_events has no Spark target).
 EXAMPLES = {
-    "bundled": (BUNDLED_PROJECT, "duckdb", 2),  # on Spark too in test_batch's dbt build --target spark
-    "shop": (BUNDLED_PROJECT.parent / "examples" / "shop", "all", 1),
-    "web_events": (BUNDLED_PROJECT.parent / "examples" / "web_events", "duckdb", 1),  # no spark target
+    "bundled": (BUNDLED_PROJECT, 2),
+    "shop": (BUNDLED_PROJECT.parent / "examples" / "shop", 1),
+    "web_events": (BUNDLED_PROJECT.parent / "examples" / "web_events", 1),
 }
 
 
 @pytest.mark.parametrize("example", list(EXAMPLES))
 def test_the_examples_unit_tests_pass_as_under_dbt(example: str, tmp_path: Path) -> None:
     """The bundled project and the examples carry unit tests; `dbt build` runs them (and
-    fails on any that fails), and `duckapi test` gives each the same verdict, on DuckDB and,
-    where the project has a Spark target, on Spark."""
-    source, engine, count = EXAMPLES[example]
-    if engine == "all":
-        require_java()
+    fails on any that fails), and `duckapi test` gives each the same verdict."""
+    source, count = EXAMPLES[example]
     folder = tmp_path / example
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb", "tests"))
     settings = settings_in(tmp_path, project_dir=folder)
     manifest = project.build(settings)  # dbt's own verdict: every unit test passed
     assert len(manifest["unit_tests"]) == count
-    code, lines, junit = duckapi_test(folder, "--engine", engine)
-    engines = 2 if engine == "all" else 1
-    assert code == 0 and lines[-1] == f"{count * engines} passed, 0 failed", lines
+    code, lines, junit = duckapi_test(folder)
+    assert code == 0 and lines[-1] == f"{count} passed, 0 failed", lines
     assert set(verdicts(junit)) == {test["name"] for test in manifest["unit_tests"].values()}
 
 

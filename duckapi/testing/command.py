@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import enum
 import json
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from duckapi.errors import ProjectError
+from duckapi import rendering
+from duckapi.errors import PipelineError, ProjectError
 from duckapi.pipeline import Pipeline
 from duckapi.settings import Settings
 from duckapi.testing.fixtures import EndpointFixture, check, fixtures, record
-from duckapi.testing.unit import UnitTest, Verdict, pipeline_of, run_test, unit_tests
+from duckapi.testing.unit import Skipped, UnitTest, Verdict, pipeline_of, rendered_pipeline, run_test, unit_tests
+
+if TYPE_CHECKING:
+    from duckapi.engines.spark import SparkEngine
 
 out = Console(highlight=False, soft_wrap=True)
 MARKS = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]", "error": "[red]ERROR[/]", "skipped": "[yellow]SKIP[/]"}
@@ -53,7 +58,7 @@ def test(
     verdicts: list[Verdict] = []
     broken = False
     for name in engines:
-        runner = _on_duckdb if name == "duckdb" else _on_spark
+        runner = run_on_duckdb if name == "duckdb" else run_on_spark
         try:
             verdicts += runner(settings, manifest, tests, _report)
         except Exception as exc:  # the engine could not run the tests at all (a missing target, no Java)
@@ -94,7 +99,14 @@ def _manifests(manifest: dict[str, Any], compile: Callable[[dict[str, Any]], dic
     return manifest_for
 
 
-def _on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
+def _renderings(settings: Settings, tests: list[UnitTest], db_path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """dbt's rendering of each test that needs it (UnitTest.rendered_by_dbt), one compile."""
+    from duckapi.project import compile_unit_tests
+
+    return compile_unit_tests(settings, {t.unique_id: t.model for t in tests if t.rendered_by_dbt and not t.skip}, db_path)
+
+
+def run_on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
     """Each test as a request is run: on a lane of the engine, the warehouse snapshot attached."""
     from duckapi.engines.duckdb import DuckDBEngine
     from duckapi.service import STARTUP_WAIT_S, compile_project
@@ -105,14 +117,32 @@ def _on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTes
     try:
         warehouse = snapshots.take(wait=STARTUP_WAIT_S)
         manifest_for = _manifests(manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
+        renderings = _renderings(settings, tests, warehouse.path if warehouse else None)
 
         def pipeline_for(test: UnitTest) -> Pipeline:
             schema = lambda relation: engine.warehouse_schema(warehouse, relation)  # noqa: E731
-            return replace(pipeline_of(test, manifest_for(test), settings.project_dir, schema), warehouse=warehouse)
+            if test.rendered_by_dbt:
+                pipeline = rendered_pipeline(test, renderings[test.unique_id], manifest, settings.project_dir, schema)
+            else:
+                pipeline = pipeline_of(test, manifest_for(test), settings.project_dir, schema)
+            return replace(pipeline, warehouse=warehouse)
+
+        def execute(test: UnitTest, pipeline: Pipeline, tables: tuple[pa.Table, ...]) -> pa.Table:
+            """A data-dependent model rendered by dbt over the given rows first, as a request's
+            new rows are (rendering.py), with the test's vars."""
+            if pipeline.introspection.refusal is not None:
+                raise PipelineError(pipeline.introspection.refusal)
+            if pipeline.introspection.dependent:
+                copy = snapshots.scratch_copy(warehouse, Path(tempfile.mkdtemp(prefix="duckapi-render-")))
+                rendered = rendering.render(settings, pipeline, tables, copy, dict(test.vars) or None)
+                if rendered.error is not None:
+                    raise PipelineError(f"dbt cannot render {test.model} over the given rows: {rendered.error}")
+                pipeline = pipeline.rendered(rendered.compiled)
+            return engine.execute_arrow(pipeline, tables)
 
         verdicts = []
         for test in tests:
-            verdict = run_test(test, "duckdb", pipeline_for, engine.execute_arrow)
+            verdict = run_test(test, "duckdb", pipeline_for, execute)
             report(verdict)
             verdicts.append(verdict)
         return verdicts
@@ -121,12 +151,14 @@ def _on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTes
         snapshots.close()
 
 
-def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
+def run_on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None],
+                 session: "SparkEngine | None" = None) -> list[Verdict]:
     """Each test as `duckapi run --engine spark` runs a pipeline: the project compiled for
-    its Spark target, the given rows as the inputs' views, in a local session. A unit test
-    gives every relation the model reads, so no reference data is needed, only types:
-    each input typed as on DuckDB (declared, else the DuckDB warehouse's)."""
-    from duckapi.batch.command import Engine, _compile
+    its Spark target, the given rows as the inputs' views, in a local session (`session`,
+    else one started and stopped here). A unit test gives every relation the model reads,
+    so no reference data is needed, only types: each input typed as on DuckDB (declared,
+    else the DuckDB warehouse's)."""
+    from duckapi.batch.command import Engine, _compile, _spark_settings
     from duckapi.engines.duckdb import DuckDBEngine
     from duckapi.engines.spark import SparkEngine, SparkOptions
     from duckapi.relations import find_relation
@@ -138,19 +170,28 @@ def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest
     spark_manifest_for = _manifests(spark_manifest, lambda dbt_vars: _compile(settings, Engine.spark, None, dbt_vars))
     snapshots = Snapshots(settings.db_path)
     duck = DuckDBEngine(settings, snapshots.folder)
-    spark = SparkEngine(SparkOptions(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
+    spark = session or SparkEngine(SparkOptions(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
     try:
         warehouse = snapshots.take(wait=STARTUP_WAIT_S)
+        duck_renderings = _renderings(settings, tests, warehouse.path if warehouse else None)
+        spark_renderings = _renderings(_spark_settings(settings, None), tests)
 
         def pipeline_for(test: UnitTest) -> Pipeline:
             schema = lambda relation: duck.warehouse_schema(warehouse, relation)  # noqa: E731
+            if test.rendered_by_dbt:
+                typed = rendered_pipeline(test, duck_renderings[test.unique_id], manifest, settings.project_dir, schema)
+                return rendered_pipeline(test, spark_renderings[test.unique_id], spark_manifest, settings.project_dir,
+                                         None, typed)
             typed = pipeline_of(test, duck_manifest_for(test), settings.project_dir, schema)
             on_spark = spark_manifest_for(test)
             columns = {find_relation(on_spark, item.name)["relation_name"]: [(c.name, c.data_type) for c in item.columns]
                        for item in typed.inputs}
             return pipeline_of(test, on_spark, settings.project_dir, columns.get)
 
-        def execute(pipeline: Pipeline, tables: tuple[pa.Table, ...]) -> pa.Table:
+        def execute(test: UnitTest, pipeline: Pipeline, tables: tuple[pa.Table, ...]) -> pa.Table:
+            if pipeline.introspection.dependent or pipeline.introspection.refusal:
+                raise Skipped(f"{test.model} is data-dependent: `duckapi test` renders it over the given rows on "
+                              "DuckDB only (`duckapi run --engine spark` renders it over files)")
             for item, table in zip(pipeline.inputs, tables):
                 spark.register_input(item, [spark.session.createDataFrame(table)])
             return spark.execute_arrow(pipeline)
@@ -162,7 +203,8 @@ def _on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest
             verdicts.append(verdict)
         return verdicts
     finally:
-        spark.stop()
+        if session is None:
+            spark.stop()
         duck.close()
         snapshots.close()
 

@@ -8,8 +8,12 @@ the warehouse's: relations.input_columns), and the given rows are the request. T
 is compared as dbt compares it: only the columns `expect` names, as a multiset (order does
 not matter), expected values cast to the model's column types. Fixture rows come as `dict`,
 `csv` (inline or a `fixture:` file under the test paths' `fixtures/`) or `sql`; columns a
-fixture leaves out are null. Overrides duckapi cannot honour yet (macros, env vars, a
-given on `this`) make the test skipped, with the reason.
+fixture leaves out are null.
+
+A test that overrides macros or env vars, or gives `this` (an incremental model's previous
+state) or an ephemeral model, is rendered by dbt as dbt's own unit-test run renders it
+(project.compile_unit_tests): each given is then a relation of its own in that SQL, fed the
+given rows as an input, and the rest runs as any test does.
 """
 
 from __future__ import annotations
@@ -26,8 +30,15 @@ import pyarrow as pa
 from duckapi import relations
 from duckapi.library.examples import csv_rows, given_input
 from duckapi.errors import PipelineError
-from duckapi.pipeline import Endpoint, Pipeline, build_pipeline, quote_identifier
+from duckapi.pipeline import Endpoint, Input, Node, Pipeline, build_pipeline, quote_identifier
 
+#: How a unit test names its tested model's previous state (an incremental model's rows).
+THIS = "this"
+
+
+
+class Skipped(Exception):
+    """An engine cannot run this test as dbt would: reported as skipped, with the reason."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,12 @@ class UnitTest:
     given: tuple[Given, ...]
     expect: Fixture
     vars: Mapping[str, Any] = field(default_factory=dict)
-    #: Why duckapi cannot run it as dbt would (an override it does not honour), if so.
+    #: Why duckapi cannot run it as dbt would, if so.
     skip: str | None = None
+    unique_id: str = ""
+    #: Its SQL is the tested model as dbt renders it for this test (macro or env var
+    #: overrides, a given on `this` or an ephemeral model), not the model as served.
+    rendered_by_dbt: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,22 +99,29 @@ def _unit_test(raw: dict[str, Any], manifest: dict[str, Any], project_dir: Path)
     path = raw.get("original_file_path", raw["unique_id"])
     skip = None
     overrides = raw.get("overrides") or {}
-    if overrides.get("macros"):
-        skip = f"overrides macros ({', '.join(overrides['macros'])}), which duckapi does not honour yet"
-    elif overrides.get("env_vars"):
-        skip = f"overrides env vars ({', '.join(overrides['env_vars'])}), which duckapi does not honour yet"
+    by_dbt = bool(overrides.get("macros") or overrides.get("env_vars"))
     given = []
     for item in raw.get("given") or []:
-        text = str(item.get("input", ""))
-        name = given_input(text)
+        text = str(item.get("input", "")).strip()
+        name = THIS if text == THIS else given_input(text)
         if name is None:
-            skip = skip or f"gives {text}, which duckapi does not replace yet (only ref() and source())"
+            skip = skip or f"gives {text}, which is not a ref(), a source() or this"
             continue
+        by_dbt = by_dbt or name == THIS or _ephemeral(manifest, name)
         given.append(Given(name, _fixture(item, project_dir, manifest)))
     return UnitTest(
         name=raw["name"], model=raw["model"], path=path, given=tuple(given),
         expect=_fixture(raw.get("expect") or {}, project_dir, manifest), vars=overrides.get("vars") or {}, skip=skip,
+        unique_id=raw["unique_id"], rendered_by_dbt=by_dbt,
     )
+
+
+def _ephemeral(manifest: dict[str, Any], name: str) -> bool:
+    try:
+        raw = relations.find_relation(manifest, name)
+    except PipelineError:
+        return False
+    return raw.get("config", {}).get("materialized") == "ephemeral"
 
 
 def _fixture(item: Mapping[str, Any], project_dir: Path, manifest: dict[str, Any]) -> Fixture:
@@ -129,6 +151,42 @@ def pipeline_of(test: UnitTest, manifest: dict[str, Any], project_dir: Path,
     """The tested model served over its given relations."""
     endpoint = Endpoint(path=f"/{test.model}/", output=test.model, inputs=tuple(g.name for g in test.given))
     return build_pipeline(manifest, endpoint, project_dir, warehouse=warehouse)
+
+
+def rendered_pipeline(test: UnitTest, rendering: Mapping[str, Any], manifest: dict[str, Any], project_dir: Path,
+                      warehouse: relations.WarehouseSchema | None, typed_as: Pipeline | None = None) -> Pipeline:
+    """The tested model as dbt rendered it for this test (project.compile_unit_tests), its
+    givens the inputs. Each given is typed as an input is (declared, else the warehouse's:
+    `this` is the model's own relation), or as in `typed_as` (the same test on DuckDB); a
+    given with no relation (an ephemeral model) takes the types its SQL fixture yields."""
+    if "error" in rendering:
+        raise PipelineError(f"dbt cannot render unit test {test.name}: {rendering['error']}")
+    model = relations.find_relation(manifest, test.model)
+    inputs = []
+    for index, (given, relation) in enumerate(zip(test.given, rendering["given"])):
+        raw = model if given.name == THIS else relations.find_relation(manifest, given.name)
+        if typed_as is not None:
+            columns = typed_as.inputs[index].columns
+        elif raw.get("relation_name") and raw.get("config", {}).get("materialized") != "ephemeral":
+            columns = relations.input_columns(raw, project_dir, warehouse,
+                                              relations.not_null_tested(manifest, raw["unique_id"]))
+        else:
+            columns = _fixture_columns(given, raw)
+        node = Node(raw["unique_id"], given.name, relation, "", (), "view", raw.get("original_file_path", ""))
+        inputs.append(Input(index, given.name, node, columns))
+    output = Node(model["unique_id"], model["name"], None, rendering["sql"], tuple(i.node.unique_id for i in inputs),
+                  "view", model.get("original_file_path", ""))
+    endpoint = Endpoint(path=f"/{test.model}/", output=test.model, inputs=tuple(g.name for g in test.given))
+    return Pipeline(endpoint=endpoint, inputs=tuple(inputs), output_node=output, nodes=(output,))
+
+
+def _fixture_columns(given: Given, raw: Mapping[str, Any]) -> tuple[relations.Column, ...]:
+    if given.fixture.sql is None:
+        raise PipelineError(f"{raw.get('original_file_path', raw['unique_id'])}: {given.name} has no relation in the "
+                            "warehouse to type its given rows by: give them as `format: sql` (as dbt requires)")
+    with duckdb.connect(":memory:") as con:
+        shape = con.sql(f"select * from ({given.fixture.sql}) limit 0")
+        return tuple(relations.Column(n, str(t), False) for n, t in zip(shape.columns, shape.types))
 
 
 def input_tables(pipeline: Pipeline, test: UnitTest) -> tuple[pa.Table, ...]:
@@ -198,7 +256,7 @@ def _shown(value: Any) -> str:
 
 
 def run_test(test: UnitTest, engine: str, pipeline_for: Callable[[UnitTest], Pipeline],
-             execute: Callable[[Pipeline, tuple[pa.Table, ...]], pa.Table]) -> Verdict:
+             execute: Callable[[UnitTest, Pipeline, tuple[pa.Table, ...]], pa.Table]) -> Verdict:
     """One unit test on one engine: skipped (with the reason), passed, failed (with the
     differing rows) or error (the pipeline could not be built or run)."""
     started = time.perf_counter()
@@ -206,8 +264,10 @@ def run_test(test: UnitTest, engine: str, pipeline_for: Callable[[UnitTest], Pip
         return Verdict(test.name, test.model, test.path, engine, "skipped", test.skip)
     try:
         pipeline = pipeline_for(test)
-        answer = execute(pipeline, input_tables(pipeline, test))
+        answer = execute(test, pipeline, input_tables(pipeline, test))
         difference = compare(answer, test.expect)
+    except Skipped as exc:
+        return Verdict(test.name, test.model, test.path, engine, "skipped", str(exc), time.perf_counter() - started)
     except Exception as exc:  # reported as the test's error, never lost
         status, difference = "error", f"{type(exc).__name__}: {exc}"
     else:
