@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 
-from duckapi.contract import COLUMN_TYPES, canonical_type
+from duckapi.contract import column_type, duckdb_name
 from duckapi.errors import PipelineError
 
 
@@ -164,12 +164,9 @@ def check_input_types(inputs: Sequence[Any]) -> None:
     for item in inputs:
         for column in item.columns:
             try:
-                canonical_type(column.data_type)
-            except ValueError:
-                raise PipelineError(
-                    f"{item.node.path}: input {item.name} column {column.name} has type {column.data_type}, which "
-                    f"duckapi does not take as request input (it takes {', '.join(COLUMN_TYPES)})"
-                ) from None
+                column_type(column.data_type)
+            except ValueError as exc:
+                raise PipelineError(f"{item.node.path}: input {item.name} column {column.name}: {exc}") from None
 
 
 def _agree(name: str, path: str, declared: Sequence[tuple[str, str]], held: "list[tuple[str, str]] | None") -> None:
@@ -189,16 +186,9 @@ def _agree(name: str, path: str, declared: Sequence[tuple[str, str]], held: "lis
 def _same_type(data_type: str) -> str:
     """A type as DuckDB names it once parsed (VARCHAR(10) is VARCHAR); else the text, lowercased."""
     try:
-        return DUCKDB_TYPE_NAMES.get(canonical_type(data_type), data_type.strip().lower())
+        return duckdb_name(data_type)
     except ValueError:
         return data_type.strip().lower()
-
-
-#: The DuckDB name of each contract type (what `describe` says of a column).
-DUCKDB_TYPE_NAMES = {
-    "varchar": "VARCHAR", "bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT", "double": "DOUBLE",
-    "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP",
-}
 
 
 def _not_null(col: dict[str, Any]) -> bool:

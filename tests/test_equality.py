@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from duckapi.batch import InputFile, assign_inputs, resolve_inputs, run_duckdb, run_spark
 from duckapi.batch.inputs import Assigned
+from duckapi.engines.spark import spark_type
 from duckapi.pipeline import Pipeline, build_pipelines
 from duckapi.testing.command import run_on_duckdb, run_on_spark
 from duckapi.testing.unit import unit_tests
@@ -309,3 +310,20 @@ def test_the_projects_unit_tests_pass_on_duckdb_and_spark(built: Built, which: s
     on_spark = run_on_spark(project.settings, project.manifest, tests, lambda verdict: None, shared_engine())
     assert [(v.name, v.status, v.detail) for v in on_spark] == expected
     assert {v.engine for v in on_spark} == {"spark"}
+
+
+def test_every_input_type_has_a_spark_type() -> None:
+    """Each type duckapi takes as input (tests/projects/all_types) maps to a type Spark
+    parses, holding the same values where Spark has them."""
+    session = shared_engine().session
+    mapped = {data_type: spark_type(data_type) for data_type in [
+        "TINYINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "DECIMAL(38,10)", "FLOAT", "DOUBLE",
+        "TIME", "TIMESTAMP WITH TIME ZONE", "UUID", "BLOB", "INTEGER[]", "VARCHAR[]",
+        'STRUCT("name" VARCHAR, amount DECIMAL(6,2), "day" DATE)', "STRUCT(k INTEGER)[]",
+    ]}
+    assert mapped["UBIGINT"] == "decimal(20,0)" and mapped["HUGEINT"] == "decimal(38,0)" and mapped["FLOAT"] == "float"
+    for data_type, spark in mapped.items():
+        [row] = session.sql(f"select cast(null as {spark}) as v").collect()
+        assert row.v is None, data_type
+    [row] = session.sql(f"select cast(18446744073709551615 as {mapped['UBIGINT']}) as v").collect()
+    assert row.v == 18446744073709551615

@@ -34,7 +34,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckapi.contract import canonical_type
+from duckapi.contract import column_type
 from duckapi.engines import ExecutionError, ResourceError, StatementTimeout, deadline, error_message
 from duckapi.pipeline import Column, Pipeline, Probe, Reference, Rows, Schema, cte_name, quote_identifier
 from duckapi.rows.columns import InputRows, as_arrow, column_values
@@ -67,22 +67,31 @@ _JSON_INT = (
 _CSV_INT = ("regexp_full_match({c}, '[-+]?[0-9]+') and {v} is not null", "try_cast({c} as {t})")
 _JSON_STRING = "starts_with({c}::varchar, '\"')"
 _TYPED = "{v} is not null"
+_JSON_TEXT = "json_extract_string({c}, '$')"
+#: A decimal's text: at most {s} digits after the point but trailing zeros (exact, not rounded).
+_DECIMAL = "regexp_full_match({x}, '[-+]?[0-9]+([.][0-9]{{0,{s}}}0*)?') and {v} is not null"
+#: Per kind of type (contract.py): (accepts the raw value, converts it). {c} the raw JSON
+#: value or CSV text, {t} the column's type, {v} the converted value.
 JSON_RULES: dict[str, tuple[str, str]] = {
-    "varchar": (_JSON_STRING, "json_extract_string({c}, '$')"),
-    "bigint": _JSON_INT, "integer": _JSON_INT, "smallint": _JSON_INT,
-    "double": (f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and " + _TYPED,
-               "try_cast({c} as double)"),
+    "varchar": (_JSON_STRING, _JSON_TEXT),
+    "integer": _JSON_INT,
+    "decimal": (_DECIMAL.replace("{x}", "coalesce(" + _JSON_TEXT + ", {c}::varchar)"),
+                "try_cast(coalesce(" + _JSON_TEXT + ", {c}::varchar) as {t})"),
+    "float": (f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and " + _TYPED, "try_cast({c} as {t})"),
     "boolean": ("{c}::varchar in ('true', 'false')", "try_cast({c} as boolean)"),
-    "date": (_JSON_STRING + " and " + _TYPED, "try_cast(json_extract_string({c}, '$') as date)"),
-    "timestamp": (_JSON_STRING + " and " + _TYPED, "try_cast(json_extract_string({c}, '$') as timestamp)"),
+    **{kind: (_JSON_STRING + " and " + _TYPED, f"try_cast({_JSON_TEXT} as {{t}})")
+       for kind in ("date", "time", "timestamp", "timestamptz", "uuid")},
+    "blob": (_JSON_STRING + " and " + _TYPED, f"try(from_base64({_JSON_TEXT}))"),
+    "nested": ("{c}::varchar in ('[]', '{{}}') or " + _TYPED, "try_cast({c} as {t})"),
 }
 CSV_RULES: dict[str, tuple[str, str]] = {
     "varchar": ("true", "{c}"),
-    "bigint": _CSV_INT, "integer": _CSV_INT, "smallint": _CSV_INT,
-    "double": (_TYPED, "try_cast({c} as double)"),
+    "integer": _CSV_INT,
+    "decimal": (_DECIMAL.replace("{x}", "{c}"), "try_cast({c} as {t})"),
+    "float": (_TYPED, "try_cast({c} as {t})"),
     "boolean": ("lower({c}) in ('true', 'false')", "try_cast({c} as boolean)"),
-    "date": (_TYPED, "try_cast({c} as date)"),
-    "timestamp": (_TYPED, "try_cast({c} as timestamp)"),
+    **{kind: (_TYPED, "try_cast({c} as {t})") for kind in ("date", "time", "timestamp", "timestamptz", "uuid", "nested")},
+    "blob": (_TYPED, "try(from_base64({c}))"),
 }
 
 
@@ -259,9 +268,10 @@ class DuckDBEngine:
         values, flags = [], []
         for i, column in enumerate(columns):
             name = quote_identifier(column.name)
-            accepts, convert = rules[canonical_type(column.data_type)]
-            value = convert.format(c=name, t=column.data_type)
-            ok = accepts.format(c=name, v=value)
+            kind = column_type(column.data_type)
+            accepts, convert = rules[kind.kind]
+            value = convert.format(c=name, t=kind.name)
+            ok = accepts.format(c=name, v=value, s=getattr(kind.arrow, "scale", 0))
             null = f"({name} is null" + (f" or {name}::varchar = 'null')" if fmt != "csv" else ")")
             accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
             flags.append(f"coalesce({accepted}, false) as __ok{i}")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import pyarrow as pa
 
 from duckapi import relations
+from duckapi.contract import column_type
 from duckapi.engines import ExecutionError, ResourceError
 from duckapi.pipeline import Column, Dialect, Input, Pipeline, Reference
 
@@ -66,23 +67,36 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 """
 
-#: Contract data_types Spark spells differently: it wants a length on VARCHAR and CHAR
-#: (as the spark_type macro in the bundled project's macros/dialect.sql does for dbt).
-_STRING_TYPES = {"varchar", "text", "bpchar", "char"}
-
-
-#: DuckDB types (as the warehouse names them) that Spark spells otherwise.
-_SPARK_NAMES = {"hugeint": "decimal(38,0)", "ubigint": "decimal(20,0)", "uinteger": "bigint", "usmallint": "int",
-                "utinyint": "smallint", "real": "float", "float": "float"}
-
-
 def spark_type(data_type: str) -> str:
-    """A contract data_type as Spark SQL: a bare varchar/text (no length) is `string`;
-    DuckDB's wider integers become decimals that hold them."""
-    name = data_type.strip()
-    if name.lower() in _STRING_TYPES:
-        return "string"
-    return _SPARK_NAMES.get(name.lower(), name)
+    """An input's type as Spark SQL spells it, from the Arrow type DuckDB gives it
+    (contract.py): a bare varchar is `string`, DuckDB's unsigned and huge integers become
+    the types that hold them, lists are arrays, structs structs. A type duckapi does not
+    take as input is passed through as written."""
+    try:
+        return _spark(column_type(data_type).arrow)
+    except ValueError:
+        return data_type.strip()
+
+
+def _spark(arrow: pa.DataType) -> str:
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return f"array<{_spark(arrow.value_type)}>"
+    if pa.types.is_struct(arrow):
+        fields = (arrow.field(i) for i in range(arrow.num_fields))
+        return "struct<" + ", ".join(f"{quote(f.name)}: {_spark(f.type)}" for f in fields) + ">"
+    if pa.types.is_integer(arrow):
+        signed = {8: "tinyint", 16: "smallint", 32: "int", 64: "bigint"}
+        unsigned = {8: "smallint", 16: "int", 32: "bigint", 64: "decimal(20,0)"}
+        return (signed if pa.types.is_signed_integer(arrow) else unsigned)[arrow.bit_width]
+    if pa.types.is_decimal(arrow):
+        return f"decimal({arrow.precision},{arrow.scale})"
+    if pa.types.is_timestamp(arrow):
+        return "timestamp"  # the session is UTC: a TIMESTAMP and a TIMESTAMP WITH TIME ZONE alike
+    if pa.types.is_time(arrow):
+        return "string"  # Spark has no time of day: HH:MM:SS text, ordered as the times are
+    names = {pa.string(): "string", pa.float32(): "float", pa.float64(): "double", pa.bool_(): "boolean",
+             pa.date32(): "date", pa.binary(): "binary"}
+    return names[arrow]
 
 
 def quote(name: str) -> str:

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from duckapi.contract import canonical_type, column_type
+from duckapi.contract import canonical_type, column_type, exact_decimal
 from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine, MissingColumn, Rejected, UnreadableInput
 from duckapi.errors import InputError
 from duckapi.pipeline import Column
@@ -67,7 +67,11 @@ class JsonRowsDecoder:
         self.schema = pa.schema(
             [pa.field(c.name, column_type(c.data_type).arrow, nullable=not c.not_null) for c in columns]
         )
-        self._timestamps = [i for i, c in enumerate(columns) if canonical_type(c.data_type) == "timestamp"]
+        kinds = [column_type(c.data_type).kind for c in columns]
+        self._timestamps = [i for i, kind in enumerate(kinds) if kind == "timestamp"]
+        self._decimals = [i for i, kind in enumerate(kinds) if kind == "decimal"]
+        self._uuids = [i for i, kind in enumerate(kinds) if kind == "uuid"]
+        self._wide = [(i, bounds) for i, c in enumerate(columns) if (bounds := column_type(c.data_type).bounds)]
 
     def decode(self, body: bytes) -> InputRows:
         try:
@@ -122,6 +126,21 @@ class JsonRowsDecoder:
     def _table(self, rows: list[Any]) -> InputRows:
         """Python column lists when DuckDB will bind them (rows/columns.py), else Arrow."""
         values = [list(map(get, rows)) for get in self._getters]
+        for i in self._decimals:  # exactly DECIMAL(p,s): no rounding, no overflow
+            for row, value in enumerate(values[i]):
+                if value is not None and not exact_decimal(value, self.schema.field(i).type):
+                    column = self.columns[i]
+                    raise InputError(422, f"row {row}, field '{column.name}': {value} is not a valid "
+                                          f"{canonical_type(column.data_type)} (it would be rounded or overflow)",
+                                     row=row, field=column.name)
+        for i, (low, high) in self._wide:  # beyond 64 bits, where msgspec checks no bounds
+            for row, value in enumerate(values[i]):
+                if value is not None and not low <= value <= high:
+                    column = self.columns[i]
+                    raise InputError(422, f"row {row}, field '{column.name}': expected a value between {low} and {high} "
+                                          f"(a {canonical_type(column.data_type)})", row=row, field=column.name)
+        for i in self._uuids:  # Arrow (and DuckDB's cast) take a UUID as its text
+            values[i] = [None if v is None else str(v) for v in values[i]]
         columns = Columns(self.schema, values, len(rows))
         if len(rows) > BOUND_ROWS:
             return columns.to_arrow()
@@ -203,6 +222,8 @@ class RowsReader:
         self.columns = columns
         self.engine = engine
         self.json = JsonRowsDecoder(columns)
+        #: DuckDB may parse large JSON bodies: not when it would round a number.
+        self._duckdb_json = all(column_type(c.data_type).double_safe for c in columns)
 
     def read(self, body: bytes, fmt: str) -> InputRows:
         if fmt in ("json", "ndjson"):
@@ -213,7 +234,7 @@ class RowsReader:
 
     def _json(self, body: bytes, fmt: str) -> InputRows:
         precise = self.json.decode if fmt == "json" else self.json.decode_lines
-        if len(body) <= FAST_JSON_BYTES:
+        if len(body) <= FAST_JSON_BYTES or not self._duckdb_json:
             return precise(body)
         try:
             loaded = self.engine.load_rows(body, self.columns, fmt)
@@ -261,14 +282,23 @@ def _read_arrow(body: bytes, fmt: str) -> pa.Table:
         raise InputError(400, f"body is not a valid {kind}: {str(exc)[:200]}") from None
 
 
+_STRINGS = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+#: The Arrow types each kind of column (contract.py) takes, before a safe cast to its own.
 _KINDS = {
-    "varchar": (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view),
-    "bigint": (pa.types.is_integer,), "integer": (pa.types.is_integer,), "smallint": (pa.types.is_integer,),
-    "double": (pa.types.is_floating, pa.types.is_integer),
+    "varchar": _STRINGS,
+    "integer": (pa.types.is_integer, lambda t: pa.types.is_decimal(t) and t.scale == 0),
+    "decimal": (pa.types.is_decimal, pa.types.is_integer),
+    "float": (pa.types.is_floating, pa.types.is_integer),
     "boolean": (pa.types.is_boolean,),
     "date": (pa.types.is_date,),
+    "time": (pa.types.is_time,),
     "timestamp": (pa.types.is_timestamp, pa.types.is_date),
+    "timestamptz": (pa.types.is_timestamp,),
+    "uuid": _STRINGS,
+    "blob": (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary),
+    "nested": (pa.types.is_list, pa.types.is_large_list, pa.types.is_struct),
 }
+_UUID = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 
 
 def conform(table: pa.Table, columns: tuple[Column, ...]) -> pa.Table:
@@ -278,14 +308,20 @@ def conform(table: pa.Table, columns: tuple[Column, ...]) -> pa.Table:
         if column.name not in table.column_names:
             raise InputError(422, f"missing column '{column.name}'", field=column.name)
         values = table[column.name]
-        key = canonical_type(column.data_type)
-        target = column_type(column.data_type).arrow
-        if not any(check(values.type) for check in _KINDS[key]):
+        kind = column_type(column.data_type)
+        key, target = kind.label, kind.arrow
+        if not any(check(values.type) for check in _KINDS[kind.kind]):
             raise InputError(422, f"column '{column.name}': {values.type} values are not {key}", field=column.name)
+        if kind.kind == "uuid":
+            valid = pc.match_substring_regex(values, _UUID)
+            if pc.any(pc.invert(valid)).as_py():
+                row = pc.index(valid, False).as_py()
+                raise InputError(422, f"row {row}, field '{column.name}': {values[row].as_py()!r} is not a valid uuid",
+                                 row=row, field=column.name)
         if values.type != target:
             try:
                 values = values.cast(target, safe=True)
-            except pa.ArrowInvalid:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 row = _first_uncastable(values, target)
                 raise InputError(
                     422, f"row {row}, field '{column.name}': value out of range for {key}", row=row, field=column.name
