@@ -284,7 +284,7 @@ def test_spark_statement_is_spark_sql() -> None:
     assert sql.count(INPUT_RELATION) == 1 and f"`{pipeline.inputs[0].relation}`" in sql
     assert "collect_list" in sql and "decimal(38, 0)" in sql  # the default__ macros, rendered for Spark
     assert "cast(`group_id` as string)" in sql  # the contract's varchar, in Spark's spelling
-    assert spark_type("varchar") == "string" and spark_type("VARCHAR(10)") == "VARCHAR(10)" and spark_type("bigint") == "bigint"
+    assert spark_type("varchar") == "string" and spark_type("VARCHAR(10)") == "string" and spark_type("bigint") == "bigint"
 
 
 def test_run_on_spark_through_the_command(compiled: None, client: TestClient, tmp_path: Path) -> None:
