@@ -93,6 +93,7 @@ def serve(
 
     from duckapi import dbt_child
     from duckapi import project as dbt_project
+    from duckapi.api.ops.lingering import LingeringHttpToolsProtocol
     from duckapi.api.ops.multiproc import prepare_metrics_dir
     from duckapi.pipeline import PipelineError
     from duckapi.service import Service, compile_project
@@ -131,7 +132,7 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.access_log,
         loop="uvloop",
-        http="httptools",
+        http=LingeringHttpToolsProtocol,  # httptools, with a lingering close
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 

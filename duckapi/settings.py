@@ -71,6 +71,11 @@ class Settings:
     # uvicorn stops accepting and gives requests in flight up to shutdown_timeout to finish.
     drain_seconds: float = 2.0
     shutdown_timeout: float = 30.0
+    # An answer sent before the request's body was read (401, 413, 415, 503, ...) is followed
+    # by a lingering close (api/ops/lingering.py): the rest of the body is read and dropped,
+    # up to this many seconds and bytes, so the client receives the answer.
+    linger_seconds: float = 10.0
+    linger_bytes: int = 1024 * 1024 * 1024
     # One log line per request costs about as much as parsing a small body: off by default.
     access_log: bool = False
     # DUCKAPI_ACCESS_LOG=json: one JSON line per request instead (api/ops/request_log.py).
@@ -144,6 +149,8 @@ class Settings:
             reload_interval=float(env.get("DUCKAPI_RELOAD_INTERVAL") or 1.0),
             drain_seconds=float(env.get("DUCKAPI_DRAIN_SECONDS") or 2.0),
             shutdown_timeout=float(env.get("DUCKAPI_SHUTDOWN_TIMEOUT") or 30.0),
+            linger_seconds=float(env.get("DUCKAPI_LINGER_SECONDS") or 10.0),
+            linger_bytes=int(env.get("DUCKAPI_LINGER_BYTES") or 1024 * 1024 * 1024),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
@@ -179,6 +186,8 @@ class Settings:
             "DUCKAPI_RELOAD_INTERVAL": str(self.reload_interval),
             "DUCKAPI_DRAIN_SECONDS": str(self.drain_seconds),
             "DUCKAPI_SHUTDOWN_TIMEOUT": str(self.shutdown_timeout),
+            "DUCKAPI_LINGER_SECONDS": str(self.linger_seconds),
+            "DUCKAPI_LINGER_BYTES": str(self.linger_bytes),
         }
         if self.target_path:
             env["DUCKAPI_TARGET_PATH"] = str(self.target_path)
