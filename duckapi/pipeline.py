@@ -9,6 +9,7 @@ without changing what the SQL means is relations.py's job.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar
@@ -85,6 +86,8 @@ class Endpoint:
     inputs: tuple[str, ...]
     #: The dbt vars a request may set (`?vars=`): `meta.duckapi.vars`; none by default.
     vars: tuple[str, ...] = ()
+    #: Declared JSON schemas of some of them (`vars: {name: schema}`), as JSON text by name.
+    var_schemas: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -339,10 +342,20 @@ def discover_endpoints(manifest: dict[str, Any]) -> list[Endpoint]:
         if len(set(named)) != len(named):
             raise PipelineError(f"{where}: an input is named twice in {named}")
         settable = meta.get("vars") or []
+        schemas = {}
+        if isinstance(settable, dict):  # {name: JSON schema of its values, or null}
+            schemas = {str(k): v for k, v in settable.items() if v is not None}
+            if not all(isinstance(v, dict) for v in schemas.values()):
+                raise PipelineError(f"{where}: each var in `vars` maps to a JSON schema (a mapping) or null")
+            settable = list(settable)
         if not isinstance(settable, list) or not all(isinstance(n, str) for n in settable):
-            raise PipelineError(f"{where}: `vars` must be a list of var names, e.g. vars: [session_gap_minutes]")
+            raise PipelineError(f"{where}: `vars` must be a list of var names, e.g. vars: [session_gap_minutes], "
+                                "or a mapping of names to JSON schemas")
         path = endpoint_path(str(meta["path"]))
-        endpoints.append(Endpoint(path=path, output=raw["name"], inputs=tuple(named), vars=tuple(dict.fromkeys(settable))))
+        endpoints.append(Endpoint(
+            path=path, output=raw["name"], inputs=tuple(named), vars=tuple(dict.fromkeys(settable)),
+            var_schemas=tuple((k, json.dumps(v, sort_keys=True)) for k, v in schemas.items()),
+        ))
     if not endpoints:
         raise PipelineError(
             "no served model: add `meta: {duckapi: {path: /name/, input: <input model>}}` "

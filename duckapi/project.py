@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +24,7 @@ from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
 
-__all__ = ["ProjectError", "build", "compile_manifest", "compile_unit_tests", "declared_vars", "load_manifest", "render", "run_dbt"]
+__all__ = ["vars_argument", "ProjectError", "build", "compile_manifest", "compile_unit_tests", "declared_vars", "load_manifest", "render", "run_dbt"]
 
 #: Beside manifest.json: the queries each model's rendering ran (dbt's SQLQuery events
 #: while a node was compiling), by unique_id, and the invocation they belong to.
@@ -36,6 +37,16 @@ UNIT_TESTS_ENV = "DUCKAPI_UNIT_TESTS"
 UNIT_TESTS_OUT_ENV = "DUCKAPI_UNIT_TESTS_OUT"
 #: The schema of the relations that stand for a unit test's given rows in its rendering.
 GIVEN_SCHEMA = "duckapi_unit_given"
+
+
+def vars_argument(dbt_vars: dict[str, Any]) -> str:
+    """Vars as dbt's `--vars` takes them: JSON, which dbt reads as YAML. Characters beyond
+    the BMP stay themselves (YAML has no surrogate pairs, so `\ud83e\udd86` would fail);
+    those YAML does not allow raw (DEL, C1 controls, surrogates, non-characters) are escaped."""
+    return _NOT_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(dbt_vars, ensure_ascii=False))
+
+
+_NOT_YAML = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: Path) -> list[str]:
@@ -228,7 +239,7 @@ def compile_manifest(
     `--full-refresh`: an incremental model on a pipeline is computed from the request's
     rows alone, so it must compile as on a first build (is_incremental() false).
     """
-    extra = ["--no-populate-cache", "--full-refresh"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+    extra = ["--no-populate-cache", "--full-refresh"] + (["--vars", vars_argument(dbt_vars)] if dbt_vars else [])
     if db_path is not None:
         run_dbt(settings, "compile", extra, quiet=True, db_path=str(db_path))
         return load_manifest(settings)
@@ -303,7 +314,7 @@ def render(
     it got to), the queries each rendering ran by unique_id, and what failed, if anything.
     `--full-refresh` as in `compile_manifest`. Into a scratch target folder
     (settings.target_path)."""
-    extra = ["--full-refresh", "--select", *models] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+    extra = ["--full-refresh", "--select", *models] + (["--vars", vars_argument(dbt_vars)] if dbt_vars else [])
     error = None
     try:
         run_dbt(settings, "run", extra, quiet=True, db_path=str(db_path))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 import duckdb
+import jsonschema
 
 from duckapi import project
 from duckapi import compiled
@@ -147,6 +148,10 @@ class ProjectState:
         """The vars a request to `path` may set (`meta.duckapi.vars`), with their defaults."""
         return {name: self.declared_vars[name] for name in self.endpoints[path].pipeline.endpoint.vars}
 
+    def var_schemas(self, path: str) -> dict[str, Any]:
+        """The JSON schemas `meta.duckapi.vars` declares for some of those vars."""
+        return {name: json.loads(text) for name, text in self.endpoints[path].pipeline.endpoint.var_schemas}
+
     def pipeline(self, path: str, parts: list[str] | None) -> Pipeline:
         served = self.endpoints[path]
         if not parts:
@@ -160,7 +165,8 @@ class ProjectState:
         unknown = [p for p in parts if p not in valid]
         if unknown:
             raise RequestError(
-                f"unknown part(s) {', '.join(unknown)} in select; valid: {', '.join(valid) or 'none (no column of '}"
+                f"unknown part(s) {', '.join(p or repr(p) for p in unknown)} in select; "
+                f"valid: {', '.join(valid) or 'none (no column of '}"
                 + ("" if valid else f"{served.pipeline.endpoint.output} is named after a parent model)")
             )
         key = (path, frozenset(parts))
@@ -300,10 +306,16 @@ class Service:
         if refused:
             allowed = ", ".join(settable) or "none (the model's meta.duckapi.vars declares none)"
             raise RequestError(f"var(s) {', '.join(refused)} cannot be set per request on {path}; settable: {allowed}")
+        schemas = state.var_schemas(path)
+        dbt_vars = {name: _integral(value, settable[name]) for name, value in dbt_vars.items()}
         for name, value in dbt_vars.items():
             if not _same_shape(value, settable[name]):
                 default = json.dumps(settable[name])
                 raise RequestError(f"var {name} must have the JSON type of its default {default[:100]}")
+            if name in schemas:
+                error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schemas[name]).iter_errors(value))
+                if error is not None:
+                    raise RequestError(f"var {name} does not match its schema (meta.duckapi.vars): {error.message[:200]}")
         key = json.dumps(dbt_vars, sort_keys=True, separators=(",", ":"))
         variants = self._variants
         variant = variants.peek(key)
@@ -442,6 +454,13 @@ class Service:
         self._compiler.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
         self.snapshots.close()
+
+
+def _integral(value: Any, default: Any) -> Any:
+    """2.0 where the default is an integer is the integer 2, as JSON (and JSON Schema) count it."""
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _same_shape(value: Any, default: Any) -> bool:

@@ -79,3 +79,15 @@ def running_server(args: list[str], env: dict[str, str], log_dir: Path, ready_ti
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def schemathesis_finds_nothing(server: Server, tmp_path: Path, examples: int = 15, seconds: int = 12) -> None:
+    """schemathesis, every check, against the server's own OpenAPI document: no issue found."""
+    result = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
+         "--checks", "all", "--max-examples", str(examples), "--workers", "1", "--max-time", str(seconds),
+         "--request-timeout", "20", "--seed", "11"],
+        capture_output=True, text=True, timeout=seconds * 10 + 60, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout

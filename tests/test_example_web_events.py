@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from duckapi import project
 from duckapi.api.app import create_app
 from duckapi.settings import Settings
-from tests.servers import Server, running_server
+from tests.servers import Server, running_server, schemathesis_finds_nothing
 from tests.conftest import settings_in
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "web_events"
@@ -442,6 +442,9 @@ def test_vars_change_the_gap_and_the_steps(client: TestClient) -> None:
     gap = timedelta(minutes=10)
     sessions = {"session_gap_minutes": VARS["session_gap_minutes"]}  # each endpoint sets its own var
     assert post_with_vars(client, "/sessions/", rows, sessions).json() == expected("/sessions/", rows, gap=gap)
+    # 10.0 is the integer 10 (as JSON Schema counts it), the same variant
+    assert post_with_vars(client, "/sessions/", rows, {"session_gap_minutes": 10.0}).json() == expected(
+        "/sessions/", rows, gap=gap)
     answer = post_with_vars(client, "/funnel/", rows, {"funnel_steps": VARS["funnel_steps"]}).json()
     assert answer == expected("/funnel/", rows, steps=ODD_STEPS)
     assert [r["step"] for r in answer] == list(ODD_STEPS) and answer[-1]["users"] >= 1
@@ -456,6 +459,11 @@ def test_vars_change_the_gap_and_the_steps(client: TestClient) -> None:
     ("/funnel/", {"nope": 1}, "var(s) nope cannot be set per request on /funnel/; settable: funnel_steps"),
     ("/funnel/", {"session_gap_minutes": 5}, "var(s) session_gap_minutes cannot be set per request on /funnel/"),
     ("/revenue/", {"funnel_steps": ["view"]}, "settable: none"),
+    # the schemas meta.duckapi.vars declares (also the OpenAPI document's)
+    ("/sessions/", {"session_gap_minutes": -1}, "var session_gap_minutes does not match its schema (meta.duckapi.vars): "
+                                                "-1 is less than the minimum of 0"),
+    ("/funnel/", {"funnel_steps": []}, "var funnel_steps does not match its schema"),
+    ("/funnel/", {"funnel_steps": ["view", "view"]}, "has non-unique elements"),
 ])
 def test_bad_vars_are_422(client: TestClient, path: str, dbt_vars: dict[str, Any], words: str) -> None:
     response = post_with_vars(client, path, seed_rows(), dbt_vars)
@@ -474,6 +482,10 @@ def server(web: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     args = ["--project", str(EXAMPLE), "--db", str(web.settings.db_path)]
     with running_server(args, env, tmp_path_factory.mktemp("web-serve-log")) as server:
         yield server
+
+
+def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
+    schemathesis_finds_nothing(server, tmp_path)
 
 
 def test_real_server_serves_the_example(server: Server) -> None:

@@ -1,12 +1,10 @@
 """Exact HTTP against a real server: 405 with Allow, HEAD, OPTIONS, 404, the OpenAPI
 shapes of `select` and `vars`, and schemathesis (all checks) over the bundled project
-and the two-input shop."""
+and the two-input shop (the web-events example: tests/test_example_web_events.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +12,7 @@ import pytest
 
 from tests.conftest import Built
 from tests.shop_support import shop_build
-from tests.servers import Server, running_server
+from tests.servers import Server, running_server, schemathesis_finds_nothing
 
 pytest.importorskip("schemathesis")
 
@@ -86,20 +84,9 @@ def test_openapi_describes_select_and_vars(server: Server, shop_server: Server) 
     assert multipart["encoding"]["stg_orders"] == {"contentType": "application/json"}
 
 
-def _schemathesis(server: Server, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
-         "--checks", "all", "--max-examples", "15", "--workers", "1", "--max-time", "12",
-         "--request-timeout", "20", "--seed", "11"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "No issues found" in result.stdout
-
-
 def test_schemathesis_finds_nothing_on_the_bundled_project(server: Server, tmp_path: Path) -> None:
-    _schemathesis(server, tmp_path)
+    schemathesis_finds_nothing(server, tmp_path)
 
 
 def test_schemathesis_finds_nothing_on_the_shop(shop_server: Server, tmp_path: Path) -> None:
-    _schemathesis(shop_server, tmp_path)
+    schemathesis_finds_nothing(shop_server, tmp_path)

@@ -88,11 +88,16 @@ def test_vars_override_per_request_and_variants_are_cached(features: TestClient)
     [('vars={"nope": 1}', "var(s) nope cannot be set per request on /features/; settable: min_v, label"),
      ("vars=[1]", "must be a JSON object"), ('vars={"min_v": "5"}', "var min_v must have the JSON type of its default 0"),
      ('vars={"label": 5}', "var label must have the JSON type"), ("vars={bad", "must be a JSON object"),
-     ("select=d1,zzz", "unknown part(s) zzz in select; valid: d1, d2, d3, boom")],
+     ("select=d1,zzz", "unknown part(s) zzz in select; valid: d1, d2, d3, boom"),
+     ("select=", "unknown part(s) '' in select; valid: d1, d2, d3, boom"),
+     ("select=d1,", "unknown part(s) '' in select; valid: d1, d2, d3, boom")],
 )
 def test_bad_vars_and_parts_are_422(features: TestClient, query: str, words: str) -> None:
     response = _post(features, f"/features/?{query}", ROWS)
     assert response.status_code == 422 and words in response.json()["detail"]
+    if query.startswith("select="):  # GET /<path>/sql reads ?select= as POST does
+        response = features.get(f"/features/sql?{query}")
+        assert response.status_code == 422 and words in response.json()["detail"]
 
 
 def test_a_hostile_var_cannot_reach_files_and_its_failure_is_cached(features: TestClient) -> None:

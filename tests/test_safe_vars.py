@@ -130,3 +130,14 @@ def test_a_failed_variant_is_cached(features: TestClient) -> None:
     finally:
         service._compile_variant = real
     assert len(calls) == 1
+
+
+def test_vars_reach_dbt_as_the_same_values() -> None:
+    """`--vars` is JSON that dbt reads as YAML: astral characters, controls, NEL and
+    separators survive it unchanged (YAML has no surrogate pairs and drops a raw NEL)."""
+    import yaml
+
+    from duckapi.project import vars_argument
+
+    value = {"s": ["\U0001F986 x\u0081\u0011\u0085\u2028\x7f\t\n\"'\\", "\ufeffé"], "n": [1, 2.5, None, True]}
+    assert yaml.safe_load(vars_argument(value)) == value

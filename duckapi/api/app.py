@@ -56,9 +56,10 @@ def _busy(exc: CompileBusy) -> JSONResponse:
 
 
 def _parts(request: Request) -> list[str] | None:
-    """`?select=a,b` (or repeated `select=`): the parts to compute; None means all."""
+    """`?select=a,b` (or repeated `select=`): the parts to compute; None means all. An empty
+    item (`?select=`, `?select=a,`) is kept, so it is refused as no part (the OpenAPI
+    document allows only part names)."""
     names = [n.strip() for value in request.query_params.getlist("select") for n in value.split(",")]
-    names = [n for n in names if n]
     return list(dict.fromkeys(names)) or None
 
 

@@ -69,24 +69,22 @@ def var_schema(default: Any) -> dict[str, Any]:
 
 def select_parameter(parts: tuple[str, ...]) -> dict[str, Any]:
     """`?select=a,b`: a comma-separated list of the endpoint's parts (OpenAPI style form,
-    explode false); empty or absent means all of them."""
-    if parts:
-        schema: dict[str, Any] = {"type": "array", "items": {"type": "string", "enum": list(parts)}}
-        description = "Comma-separated parts to compute (others are not executed); absent: all. One of: " + ", ".join(parts)
-    else:
-        schema = {"type": "array", "maxItems": 0}
-        description = "This endpoint has no selectable parts (its output is named after a parent model); leave it out."
+    explode false); absent means all of them. An empty value is no part (a 422): at least
+    one item, each a part. (An endpoint without parts has no such parameter.)"""
+    schema: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(parts)}}
+    description = "Comma-separated parts to compute (others are not executed); absent: all. One of: " + ", ".join(parts)
     return {
         "name": "select", "in": "query", "required": False, "style": "form", "explode": False,
         "description": description, "schema": schema,
     }
 
 
-def vars_parameter(settable: dict[str, Any]) -> dict[str, Any]:
-    """`?vars={...}`: a JSON object of the vars the endpoint lets a request set."""
-    schema = {
-        "type": "object", "properties": {k: var_schema(v) for k, v in settable.items()}, "additionalProperties": False,
-    }
+def vars_parameter(settable: dict[str, Any], declared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`?vars={...}`: a JSON object of the vars the endpoint lets a request set, each with
+    the schema `meta.duckapi.vars` declares for it, else its default's JSON type."""
+    declared = declared or {}
+    properties = {k: declared.get(k) or var_schema(v) for k, v in settable.items()}
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if settable:
         description = "JSON object setting dbt vars for this request (compiled once per combination). Settable: " + ", ".join(
             f"{k} (default {json.dumps(v)})" for k, v in settable.items()
@@ -118,7 +116,9 @@ def endpoint_paths(state: ProjectState) -> dict[str, Any]:
     for path, served in state.endpoints.items():
         pipeline = served.pipeline
         endpoint = pipeline.endpoint
-        parameters = [select_parameter(served.parts), vars_parameter(state.settable_vars(path))]
+        # No parts: no select parameter (any value would be refused).
+        parameters = [select_parameter(served.parts)] if served.parts else []
+        parameters.append(vars_parameter(state.settable_vars(path), state.var_schemas(path)))
         answer = {"type": "array", "items": {"type": "object"}}
         paths[path] = {
             "post": {

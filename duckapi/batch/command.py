@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,7 +82,7 @@ def _compile(
         if engine is Engine.duckdb:
             return compile_project(replace(settings, target=target) if target else settings, dbt_vars, recompile)
         spark_settings = _spark_settings(settings, target)
-        extra = ["--no-populate-cache"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
+        extra = ["--no-populate-cache"] + (["--vars", dbt_project.vars_argument(dbt_vars)] if dbt_vars else [])
 
         def compile() -> dict[str, Any]:
             dbt_project.run_dbt(spark_settings, "compile", extra, quiet=True)
@@ -347,7 +346,7 @@ def _spark_run(
             if not recorded:
                 raise exc if isinstance(exc, _Failed) else _Failed(1, str(exc)) from exc
             try:
-                dbt_project.run_dbt(spark_settings, "parse", ["--vars", json.dumps(variables or {})], quiet=True)
+                dbt_project.run_dbt(spark_settings, "parse", ["--vars", dbt_project.vars_argument(variables or {})], quiet=True)
                 parsed = dbt_project.load_manifest(spark_settings)
                 pipelines = {e.path: build_pipeline(parsed, e, settings.project_dir, compiled=False, warehouse=types)
                              for e in discover_endpoints(parsed)}
