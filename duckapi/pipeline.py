@@ -9,6 +9,7 @@ without changing what the SQL means is relations.py's job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -274,6 +275,22 @@ class Pipeline:
         answer = self.select_sql(projection, rows="batch")
         return (f"select {BATCH_ALIAS}.{BATCH_KEY}, (\n{answer}\n)\n"
                 f"from ({requests}) as {BATCH_ALIAS}\norder by {BATCH_ALIAS}.{BATCH_KEY}")
+
+
+@lru_cache(maxsize=4096)
+def digest(pipeline: Pipeline) -> str:
+    """A digest of the compiled SQL a pipeline runs (its inputs' schemas, every model's SQL,
+    the reference relations, the columns answered): a vars, parts or rendered variant has
+    its own. Answers carry it (Duckapi-Project); with the data version and the request it is
+    enough to reproduce an answer."""
+    content = {
+        "output": pipeline.output_node.unique_id,
+        "inputs": [[i.name, [[c.name, c.data_type, c.not_null] for c in i.columns]] for i in pipeline.inputs],
+        "nodes": [[n.unique_id, n.compiled_sql] for n in pipeline.nodes],
+        "references": [r.name for r in pipeline.references],
+        "columns": list(pipeline.columns),
+    }
+    return hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 @lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ version of the data. The newest few copies are kept for requests still in flight
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -43,13 +44,32 @@ class Warehouse:
 
     path: Path
     version: int
+    #: Derived from the file's bytes (not a counter): the same for the same data in every
+    #: worker, after restarts, on other machines. Answers carry it (Duckapi-Data-Version).
+    data_version: str = ""
 
     @property
     def database(self) -> str:
         return self.path.stem
 
 
-def _copy_consistent(source: Path, target: Path) -> None:
+#: The data version of answers that read no warehouse (there is no file yet).
+NO_DATA = "none"
+
+
+def data_version(warehouse: "Warehouse | None") -> str:
+    return warehouse.data_version if warehouse is not None and warehouse.data_version else NO_DATA
+
+
+def _copy_hashed(source: Path, target: Path, digest: "hashlib._Hash") -> None:
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            dst.write(chunk)
+
+
+def _copy_consistent(source: Path, target: Path) -> str:
+    """Copy the file (and its WAL) while no writer can be active; the copy's data version."""
     try:
         con = duckdb.connect(str(source), read_only=True)
     except duckdb.Error as exc:
@@ -58,10 +78,12 @@ def _copy_consistent(source: Path, target: Path) -> None:
         raise WarehouseError(f"cannot read the warehouse {source}: {exc}") from exc
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        digest = hashlib.blake2b(digest_size=8)
+        _copy_hashed(source, target, digest)
         wal = source.with_name(source.name + ".wal")
         if wal.exists():
-            shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+            _copy_hashed(wal, target.with_name(target.name + ".wal"), digest)
+        return digest.hexdigest()
     finally:
         con.close()
 
@@ -88,7 +110,7 @@ class Snapshots:
             target = self.folder / str(self._version) / self.source.name
             while True:
                 try:
-                    _copy_consistent(self.source, target)
+                    version = _copy_consistent(self.source, target)
                     break
                 except WarehouseBusy:
                     if time.monotonic() >= deadline:
@@ -96,7 +118,7 @@ class Snapshots:
                     time.sleep(0.2)
             for old in sorted((p for p in self.folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))[:-KEEP]:
                 shutil.rmtree(old, ignore_errors=True)  # attached copies stay readable until detached
-            return Warehouse(target, self._version)
+            return Warehouse(target, self._version, version)
 
     def scratch_copy(self, warehouse: Warehouse | None, folder: Path) -> Path:
         """A throwaway copy of a snapshot for dbt to compile against (it opens files read-write)."""

@@ -204,6 +204,10 @@ def test_pivot_columns_follow_the_rows(served: Served, dbt_over: Callable[[Rows]
     assert response.status_code == 200, response.text
     table = pa.ipc.open_stream(response.content).read_all()
     assert table.column_names == ["b", "x", "y", "z"] and table.to_pylist() == other
+    # Each rendered variant is other SQL: its answers carry a digest of their own.
+    seed_digest = served.client.post("/group_pivot/", json=as_dicts(DEFAULT)).headers["duckapi-project"]
+    assert response.headers["duckapi-project"] != seed_digest
+    assert served.project.run("/group_pivot/", as_dicts(OTHER)).project_digest == response.headers["duckapi-project"]
 
 
 def test_many_rows(served: Served, dbt_over: Callable[[Rows], Oracle]) -> None:
@@ -353,6 +357,8 @@ def test_no_rows(served: Served, dbt_over: Callable[[Rows], Oracle]) -> None:
     assert response.status_code == 422, response.text
     detail = response.text
     assert "dbt cannot render group_pivot" in detail and "SELECT clause without selection list" in detail
+    # An error from a pipeline says where it came from too (the compiled SQL it rendered from).
+    assert response.headers["duckapi-project"] and response.headers["duckapi-data-version"] != "none"
     renders = renderings.renders
     with pytest.raises(RequestError, match="dbt cannot render group_pivot") as refused:
         served.project.run("/group_pivot/", []).json

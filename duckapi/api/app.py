@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -31,14 +32,16 @@ from duckapi.api.methods import MethodGuard
 from duckapi.api.ops import auth, limits, request_log
 from duckapi.api.ops.draining import Draining
 from duckapi.api.ops.early_answers import EarlyAnswers
+from duckapi.api.ops.timing import Timing
 from duckapi.api.ops.metrics import Metrics
 from duckapi.api.ops.requests import RequestOps, note_rows
 from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.errors import (
     CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
 )
-from duckapi.library.project import Call, Project
-from duckapi.pipeline import Pipeline, endpoint_path
+from duckapi.library.project import Call, Project, provenance
+from duckapi.warehouse import data_version
+from duckapi.pipeline import Pipeline, digest, endpoint_path
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")
@@ -81,8 +84,16 @@ def _decode(request: Request, body: bytes, call: Call, fmt: str, limit: int) -> 
     return call.read(decompress(request, body, limit), fmt, request.headers.get("content-type", ""))
 
 
-def _arrow_answer(call: Call, tables: Any, fmt: str) -> bytes:
-    return encode(call.arrow(tables), fmt)
+def _arrow_answer(call: Call, tables: Any, fmt: str, pipeline: Pipeline) -> bytes:
+    return encode(call.arrow(tables, pipeline), fmt)
+
+
+def _stamped(response: Response, origin: dict[str, str], timing: "Timing") -> Response:
+    """An answer from a pipeline says where it came from (the compiled SQL's digest and the
+    warehouse's data version, library.project.provenance) and where its time went."""
+    response.headers.update(origin)
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None = None) -> FastAPI:
@@ -159,9 +170,13 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
 
     @app.get("/healthz", summary="200 once the project is compiled and served; 503 while draining for shutdown")
     async def healthz() -> JSONResponse:
+        state = service.state
         return JSONResponse({
             "status": "draining" if draining.active else "ok",
-            "endpoints": sorted(service.state.endpoints),
+            "endpoints": sorted(state.endpoints),
+            # What each endpoint's answers carry (Duckapi-Project, Duckapi-Data-Version).
+            "project_digests": {path: digest(e.pipeline) for path, e in sorted(state.endpoints.items())},
+            "data_version": data_version(state.warehouse),
             "batched": {"statements": batcher.statements, "requests": batcher.batched_requests},
         }, status_code=503 if draining.active else 200)
 
@@ -199,6 +214,7 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             fmt = body_format(request)
             answer = negotiate(request.headers.get("accept"))
             body = await read_body(request, settings.max_body_bytes)
+            started = time.perf_counter()
             if request.query_params:  # vars may wait for a compile: off the event loop
                 call = await asyncio.to_thread(call_for, request, key)
             else:
@@ -219,24 +235,28 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             return _busy(exc)
         except TimeoutError:
             return _error(504, limits.timeout_detail(settings.request_timeout))
+        timing = Timing(decode=time.perf_counter() - started)
+        origin = provenance(call.pipeline)  # until the rows' own variant is known
         try:
-            if answer == "json" and batcher.accepts(call.pipeline, tables):
-                result = await limits.bounded(batcher.execute_json(call.pipeline, tables[0], limits.deadline()))
+            pipeline = call.pipeline if call.renderings is None else await run(call.resolved, tables)
+            origin = provenance(pipeline)
+            if answer == "json" and batcher.accepts(pipeline, tables):
+                result = await timing.statement(limits.bounded(batcher.execute_json(pipeline, tables[0], limits.deadline())))
             elif answer == "json":
-                result = await run(call.json, tables)
+                result = await run(timing.in_thread(call.json), tables, pipeline)
             else:
-                result = await run(_arrow_answer, call, tables, answer)
+                result = await run(timing.in_thread(_arrow_answer), call, tables, answer, pipeline)
         except (StatementTimeout, TimeoutError):
-            return _error(504, limits.timeout_detail(settings.request_timeout))
+            return _stamped(_error(504, limits.timeout_detail(settings.request_timeout)), origin, timing)
         except ResourceError as exc:
-            return _error(503, f"not enough resources for this request: {exc}")
+            return _stamped(_error(503, f"not enough resources for this request: {exc}"), origin, timing)
         except ExecutionError as exc:
-            return _error(422, f"the pipeline failed on these rows: {exc}")
+            return _stamped(_error(422, f"the pipeline failed on these rows: {exc}"), origin, timing)
         except RequestError as exc:  # a data-dependent model dbt cannot render over these rows
-            return _error(422, str(exc)[:2000])
+            return _stamped(_error(422, str(exc)[:2000]), origin, timing)
         except CompileBusy as exc:
-            return _busy(exc)
-        return Response(result, media_type=MEDIA_TYPES[answer])
+            return _stamped(_busy(exc), origin, timing)
+        return _stamped(Response(result, media_type=MEDIA_TYPES[answer]), origin, timing)
 
     def custom_openapi() -> dict[str, Any]:
         document = get_openapi(title=app.title, version=app.version, routes=app.routes)

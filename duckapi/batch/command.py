@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -235,6 +236,8 @@ def run(
 
                 options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
                 rows, pipeline = _run_spark(settings, options, target, variables, recompile, endpoint, named, fmt, output, reporter)
+        if output != "-":
+            _write_provenance(output, engine.value, pipeline, rows)
         reporter.note(
             f"wrote {rows:,} row{'s' if rows != 1 else ''} of {pipeline.endpoint.output} ({fmt}) to {output} "
             f"in {time.perf_counter() - started:.1f} s"
@@ -260,6 +263,24 @@ def _require_spark() -> None:
             f"--engine spark needs PySpark and dbt-spark ({exc.name or exc} is not installed): "
             "install duckapi[spark] (pip install -e '.[spark]')"
         ) from None
+
+
+#: Beside each output file: where its answer came from (`<output>` + PROVENANCE_SUFFIX).
+PROVENANCE_SUFFIX = ".duckapi.json"
+
+
+def _write_provenance(output: str, engine: str, pipeline: Pipeline, rows: int) -> None:
+    """The answer's origin beside it, as the API's headers give it: the digest of the
+    compiled SQL that ran and, on DuckDB, the warehouse snapshot's data version (on Spark
+    the reference data is the run's own session's: null)."""
+    from duckapi.library.project import provenance
+
+    origin = provenance(pipeline)
+    Path(output + PROVENANCE_SUFFIX).write_text(json.dumps({
+        "endpoint": pipeline.endpoint.path, "engine": engine, "rows": rows,
+        "project_digest": origin["Duckapi-Project"],
+        "data_version": origin["Duckapi-Data-Version"] if engine == "duckdb" else None,
+    }, indent=2) + "\n")
 
 
 def _run_duckdb(

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import polars
 
     from duckapi.library.project import Call
+    from duckapi.pipeline import Pipeline
 
 
 class Answer:
@@ -24,11 +25,13 @@ class Answer:
     reference data: the one the call started with, even if the project reloads meanwhile.
     """
 
-    __slots__ = ("_call", "_tables", "_arrow", "_json")
+    __slots__ = ("_call", "_tables", "_arrow", "_json", "_pipeline")
 
     def __init__(self, call: "Call", tables: Sequence[Any]) -> None:
         self._call = call
         self._tables = tables
+        #: The pipeline these rows run (a data-dependent endpoint's variant), when first needed.
+        self._pipeline: "Pipeline | None" = None
         # Computed when first read. Not functools.cached_property: on Python 3.11 its lock
         # is one for every instance and is held while the statement runs, so threads
         # reading different answers would wait for each other. Two threads reading the
@@ -40,10 +43,33 @@ class Answer:
     def endpoint(self) -> str:
         return self._call.path
 
+    def _resolved(self) -> "Pipeline":
+        pipeline = self._pipeline
+        if pipeline is None:
+            pipeline = self._pipeline = self._call.resolved(self._tables)
+        return pipeline
+
+    @property
+    def project_digest(self) -> str:
+        """The digest of the compiled SQL that answers (the HTTP header Duckapi-Project)."""
+        return self.provenance["Duckapi-Project"]
+
+    @property
+    def data_version(self) -> str:
+        """The warehouse snapshot's data version (the HTTP header Duckapi-Data-Version)."""
+        return self.provenance["Duckapi-Data-Version"]
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Both, as the HTTP API's headers: with the rows, enough to reproduce the answer."""
+        from duckapi.library.project import provenance
+
+        return provenance(self._resolved())
+
     def _table(self) -> pa.Table:
         table = self._arrow
         if table is None:
-            table = self._arrow = self._call.arrow(self._tables)
+            table = self._arrow = self._call.arrow(self._tables, self._resolved())
         return table
 
     @property
@@ -79,5 +105,5 @@ class Answer:
         """The answer as the HTTP API's JSON body: a JSON array of row objects."""
         answer = self._json
         if answer is None:
-            answer = self._json = self._call.json(self._tables)
+            answer = self._json = self._call.json(self._tables, self._resolved())
         return answer

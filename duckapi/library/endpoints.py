@@ -46,6 +46,9 @@ class Endpoint:
     #: Example requests from the project: recorded requests and fitting unit tests' given
     #: rows, each {name, kind, inputs: {input: rows}, select, vars} (library/examples.py).
     examples: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
+    #: What its answers (without parts or vars) carry as Duckapi-Project and Duckapi-Data-Version.
+    project_digest: str = ""
+    data_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as `GET /models` lists it."""
@@ -62,4 +65,6 @@ class Endpoint:
             "materialized": dict(self.materialized or {}),
             "data_dependent": {model: list(queries) for model, queries in (self.data_dependent or {}).items()},
             "examples": list(self.examples),
+            "project_digest": self.project_digest,
+            "data_version": self.data_version,
         }

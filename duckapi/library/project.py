@@ -25,7 +25,7 @@ from duckapi.errors import RequestError
 from duckapi.library.answer import Answer
 from duckapi.library.endpoints import Column, Endpoint, EndpointInput
 from duckapi.library.examples import examples
-from duckapi.pipeline import Input, Pipeline, find_endpoint
+from duckapi.pipeline import Input, Pipeline, digest, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
 from duckapi.rows.columns import InputRows
@@ -33,6 +33,7 @@ from duckapi.project import QUERIES_KEY
 from duckapi.rendering import Renderings
 from duckapi.service import ProjectState, Served, Service, compile_project
 from duckapi.settings import Settings
+from duckapi.warehouse import data_version
 
 Tables = Sequence[InputRows]
 
@@ -75,12 +76,20 @@ class Call:
         the variant dbt renders over them (RequestError, CompileBusy while rendering)."""
         return self.pipeline if self.renderings is None else self.renderings.resolve(tables)
 
-    def json(self, tables: Tables) -> bytes:
-        """The answer as JSON text, written by DuckDB: the HTTP API's body."""
-        return self.engine.execute_json(self.resolved(tables), tables)
+    def json(self, tables: Tables, pipeline: Pipeline | None = None) -> bytes:
+        """The answer as JSON text, written by DuckDB: the HTTP API's body. `pipeline`: the
+        one `resolved` gave for these rows, if known."""
+        return self.engine.execute_json(pipeline or self.resolved(tables), tables)
 
-    def arrow(self, tables: Tables) -> pa.Table:
-        return self.engine.execute_arrow(self.resolved(tables), tables)
+    def arrow(self, tables: Tables, pipeline: Pipeline | None = None) -> pa.Table:
+        return self.engine.execute_arrow(pipeline or self.resolved(tables), tables)
+
+
+def provenance(pipeline: Pipeline) -> dict[str, str]:
+    """Where an answer of this pipeline comes from, as HTTP headers: the digest of the
+    compiled SQL that answers (pipeline.digest) and the warehouse snapshot's data version.
+    With the request they are enough to reproduce the answer offline."""
+    return {"Duckapi-Project": digest(pipeline), "Duckapi-Data-Version": data_version(pipeline.warehouse)}
 
 
 class Project:
@@ -229,6 +238,8 @@ def describe(state: ProjectState, path: str, served: Served, project_dir: Path |
             model: pipeline.introspection.queries(model) for model in pipeline.introspection.dependent
         },
         examples=examples(pipeline, project_dir, state.unit_tests),
+        project_digest=digest(pipeline),
+        data_version=data_version(pipeline.warehouse),
     )
 
 
