@@ -265,6 +265,8 @@ class Service:
     #: Told of each compile after start-up (api/ops/metrics.py): the kind ("vars" or
     #: "reload"), its seconds, and the compiled state (None when it failed).
     on_compile: Callable[[str, float, "ProjectState | None"], None] | None = None
+    #: Called with a reloaded state before it takes requests (api/ops/warming.py).
+    prepare: Callable[["ProjectState"], None] | None = None
 
     def __init__(self, settings: Settings, manifest: dict[str, Any], dbt_vars: dict[str, Any] | None = None) -> None:
         self.settings = settings
@@ -440,6 +442,8 @@ class Service:
                 log.error("reload failed, still serving the previous version: %s", exc)
                 self.fingerprint = fingerprint  # do not retry until the files change again
                 return False
+            if self.prepare is not None:  # e.g. warm every lane (api/ops/warming.py) before it serves
+                self.prepare(state)
             self.state = state
             self._variants = LRU(self.settings.vars_cache_size)
             self.fingerprint = fingerprint

@@ -76,6 +76,9 @@ class Settings:
     # up to this many seconds and bytes, so the client receives the answer.
     linger_seconds: float = 10.0
     linger_bytes: int = 1024 * 1024 * 1024
+    # Warm every pipeline thread's lane at start-up and before a reload serves
+    # (api/ops/warming.py); off, the first requests on each lane pay for it.
+    warm_lanes: bool = True
     # One log line per request costs about as much as parsing a small body: off by default.
     access_log: bool = False
     # DUCKAPI_ACCESS_LOG=json: one JSON line per request instead (api/ops/request_log.py).
@@ -151,6 +154,7 @@ class Settings:
             shutdown_timeout=float(env.get("DUCKAPI_SHUTDOWN_TIMEOUT") or 30.0),
             linger_seconds=float(env.get("DUCKAPI_LINGER_SECONDS") or 10.0),
             linger_bytes=int(env.get("DUCKAPI_LINGER_BYTES") or 1024 * 1024 * 1024),
+            warm_lanes=_flag(env.get("DUCKAPI_WARM_LANES") or "1"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "project_dir" in given and "db_path" not in given and not env.get("DUCKAPI_DB_PATH"):
@@ -188,6 +192,7 @@ class Settings:
             "DUCKAPI_SHUTDOWN_TIMEOUT": str(self.shutdown_timeout),
             "DUCKAPI_LINGER_SECONDS": str(self.linger_seconds),
             "DUCKAPI_LINGER_BYTES": str(self.linger_bytes),
+            "DUCKAPI_WARM_LANES": "1" if self.warm_lanes else "0",
         }
         if self.target_path:
             env["DUCKAPI_TARGET_PATH"] = str(self.target_path)

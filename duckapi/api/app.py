@@ -29,7 +29,7 @@ from duckapi.api import openapi
 from duckapi.api.batcher import Batcher
 from duckapi.api.body import body_format, decompress, read_body
 from duckapi.api.methods import MethodGuard
-from duckapi.api.ops import auth, limits, request_log
+from duckapi.api.ops import auth, limits, request_log, warming
 from duckapi.api.ops.draining import Draining
 from duckapi.api.ops.early_answers import EarlyAnswers
 from duckapi.api.ops.timing import Timing
@@ -135,6 +135,10 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         # full collection under load scans only what requests made (no 50-100 ms pauses).
         gc.collect()
         gc.freeze()
+        # Every lane warm before the first connection is taken, and before a reload serves.
+        if settings.warm_lanes:
+            await asyncio.to_thread(warming.warm, served, service.state, executor, settings.pipeline_threads)
+            service.prepare = lambda state: warming.warm(served, state, executor, settings.pipeline_threads)
         watcher = loop.create_task(watch()) if settings.reload else None
         try:
             yield
@@ -177,6 +181,8 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
             # What each endpoint's answers carry (Duckapi-Project, Duckapi-Data-Version).
             "project_digests": {path: digest(e.pipeline) for path, e in sorted(state.endpoints.items())},
             "data_version": data_version(state.warehouse),
+            # This worker's snapshot number: it moves when a reload starts serving.
+            "snapshot": state.warehouse.version if state.warehouse is not None else 0,
             "batched": {"statements": batcher.statements, "requests": batcher.batched_requests},
         }, status_code=503 if draining.active else 200)
 

@@ -196,6 +196,10 @@ class Project:
     def close(self) -> None:
         self.service.close()
 
+    def call_in(self, state: ProjectState, path: str) -> Call:
+        """The plain call of `path` in a given state of the project (one not yet served)."""
+        return self._plain_call(state, path)
+
     def _plain_call(self, state: ProjectState, path: str, endpoint: str | None = None) -> Call:
         """The cached call of `path`, also under the name `endpoint` it was asked by."""
         calls = self._calls.get(state)
