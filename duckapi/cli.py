@@ -30,8 +30,13 @@ def _settings(**overrides: object) -> Settings:
     return Settings.from_env(**overrides)
 
 
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+def _fail(exc: Exception, settings: Settings | None = None) -> None:
+    """Print the error and exit 1; a bare "`duckapi build`" in it becomes the full command
+    for the project at hand."""
+    message = str(exc)
+    if settings is not None:
+        message = message.replace("`duckapi build`", f"`{settings.build_command}`")
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -113,10 +118,13 @@ def serve(
         except KeysError as exc:
             _fail(exc)
     try:
+        if not settings.db_path.exists():  # a fresh clone: build the warehouse first, as `duckapi build` does
+            err.print(f"no warehouse at {settings.db_path} yet: building it (`{settings.build_command}`)")
+            dbt_project.build(settings)
         # Compile and check here once; every worker then loads the manifest this wrote.
         Service(settings, compile_project(settings)).close()
     except (dbt_project.ProjectError, PipelineError, WarehouseError) as exc:
-        _fail(exc)
+        _fail(exc, settings)
     finally:
         # No warm dbt child in the supervisor: it compiles nothing more (workers compile
         # reloads and vars), and a child retiring under load would take CPU from them.

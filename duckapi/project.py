@@ -290,7 +290,7 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     try:
         manifest = json.loads(Path(path).read_bytes())
     except FileNotFoundError as exc:
-        raise ProjectError(f"no dbt manifest at {path}: run `duckapi build` first") from exc
+        raise ProjectError(f"no dbt manifest at {path}: run `{settings.build_command}` first") from exc
     if QUERIES_KEY not in manifest:
         recorded = _recorded_queries(settings.resolved_target_path)
         invocation = manifest.get("metadata", {}).get("invocation_id")

@@ -108,6 +108,23 @@ class Settings:
         return self.duckdb_memory_limit or default_memory_limit(self.workers, self.pipeline_threads)
 
     @property
+    def build_command(self) -> str:
+        """The `duckapi build` that builds this project's warehouse, as a user types it
+        (paths relative to the working directory where they are inside it)."""
+        def shown(path: Path) -> str:
+            try:
+                return str(path.relative_to(Path.cwd()))
+            except ValueError:
+                return str(path)
+
+        command = "duckapi build"
+        if self.project_dir != BUNDLED_PROJECT.resolve():
+            command += f" --project {shown(self.project_dir)}"
+        if self.db_path != Path(_profile_db_path(self.project_dir, {})).resolve():
+            command += f" --db {shown(self.db_path)}"
+        return command + (f" --target {self.target}" if self.target else "")
+
+    @property
     def manifest_path(self) -> Path:
         return self.resolved_target_path / "manifest.json"
 

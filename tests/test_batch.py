@@ -427,7 +427,9 @@ def test_missing_reference_relation_exits_1_before_reading_inputs(compiled: None
     assert result.exit_code == 1, result.output
     message = " ".join(result.stderr.split())
     assert "models/marts/customer_orders.sql: model customer_orders reads" in message
-    assert 'seed prices ("shop"."main"."prices")' in message and "run `duckapi build`" in message
+    assert 'seed prices ("shop"."main"."prices")' in message
+    shown = SHOP.relative_to(Path.cwd()) if SHOP.is_relative_to(Path.cwd()) else SHOP  # as a user types it
+    assert f"run `duckapi build --project {shown} --db {db}`" in message  # the full command for this project
     assert ("seed customers" in message) == (warehouse == "no such file")
     assert f"not in the warehouse {db}" in message
     assert not out.exists()

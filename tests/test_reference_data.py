@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def test_requests_never_write_the_warehouse(shop: TestClient) -> None:
 def test_missing_reference_relation_stops_start_up(tmp_path: Path) -> None:
     folder = _copy_shop(tmp_path)
     settings = settings_in(tmp_path, project_dir=folder)
-    with pytest.raises(PipelineError, match=r"customer_orders reads .*seed customers \(\"dev\".\"main\".\"customers\"\).*run `duckapi build`"):
+    with pytest.raises(PipelineError, match=r"customer_orders reads .*seed customers \(\"dev\".\"main\".\"customers\"\).*run `duckapi build --project "
+                       + re.escape(str(folder)) + " --db " + re.escape(str(settings.db_path)) + "`"):
         create_app(settings)  # nothing built yet: no warehouse file
     project.build(settings)
     with duckdb.connect(str(settings.db_path)) as con:
@@ -143,3 +145,18 @@ def test_rebuild_while_serving_then_reload(tmp_path: Path, how: str) -> None:
 def _post(server: Server) -> tuple[int, Any]:
     status, body = server.request("POST", "/customers/", json.dumps(BODY).encode(), {"Content-Type": "application/json"})
     return status, _names_and_values(json.loads(body)) if status == 200 else body
+
+
+def test_serve_on_a_fresh_clone_builds_the_warehouse_first(tmp_path: Path) -> None:
+    """`duckapi serve --project examples/shop` as the README gives it: with no warehouse
+    yet, serve builds it (as `duckapi build` would), then serves the shop's reference data."""
+    folder = _copy_shop(tmp_path)
+    assert not (folder / "shop.duckdb").exists()  # the path its profile names
+    with running_server(["--project", str(folder)], {"DUCKAPI_TARGET_PATH": str(tmp_path / "target")}, tmp_path) as server:
+        status, body = server.request("GET", "/models")
+        assert status == 200 and {m["path"] for m in json.loads(body)} == {"/customers/", "/orders/"}
+        orders = [{"order_id": 1, "customer_id": 1, "product_id": 1, "quantity": 2, "order_date": "2026-01-02"}]
+        status, _ = server.request("POST", "/orders/", json.dumps({"stg_orders": orders, "stg_payments": []}).encode(),
+                                   {"content-type": "application/json"})
+        assert status == 200
+    assert (folder / "shop.duckdb").exists()
