@@ -8,7 +8,8 @@ each on a server of its own (all started together after one `duckapi build`):
 1. Overload. Capacity first: closed loop, 8 keep-alive connections (bench/load.py's
    drive). Then an open loop offers 4x that rate for 60 s: requests are due at fixed
    times whatever the answers, sent by an asyncio (uvloop) client over a pool of
-   keep-alive connections (a new one when all are busy), against a server with
+   keep-alive connections (a new one when all are busy; every fourth request says
+   `Connection: close`, as urllib does, and its connection closes after the answer), against a server with
    DUCKAPI_MAX_QUEUE=16. Reported: offered vs target rate and how late the client sent,
    accepted (200) and rejected (503) latency from the moment of sending, other statuses,
    server RSS every second.
@@ -335,9 +336,15 @@ def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int 
 # ---------------------------------------------------------------- asyncio HTTP client
 
 
-def request_bytes(body: bytes) -> bytes:
+#: Every CLOSE_EVERY-th open-loop request says `Connection: close`, as urllib, many scripts
+#: and proxies do: its answer (a 503 above all, sent before the body is read) must arrive.
+CLOSE_EVERY = 4
+
+
+def request_bytes(body: bytes, close: bool = False) -> bytes:
     return (b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            + (b"Connection: close\r\n" if close else b"")
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -411,7 +418,7 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
                     run.most_open = max(run.most_open, live[0])
                 else:
                     reader, writer, _ = item
-                writer.write(request_bytes(payloads[i]))
+                writer.write(request_bytes(payloads[i], close=i % CLOSE_EVERY == 0))
                 status, body, close = await read_response(reader)
             t1 = time.perf_counter()
             run.sent[i] = Sent(status, t1 - t0, body, t1)
@@ -1168,7 +1175,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "Open loop: request i is due at start + i / rate whatever the answers, sent by an asyncio (uvloop) client on a "
         f"pool of keep-alive connections (up to {o['offered']['pool_limit']}; {o['offered']['connections_opened']} opened, "
-        f"at most {o['offered']['most_connections_open']} at once). Latency from sending (for a new connection, from "
+        f"at most {o['offered']['most_connections_open']} at once; every {CLOSE_EVERY}th request says `Connection: close` "
+        "and its connection closes after the answer). Latency from sending (for a new connection, from "
         "connecting); send lag is how late the client sent after the due time. Meanwhile an independent client in a "
         "process of its own, idle between requests, sends one POST at a time on a keep-alive connection: what a client that "
         "is not itself the overloaded load generator sees. The server's own time per request is its request log's "

@@ -1,0 +1,68 @@
+"""schemathesis, every check, against live servers of the bundled project, the shop and the
+web-events example, with at least 1,000 generated cases each (the suite runs 15 per
+operation: tests/test_http.py, tests/test_example_web_events.py).
+
+    python -m bench.http_checks     # writes bench/http_checks_results.json, bench/HTTP_CHECKS_RESULTS.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.load import BENCH, ROOT, WORK, Server, build
+
+PROJECTS = {"bundled": ROOT / "duckapi_dbt", "shop": ROOT / "examples" / "shop",
+            "web_events": ROOT / "examples" / "web_events"}
+EXAMPLES = 400  # per operation and phase: well over 1,000 cases per project
+
+
+def check(name: str, project: Path) -> dict[str, Any]:
+    db = WORK / "http" / name / "dev.duckdb"
+    env = {**os.environ, "DUCKAPI_PROJECT_DIR": str(project), "DUCKAPI_DB_PATH": str(db),
+           "DUCKAPI_TARGET_PATH": str(WORK / "http" / name / "target"), "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024)}
+    build(db, env, log_name=f"http-{name}-build.log")
+    server = Server(f"http-{name}", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env, "/healthz")
+    server.start()
+    try:
+        server.wait_ready()
+        done = subprocess.run(
+            [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
+             "--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1", "--request-timeout", "30",
+             "--seed", "7"],
+            capture_output=True, text=True, cwd=WORK, timeout=3600,
+        )
+    finally:
+        server.stop()
+    out = done.stdout
+    generated = re.search(r"Test cases:\s*(\d+) generated", out)
+    return {"project": name, "exit_code": done.returncode, "no_issues": "No issues found" in out,
+            "generated": int(generated.group(1)) if generated else None, "summary": out[-1500:]}
+
+
+def main() -> None:
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    results = [check(name, project) for name, project in PROJECTS.items()]
+    (BENCH / "http_checks_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = "\n".join(f"| {r['project']} | {r['generated']} | {'none' if r['no_issues'] else 'see the JSON'} |"
+                     for r in results)
+    (BENCH / "HTTP_CHECKS_RESULTS.md").write_text(f"""# schemathesis against live servers
+
+`python -m bench.http_checks`: `schemathesis run --checks all --max-examples {EXAMPLES}` (seed 7)
+against `duckapi serve` of each project, built first.
+
+| project | test cases generated | issues found |
+|---|---:|---|
+{rows}
+""")
+    print((BENCH / "HTTP_CHECKS_RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
