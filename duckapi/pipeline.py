@@ -19,7 +19,7 @@ from duckapi import relations
 from duckapi.introspection import Introspection, Probe, classify
 from duckapi.project import QUERIES_KEY
 from duckapi.relations import Column, PipelineError, Reference, quote_identifier
-from duckapi.warehouse import Warehouse
+from duckapi.warehouse import Warehouse, data_version
 
 __all__ = [
     "Column", "Dialect", "Endpoint", "Input", "Introspection", "Node", "Pipeline", "PipelineError", "Probe", "Reference",
@@ -291,6 +291,13 @@ def digest(pipeline: Pipeline) -> str:
         "columns": list(pipeline.columns),
     }
     return hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def provenance(pipeline: Pipeline) -> dict[str, str]:
+    """Where an answer of this pipeline comes from, as HTTP headers: the digest of the
+    compiled SQL that answers (`digest`) and the warehouse snapshot's data version.
+    With the request they are enough to reproduce the answer offline."""
+    return {"Duckapi-Project": digest(pipeline), "Duckapi-Data-Version": data_version(pipeline.warehouse)}
 
 
 @lru_cache(maxsize=4096)

@@ -78,3 +78,39 @@ def write_profiles(project_dir: Path, db_path: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profiles.yml").write_text(yaml.safe_dump({name: profile, **{k: v for k, v in profiles.items() if k == "config"}}))
     return folder
+
+
+def spark_conf(project_dir: Path, target: str) -> dict[str, str]:
+    """A Spark target's `server_side_parameters`, rendered as dbt renders a profile
+    (`env_var`, `modules.datetime`): the one source of Spark settings that dbt-spark and
+    duckapi's own session share (a `cluster` target's persistent catalog, its master).
+    A relative `spark.sql.warehouse.dir` is relative to the project folder, where dbt runs.
+    Empty when the profile has no such target."""
+    import datetime
+    from types import SimpleNamespace
+
+    import jinja2
+
+    path = profiles_file(project_dir)
+    name = profile_name(project_dir)
+    if path is None or name is None:
+        return {}
+    output = ((_load(path).get(name) or {}).get("outputs") or {}).get(target) or {}
+    if output.get("type") != "spark":
+        return {}
+
+    def env_var(var: str, default: str | None = None) -> str:
+        if var in os.environ:
+            return os.environ[var]
+        if default is None:
+            raise ValueError(f"profile {name}, target {target}: env var {var} is required but not set")
+        return default
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    context = {"env_var": env_var, "modules": SimpleNamespace(datetime=datetime)}
+    conf = {str(k): environment.from_string(str(v)).render(**context)
+            for k, v in (output.get("server_side_parameters") or {}).items()}
+    warehouse = conf.get("spark.sql.warehouse.dir")
+    if warehouse and "://" not in warehouse and not Path(warehouse).is_absolute():
+        conf["spark.sql.warehouse.dir"] = str((project_dir / warehouse).resolve())
+    return conf

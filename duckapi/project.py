@@ -1,6 +1,7 @@
 """The dbt side: build and compile a project with dbt's Python API, read its manifest.
 
-This is the only module that imports dbt. dbt runs at build time or once at start-up,
+This module and dbt_child.py (which runs dbtRunner) are the only ones that import dbt.
+dbt runs at build time or once at start-up,
 never per request. Each invocation runs dbtRunner in a child process (dbt_child.py,
 kept warm between commands only once it has let go of every database file): dbt's
 adapter state is process-global, and dbt-duckdb keeps the database file open (and
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from duckapi import profiles
+from duckapi import dbt_child, profiles
 from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
@@ -31,12 +32,6 @@ __all__ = ["vars_argument", "ProjectError", "build", "compile_manifest", "compil
 QUERIES_FILE = "duckapi_queries.json"
 #: The key `load_manifest` puts them under in the manifest it returns.
 QUERIES_KEY = "duckapi_queries"
-#: Environment of a compile that also renders unit tests as dbt's own unit-test run does
-#: (`compile_unit_tests`): the unit tests' unique_ids (JSON) and the file to write them to.
-UNIT_TESTS_ENV = "DUCKAPI_UNIT_TESTS"
-UNIT_TESTS_OUT_ENV = "DUCKAPI_UNIT_TESTS_OUT"
-#: The schema of the relations that stand for a unit test's given rows in its rendering.
-GIVEN_SCHEMA = "duckapi_unit_given"
 
 
 def vars_argument(dbt_vars: dict[str, Any]) -> str:
@@ -61,97 +56,6 @@ def _dbt_args(settings: Settings, command: str, extra: list[str], profiles_dir: 
     if settings.target:
         args += ["--target", settings.target]
     return args + extra
-
-
-def _invoke(args: list[str], project_dir: str, env: dict[str, str]) -> str | None:
-    """Run dbtRunner (in the child); None on success, else what failed and where."""
-    from dbt.cli.main import dbtRunner
-
-    os.environ.update(env)  # profiles.yml reads the database path with env_var()
-    queries: dict[str, list[str]] = {}
-    invocation: list[str] = []
-
-    def record(event: Any) -> None:
-        """The queries a node's rendering runs (run_query, statement blocks, macros that
-        read the database) reach the adapter while the node is compiling."""
-        if not invocation:
-            invocation.append(event.info.invocation_id)
-        if event.info.name != "SQLQuery":
-            return
-        node = event.data.node_info
-        if node.unique_id and node.node_status == "compiling":
-            queries.setdefault(node.unique_id, []).append(event.data.sql)
-
-    # dbt-duckdb loads seeds by a path relative to the working directory.
-    with contextlib.chdir(project_dir), _unit_test_renderings(os.environ.get(UNIT_TESTS_ENV),
-                                                             os.environ.get(UNIT_TESTS_OUT_ENV)):
-        result = dbtRunner(callbacks=[record]).invoke(args)
-    log = os.environ.get("DUCKAPI_QUERY_LOG")
-    if log:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text(json.dumps({"invocation_id": invocation[0] if invocation else None, "queries": queries}))
-    if result.success:
-        return None
-    if result.exception is not None:
-        return str(result.exception)
-    failures = []
-    for node_result in getattr(result.result, "results", None) or []:
-        if str(node_result.status) in ("error", "fail", "runtime error"):
-            failures.append(f"{node_result.node.original_file_path}: {node_result.message}")
-    return "; ".join(failures) or "see the dbt log above"
-
-
-@contextlib.contextmanager
-def _unit_test_renderings(wanted: str | None, out: str | None) -> Iterator[None]:
-    """While dbt compiles a model, also render each of `wanted` (unit tests' unique_ids, JSON)
-    that tests it, exactly as dbt's own unit-test run renders it: dbt's unit-test manifest,
-    context and compiler, so macro and env var overrides, `is_incremental`, a given on
-    `this` or on an ephemeral model mean what they mean to dbt. Each given's rows are a
-    relation of GIVEN_SCHEMA instead of dbt's fixture SQL (the rows never become SQL text):
-    duckapi feeds them as inputs. Written to `out`: {unique_id: {"sql", "given"} or {"error"}}."""
-    if not wanted or not out:
-        yield
-        return
-    from dbt.adapters.factory import get_adapter
-    from dbt.compilation import Compiler
-    from dbt.parser.unit_tests import UnitTestManifestLoader
-
-    ids = set(json.loads(wanted))
-    original = Compiler.compile_node
-    rendered: dict[str, dict[str, Any]] = {}
-
-    def render_unit_test(compiler: Any, manifest: Any, unique_id: str) -> dict[str, Any]:
-        unit_manifest = UnitTestManifestLoader(manifest, compiler.config, {unique_id}).load()
-        node = unit_manifest.nodes[unique_id]
-        relation = get_adapter(compiler.config).Relation
-        spark = get_adapter(compiler.config).type() == "spark"  # Spark relations have no database
-        given = []
-        for index, given_id in enumerate(d for d in node.depends_on.nodes if d in unit_manifest.nodes):
-            name = str(relation.create(database=None if spark else GIVEN_SCHEMA, schema=GIVEN_SCHEMA,
-                                       identifier=f"given_{index}"))
-            unit_manifest.nodes[given_id].raw_code = f"select * from {name}"
-            given.append(name)
-        node = original(compiler, node, unit_manifest, {}, write=False)
-        return {"sql": (node.compiled_code or "").strip().rstrip(";"), "given": given}
-
-    def compile_node(self: Any, node: Any, manifest: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(self, node, manifest, *args, **kwargs)
-        for unique_id in sorted(ids - set(rendered)):
-            test = manifest.unit_tests.get(unique_id)
-            if test is not None and test.depends_on.nodes[:1] == [node.unique_id]:
-                try:
-                    rendered[unique_id] = render_unit_test(self, manifest, unique_id)
-                except Exception as exc:  # dbt cannot render it: that test's error, not the compile's
-                    rendered[unique_id] = {"error": str(exc)}
-        return result
-
-    Compiler.compile_node = compile_node  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Compiler.compile_node = original  # type: ignore[method-assign]
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(rendered))
 
 
 @contextlib.contextmanager
@@ -186,8 +90,6 @@ def run_dbt(
     dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
     whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
     """
-    from duckapi import dbt_child  # not at import: `python -m duckapi.dbt_child` imports this module
-
     with _prepared(settings, command, extra, quiet, db_path) as (args, prepared):
         error = dbt_child.run(args, str(settings.project_dir), {**prepared, **(env or {})})
     _check(settings, command, error)
@@ -205,7 +107,7 @@ def run_dbt_in_process(settings: Settings, command: str, extra: list[str] | None
     with _prepared(settings, command, extra, quiet, None) as (args, env):
         saved = {name: os.environ.get(name) for name in env}
         try:
-            error = _invoke(args, str(settings.project_dir), env)
+            error = dbt_child.invoke(args, str(settings.project_dir), env)
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -262,7 +164,7 @@ def compile_unit_tests(
         return {}
     with tempfile.TemporaryDirectory(prefix="duckapi-unit-") as scratch:
         out = Path(scratch) / "unit_tests.json"
-        env = {UNIT_TESTS_ENV: json.dumps(sorted(unit_tests)), UNIT_TESTS_OUT_ENV: str(out)}
+        env = {dbt_child.UNIT_TESTS_ENV: json.dumps(sorted(unit_tests)), dbt_child.UNIT_TESTS_OUT_ENV: str(out)}
         # --log-level none: dbt would print the SQL of a lone selected model to stdout.
         extra = ["--log-level", "none", "--no-populate-cache", "--full-refresh", "--select", *sorted(set(unit_tests.values()))]
         run_dbt(replace(settings, target_path=Path(scratch) / "target"), "compile", extra, quiet=True,

@@ -20,6 +20,40 @@ def _profile_db_path(project_dir: Path, env: dict[str, str]) -> Path:
     return profiles.default_db_path(project_dir, env.get("DUCKAPI_TARGET") or None) or project_dir / "dev.duckdb"
 
 
+#: Share of the machine's (or container's) memory all pipeline databases may use together.
+MEMORY_SHARE = 0.5
+MIN_LANE_MEMORY = 128 * 1024 * 1024
+
+
+def total_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's, or its cgroup's if lower."""
+    try:
+        total: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < (total or 1 << 62):
+            total = int(raw)
+    return total
+
+
+def default_memory_limit(workers: int, threads: int) -> str | None:
+    """Each pipeline thread has its own DuckDB database, and DuckDB's own default is 80%
+    of the memory for each, so two of them may together ask for more than there is and
+    the kernel kills the worker. Instead: MEMORY_SHARE of the memory, split over every
+    pipeline database of every worker (4 GB, 1 worker, 2 threads: 1 GB each), leaving
+    the rest to the decoded request rows, answers and Python."""
+    total = total_memory()
+    if not total:
+        return None
+    lane = max(MIN_LANE_MEMORY, int(total * MEMORY_SHARE) // max(1, workers * threads))
+    return f"{lane // (1024 * 1024)}MB"
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -101,8 +135,6 @@ class Settings:
     @property
     def lane_memory_limit(self) -> str | None:
         """The memory_limit of each pipeline database (None: DuckDB's default)."""
-        from duckapi.api.ops.limits import default_memory_limit
-
         if (self.duckdb_memory_limit or "").strip().lower() == "none":
             return None
         return self.duckdb_memory_limit or default_memory_limit(self.workers, self.pipeline_threads)

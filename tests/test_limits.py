@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from duckapi import project
 from duckapi.api.app import create_app
 from duckapi.rows.formats import InputError
-from duckapi.api.ops.limits import check_rows, default_memory_limit
+from duckapi.api.ops.limits import check_rows
+from duckapi.settings import default_memory_limit
 from duckapi.engines import StatementTimeout
 from duckapi.engines.deadline import WATCHDOG
 from duckapi.settings import Settings

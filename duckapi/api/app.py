@@ -39,9 +39,9 @@ from duckapi.api.outputs import MEDIA_TYPES, encode, negotiate
 from duckapi.errors import (
     CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
 )
-from duckapi.library.project import Call, Project, provenance
+from duckapi.library.project import Call, Project
 from duckapi.warehouse import data_version
-from duckapi.pipeline import Pipeline, digest, endpoint_path
+from duckapi.pipeline import Pipeline, digest, endpoint_path, provenance
 from duckapi.settings import Settings
 
 log = logging.getLogger("duckapi")

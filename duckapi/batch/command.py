@@ -20,7 +20,9 @@ from duckapi.batch.spark_run import build_references, duckdb_types, render_on_sp
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
 from duckapi.relations import WarehouseSchema
-from duckapi.pipeline import Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint
+from duckapi.pipeline import (
+    Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint, provenance,
+)
 from duckapi.rows.files import format_of
 from duckapi.settings import Settings
 
@@ -92,6 +94,29 @@ def _compile(
         return compiled.reuse_or_compile(spark_settings, "spark", dbt_vars, compile, recompile)[0]
     except ProjectError as exc:  # also a warehouse being written for too long, or not DuckDB
         raise _Failed(1, str(exc)) from exc
+
+
+def _spark_options(
+    settings: Settings, target: str | None, master: str | None, remote: str | None, driver_memory: str,
+    conf: dict[str, str],
+) -> "SparkOptions":
+    """The session's settings: the Spark target's `server_side_parameters` (profiles.py
+    spark_conf: the catalog dbt-spark built into, the master), then --spark-conf. An
+    in-memory catalog's warehouse folder is the run's own scratch one (a throwaway catalog);
+    --spark-driver-memory sets the driver's memory, --spark-master / --spark-remote win."""
+    from duckapi import profiles
+    from duckapi.engines.spark import SPARK_TARGET, SparkOptions
+
+    try:
+        shared = profiles.spark_conf(settings.project_dir, target or SPARK_TARGET)
+    except ValueError as exc:  # a required env var of the profile is not set
+        raise InputError(str(exc)) from exc
+    if shared.get("spark.sql.catalogImplementation", "in-memory") == "in-memory":
+        shared.pop("spark.sql.warehouse.dir", None)
+    shared.pop("spark.driver.memory", None)
+    profile_master = shared.pop("spark.master", None)
+    return SparkOptions(master=master or (None if remote else profile_master), remote=remote,
+                        driver_memory=driver_memory, conf={**shared, **conf})
 
 
 def _spark_settings(settings: Settings, target: str | None) -> Settings:
@@ -232,9 +257,7 @@ def run(
                 rows, pipeline = _run_duckdb(settings, target, variables, recompile, endpoint, named, fmt, output, reporter)
             else:
                 _require_spark()
-                from duckapi.engines.spark import SparkOptions
-
-                options = SparkOptions(master=spark_master, remote=spark_remote, driver_memory=spark_driver_memory, conf=conf)
+                options = _spark_options(settings, target, spark_master, spark_remote, spark_driver_memory, conf)
                 rows, pipeline = _run_spark(settings, options, target, variables, recompile, endpoint, named, fmt, output, reporter)
         if output != "-":
             _write_provenance(output, engine.value, pipeline, rows)
@@ -273,8 +296,6 @@ def _write_provenance(output: str, engine: str, pipeline: Pipeline, rows: int) -
     """The answer's origin beside it, as the API's headers give it: the digest of the
     compiled SQL that ran and, on DuckDB, the warehouse snapshot's data version (on Spark
     the reference data is the run's own session's: null)."""
-    from duckapi.library.project import provenance
-
     origin = provenance(pipeline)
     Path(output + PROVENANCE_SUFFIX).write_text(json.dumps({
         "endpoint": pipeline.endpoint.path, "engine": engine, "rows": rows,
@@ -409,7 +430,7 @@ def _spark_run(
             if spark.is_local:
                 remedy = "dbt-spark did not build it (a source must already be in the session's catalog)"
             else:
-                remedy = "build it there (`dbt build --target spark` against the cluster)"
+                remedy = f"build it there: `{replace(settings, target=target or 'cluster').build_command}`"
             message = missing_references_error(pipeline, exc.missing, where=f"the Spark catalog ({where})", remedy=remedy)
             raise _Failed(1, str(message)) from exc
         return rows, pipeline

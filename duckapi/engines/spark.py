@@ -162,14 +162,15 @@ def start_session(options: SparkOptions, scratch: Path) -> tuple["SparkSession",
         master = options.master or "local[*]"
         log4j = scratch / "log4j2.properties"
         log4j.write_text(_LOG4J)
+        java = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
         conf = {
             **SESSION_CONF,
             **(LOCAL_CONF if master.startswith("local") else {}),
             **({"spark.local.dir": str(scratch / "local")} if master.startswith("local") else {}),
             "spark.driver.memory": options.driver_memory,
             "spark.sql.warehouse.dir": str(scratch / "warehouse"),
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j.as_uri()}",
             **options.conf,
+            "spark.driver.extraJavaOptions": f"{options.conf.get('spark.driver.extraJavaOptions', '')} {java}".strip(),
         }
     new = True
     if options.remote:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
 
+from duckapi.pipeline import provenance
+
 if TYPE_CHECKING:
     import pandas
     import polars
@@ -62,8 +64,6 @@ class Answer:
     @property
     def provenance(self) -> dict[str, str]:
         """Both, as the HTTP API's headers: with the rows, enough to reproduce the answer."""
-        from duckapi.library.project import provenance
-
         return provenance(self._resolved())
 
     def _table(self) -> pa.Table:

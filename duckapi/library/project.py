@@ -85,12 +85,6 @@ class Call:
         return self.engine.execute_arrow(pipeline or self.resolved(tables), tables)
 
 
-def provenance(pipeline: Pipeline) -> dict[str, str]:
-    """Where an answer of this pipeline comes from, as HTTP headers: the digest of the
-    compiled SQL that answers (pipeline.digest) and the warehouse snapshot's data version.
-    With the request they are enough to reproduce the answer offline."""
-    return {"Duckapi-Project": digest(pipeline), "Duckapi-Data-Version": data_version(pipeline.warehouse)}
-
 
 class Project:
     """A compiled dbt project whose served models run in this process.

@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from duckapi.rows.formats import InputError
@@ -40,9 +39,6 @@ T = TypeVar("T")
 
 #: The deadline (time.monotonic()) of the request being handled, None without a timeout.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("duckapi_deadline", default=None)
-#: Share of the machine's (or container's) memory all pipeline databases may use together.
-MEMORY_SHARE = 0.5
-MIN_LANE_MEMORY = 128 * 1024 * 1024
 
 
 class Queue:
@@ -131,31 +127,3 @@ def lower_priority(nice: int) -> Callable[[], None]:
 
     return initializer
 
-
-def total_memory() -> int | None:
-    """Bytes of memory this process may use: the machine's, or its cgroup's if lower."""
-    try:
-        total: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        total = None
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            raw = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if raw.isdigit() and int(raw) < (total or 1 << 62):
-            total = int(raw)
-    return total
-
-
-def default_memory_limit(workers: int, threads: int) -> str | None:
-    """Each pipeline thread has its own DuckDB database, and DuckDB's own default is 80%
-    of the memory for each, so two of them may together ask for more than there is and
-    the kernel kills the worker. Instead: MEMORY_SHARE of the memory, split over every
-    pipeline database of every worker (4 GB, 1 worker, 2 threads: 1 GB each), leaving
-    the rest to the decoded request rows, answers and Python."""
-    total = total_memory()
-    if not total:
-        return None
-    lane = max(MIN_LANE_MEMORY, int(total * MEMORY_SHARE) // max(1, workers * threads))
-    return f"{lane // (1024 * 1024)}MB"

@@ -1,0 +1,90 @@
+"""A real Spark standalone cluster on loopback for the tests: a master and one worker,
+started from the installed PySpark (it ships both), stopped by pid with every executor
+the worker started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+
+from tests.servers import free_port
+
+
+def _wait(what: str, ready, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} not ready after {timeout} s: {log.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for process in [*children, psutil.Process(proc.pid)] if proc.poll() is None else children:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for process in alive:
+        process.kill()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def standalone_cluster(folder: Path, cores: int = 2, memory: str = "2g") -> Iterator[str]:
+    """`spark://127.0.0.1:PORT` of a master with one worker of `cores` cores, for the block."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(folder / "logs"),
+           "SPARK_WORKER_DIR": str(folder / "work"), "SPARK_NO_DAEMONIZE": "1"}
+    port, ui = free_port(), free_port()
+    spark_class = str(home / "bin" / "spark-class")
+    master_log, worker_log = folder / "master.log", folder / "worker.log"
+    with master_log.open("wb") as out:
+        master = subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+             "--webui-port", str(ui)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = None
+    try:
+        status = f"http://127.0.0.1:{ui}/json/"
+        _wait("the Spark master", lambda: urllib.request.urlopen(status, timeout=2).status == 200, master, master_log)
+        with worker_log.open("wb") as out:
+            worker = subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(cores),
+                 "--memory", memory, "--webui-port", str(free_port()), "--work-dir", str(folder / "work"),
+                 f"spark://127.0.0.1:{port}"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+        def registered() -> bool:
+            answer = json.loads(urllib.request.urlopen(status, timeout=2).read())
+            return any(w.get("state") == "ALIVE" for w in answer.get("workers", []))
+
+        _wait("the Spark worker", registered, worker, worker_log)
+        yield f"spark://127.0.0.1:{port}"
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(master)
