@@ -81,6 +81,7 @@ from bench.load import (
     write_results,
 )
 from duckapi.rows.formats import RowsReader
+from duckapi.rows.parsing import BodyParser
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import build_pipelines, input_relation as input_name
 from duckapi.settings import Settings
@@ -257,7 +258,7 @@ class InProcess:
         self.con = duckdb.connect(":memory:")  # DuckDB's defaults: every core
         self.threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
         self.engine = DuckDBEngine(Settings())  # what the server builds, with the server's defaults
-        self.reader = RowsReader(pipeline.inputs[0].columns, self.engine)
+        self.reader = RowsReader(pipeline.inputs[0].columns, BodyParser(self.engine.config))
 
     def floor(self, body: bytes, f: str, way: str, expected: Any) -> dict[str, Any]:
         busy0, own0 = busy_cpu_s(), own_cpu_s()

@@ -79,3 +79,25 @@ class ResourceError(ExecutionError):
 
 class StatementTimeout(ExecutionError):
     """The statement ran past its deadline and was interrupted (engines/deadline.py)."""
+
+
+def error_message(exc: BaseException, keep: int = 1, limit: int = 500) -> str:
+    """An engine's error in short: its first `keep` lines without the SQL-position marks
+    (LINE ..., ^^^), plus any line naming the file; never the whole input."""
+    lines = [
+        line.strip() for line in str(exc).strip().splitlines()
+        if line.strip() and not line.startswith("LINE ") and set(line.strip()) != {"^"}
+    ]
+    kept = lines[:keep] + [line for line in lines[keep:] if line.startswith("file = ")]
+    return " | ".join(kept)[:limit] if kept else type(exc).__name__
+
+
+def from_duckdb(exc: Exception) -> ExecutionError:
+    """A DuckDB error as duckapi's: interrupted at the deadline, out of memory, or failed."""
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException):
+        return StatementTimeout(error_message(exc))
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ResourceError(error_message(exc))
+    return ExecutionError(error_message(exc))

@@ -148,7 +148,7 @@ def test_every_format_answers_what_dbt_built(built: Built, form: str) -> None:
 @pytest.mark.parametrize("model", ["echo", "echo_plain"])
 def test_larger_bodies_take_the_other_paths(built: Built, size: str, model: str) -> None:
     """More rows than DuckDB binds (an Arrow table), and a JSON body large enough for
-    DuckDB to parse it (engines/duckdb.py load_rows: for echo_plain; echo's long decimals
+    DuckDB to parse it (rows/parsing.py load_rows: for echo_plain; echo's long decimals
     and HUGEINT stay with msgspec, as DuckDB would round them), then CSV of that size."""
     typed = built.tables["typed" if model == "echo" else "typed_plain"]
     copies = BOUND_ROWS // 3 + 1

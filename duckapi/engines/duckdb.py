@@ -18,26 +18,22 @@ the snapshot folder is allowed).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from duckapi.contract import column_type
-from duckapi.engines import ExecutionError, ResourceError, StatementTimeout, deadline, error_message
-from duckapi.pipeline import Column, Pipeline, Probe, Reference, Rows, Schema, cte_name, quote_identifier
-from duckapi.rows.columns import InputRows, as_arrow, column_values
+from duckapi.engines import ExecutionError, deadline
+from duckapi.errors import from_duckdb
+from duckapi.pipeline import Pipeline, Probe, Reference, Rows, Schema, cte_name, quote_identifier
+from duckapi.rows.columns import BOUND_ROWS, InputRows, as_arrow, column_values
 from duckapi.settings import Settings
 from duckapi.warehouse import Warehouse
 
@@ -51,73 +47,6 @@ from duckapi.warehouse import Warehouse
 #: neutral alone. Optimizers never change results, only plans.
 PARALLEL_ROWS = 100_000
 SMALL_MODE = ("set threads = 1", "set disabled_optimizers = 'join_order,projection_pullup'")
-#: How a contract column's untyped value (JSON, or CSV text) is accepted and converted:
-#: (acceptance test over the raw value {c} and converted value {v}, conversion).
-#: JSON values are checked on their text (cheaper than json_type): a string starts
-#: with a quote, an integer is digits with an optional minus, and so on.
-#: A JSON integer, or a JSON number with an integral value (5.0, 1e3: JSON Schema's
-#: integers, as the msgspec path takes them too), in the column type's range.
-_JSON_NUMBER = "'-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?'"
-_JSON_INT = (
-    f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and {{v}} is not null"
-    " and try_cast({c}::varchar as double) = trunc(try_cast({c}::varchar as double))",
-    "case when regexp_full_match({c}::varchar, '-?[0-9]+') then try_cast({c} as {t})"
-    " else try_cast(try_cast({c}::varchar as double) as {t}) end",
-)
-_CSV_INT = ("regexp_full_match({c}, '[-+]?[0-9]+') and {v} is not null", "try_cast({c} as {t})")
-_JSON_STRING = "starts_with({c}::varchar, '\"')"
-_TYPED = "{v} is not null"
-_JSON_TEXT = "json_extract_string({c}, '$')"
-#: A decimal's text: at most {s} digits after the point but trailing zeros (exact, not rounded).
-_DECIMAL = "regexp_full_match({x}, '[-+]?[0-9]+([.][0-9]{{0,{s}}}0*)?') and {v} is not null"
-#: Per kind of type (contract.py): (accepts the raw value, converts it). {c} the raw JSON
-#: value or CSV text, {t} the column's type, {v} the converted value.
-JSON_RULES: dict[str, tuple[str, str]] = {
-    "varchar": (_JSON_STRING, _JSON_TEXT),
-    "integer": _JSON_INT,
-    "decimal": (_DECIMAL.replace("{x}", "coalesce(" + _JSON_TEXT + ", {c}::varchar)"),
-                "try_cast(coalesce(" + _JSON_TEXT + ", {c}::varchar) as {t})"),
-    "float": (f"regexp_full_match({{c}}::varchar, {_JSON_NUMBER}) and " + _TYPED, "try_cast({c} as {t})"),
-    "boolean": ("{c}::varchar in ('true', 'false')", "try_cast({c} as boolean)"),
-    **{kind: (_JSON_STRING + " and " + _TYPED, f"try_cast({_JSON_TEXT} as {{t}})")
-       for kind in ("date", "time", "timestamp", "timestamptz", "uuid")},
-    "blob": (_JSON_STRING + " and " + _TYPED, f"try(from_base64({_JSON_TEXT}))"),
-    "nested": ("{c}::varchar in ('[]', '{{}}') or " + _TYPED, "try_cast({c} as {t})"),
-}
-CSV_RULES: dict[str, tuple[str, str]] = {
-    "varchar": ("true", "{c}"),
-    "integer": _CSV_INT,
-    "decimal": (_DECIMAL.replace("{x}", "{c}"), "try_cast({c} as {t})"),
-    "float": (_TYPED, "try_cast({c} as {t})"),
-    "boolean": ("lower({c}) in ('true', 'false')", "try_cast({c} as boolean)"),
-    **{kind: (_TYPED, "try_cast({c} as {t})") for kind in ("date", "time", "timestamp", "timestamptz", "uuid", "nested")},
-    "blob": (_TYPED, "try(from_base64({c}))"),
-}
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """The first value that breaks the contract: 0-based data row, column, raw text."""
-
-    row: int
-    column: str
-    value: str | None
-
-
-class UnreadableInput(ValueError):
-    """DuckDB could not parse the body as the declared format."""
-
-
-class MissingColumn(ValueError):
-    """A contract column is absent from the body's header."""
-
-
-#: Up to this many rows the columns go in as bound list parameters rather than a
-#: registered Arrow table: registering and binding a Python-held table costs more
-#: than the whole conversion on tiny inputs (about a tenth of a 9-row request).
-BOUND_ROWS = 256
-
-
 Tables = Sequence[InputRows]  # one per pipeline input, in the pipeline's order
 T = TypeVar("T")
 #: A statement and how its inputs go in (DuckDBEngine._query).
@@ -132,30 +61,33 @@ class DuckDBEngine:
         self._threads = settings.duckdb_threads or os.cpu_count() or 1
         self._adaptive = not settings.duckdb_threads
         self._config: dict[str, str | int | bool] = {"python_enable_replacements": False, "threads": self._threads}
-        if settings.lane_memory_limit:  # per database: each lane and loader has its own
+        if settings.lane_memory_limit:  # per database: each lane has its own
             self._config["memory_limit"] = settings.lane_memory_limit
         self._local = threading.local()
         self._lanes: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
 
-    def _lane(self, loader: bool = False) -> "_Lane":
+    @property
+    def config(self) -> dict[str, str | int | bool]:
+        """Each database's settings (threads, memory limit): body parsing (rows/parsing.py)
+        makes its own databases with the same."""
+        return dict(self._config)
+
+    def _lane(self) -> "_Lane":
         """This thread's database: pipelines run where files are out of reach.
 
         The project's SQL (which per-request vars can shape) runs with DuckDB's
-        external access off, so it reaches nothing but the request's own rows. Parsing
-        bodies needs DuckDB's file layer (it reads Python file objects through it), so
-        that runs in a second private database that only ever runs duckapi's own SQL.
+        external access off, so it reaches nothing but the request's own rows. (Parsing
+        bodies needs DuckDB's file layer: rows/parsing.py does it in databases of its own.)
         """
-        attribute = "loader" if loader else "lane"
-        lane = getattr(self._local, attribute, None)
+        lane = getattr(self._local, "lane", None)
         if lane is None:
             con = duckdb.connect(":memory:", config=dict(self._config))
-            if not loader:
-                if self._warehouse_dir is not None:  # before external access goes: it cannot come back
-                    con.execute("set allowed_directories = $1", [[str(self._warehouse_dir) + os.sep]])
-                con.execute("set enable_external_access = false")
+            if self._warehouse_dir is not None:  # before external access goes: it cannot come back
+                con.execute("set allowed_directories = $1", [[str(self._warehouse_dir) + os.sep]])
+            con.execute("set enable_external_access = false")
             lane = _Lane(con)
-            setattr(self._local, attribute, lane)
+            self._local.lane = lane
             with self._lock:
                 self._lanes.append(con)
         return lane
@@ -216,7 +148,7 @@ class DuckDBEngine:
             with deadline.armed(con):
                 return run(con)
         except duckdb.Error as exc:
-            raise engine_error(exc) from exc
+            raise from_duckdb(exc) from exc
         finally:
             for name in done:
                 con.unregister(name)
@@ -254,61 +186,6 @@ class DuckDBEngine:
                 modes.append("bound")
                 params += column_values(table)
         return tuple(modes), params or None, registered, most
-
-    def load_rows(self, body: bytes, columns: tuple[Column, ...], fmt: str) -> pa.Table | Rejected:
-        """JSON array, NDJSON or CSV rows -> Arrow in the contract's types, DuckDB parsing.
-
-        Every contract column is read untyped (JSON values, CSV text) and converted by
-        strict rules: an integer column takes JSON integers / integer text in range,
-        never 2.0, 1e3 or "7" (JSON) or 1.5 (CSV); a not-null column takes no nulls. The
-        first row that breaks a rule comes back as `Rejected`. A body DuckDB cannot
-        parse raises UnreadableInput; a missing CSV column, MissingColumn.
-        """
-        rules = CSV_RULES if fmt == "csv" else JSON_RULES
-        values, flags = [], []
-        for i, column in enumerate(columns):
-            name = quote_identifier(column.name)
-            kind = column_type(column.data_type)
-            accepts, convert = rules[kind.kind]
-            value = convert.format(c=name, t=kind.name)
-            ok = accepts.format(c=name, v=value, s=getattr(kind.arrow, "scale", 0))
-            null = f"({name} is null" + (f" or {name}::varchar = 'null')" if fmt != "csv" else ")")
-            accepted = f"not {null} and ({ok})" if column.not_null else f"{null} or ({ok})"
-            flags.append(f"coalesce({accepted}, false) as __ok{i}")
-            values.append(f"{value} as {name}")
-        # Parsing a body is bounded by its size: no deadline, on the loader's own database.
-        cursor = self._lane(loader=True).con
-        with _engine_errors(), _unregistering(cursor, "__duckapi_raw"):
-            try:  # reading is lazy: parse errors surface when the select runs
-                cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))
-                table = cursor.sql(f"select {', '.join(values + flags)} from __duckapi_raw").to_arrow_table()
-            except duckdb.Error as exc:
-                raise UnreadableInput(error_message(exc)) from exc
-            first = [(pc.index(table[f"__ok{i}"], False).as_py(), i) for i in range(len(columns))]
-            failures = [(row, i) for row, i in first if row >= 0]
-            if failures:
-                row, i = min(failures)
-                name = quote_identifier(columns[i].name)
-                cursor.register("__duckapi_raw", self._read(cursor, body, columns, fmt))  # a fresh read
-                sql = f"select {name}::varchar from __duckapi_raw limit 1 offset {int(row)}"
-                (text,) = cursor.execute(sql).fetchall()[0]
-                return Rejected(row=row, column=columns[i].name, value=text)
-        return table.select([c.name for c in columns])
-
-    def _read(self, cursor: duckdb.DuckDBPyConnection, body: bytes, columns: tuple[Column, ...], fmt: str) -> duckdb.DuckDBPyRelation:
-        source = io.BytesIO(body)
-        if fmt == "csv":
-            raw = cursor.read_csv(source, header=True, all_varchar=True, allow_quoted_nulls=False)
-            missing = [c.name for c in columns if c.name not in raw.columns]
-            if missing:
-                raise MissingColumn(missing[0])
-            return raw
-        return cursor.read_json(
-            source,
-            format="newline_delimited" if fmt == "ndjson" else "array",
-            records="true",
-            columns={c.name: "JSON" for c in columns},
-        )
 
     def at_most_one_row(self, pipeline: Pipeline) -> bool:
         """True when the served model is one SELECT with no FROM and no row-multiplying
@@ -395,7 +272,6 @@ class DuckDBEngine:
         """Prepare this thread's lane for these pipelines: its databases opened, each
         pipeline's snapshot attached and its statement planned and run once over each of
         `tables`, as the first requests would; then back to the first pipeline's snapshot."""
-        self._lane(loader=True)
         for pipeline, inputs in zip(pipelines, tables):
             try:
                 self.execute_json(pipeline, inputs)
@@ -421,33 +297,6 @@ class _Lane:
         self.con = con
         self.small: bool | None = None
         self.warehouse: Warehouse | None = None
-
-
-def engine_error(exc: duckdb.Error) -> ExecutionError:
-    """A DuckDB error as the engine's: interrupted at the deadline, out of memory, or failed."""
-    if isinstance(exc, duckdb.InterruptException):
-        return StatementTimeout(error_message(exc))
-    if isinstance(exc, duckdb.OutOfMemoryException):
-        return ResourceError(error_message(exc))
-    return ExecutionError(error_message(exc))
-
-
-@contextmanager
-def _engine_errors() -> Iterator[None]:
-    try:
-        yield
-    except duckdb.Error as exc:
-        raise engine_error(exc) from exc
-
-
-@contextmanager
-def _unregistering(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
-    """What is registered as `name` inside is unregistered on the way out: a lane keeps
-    no request's data until the next one."""
-    try:
-        yield
-    finally:
-        con.unregister(name)
 
 
 def relation_columns(con: duckdb.DuckDBPyConnection, relation_name: str) -> list[tuple[str, str]] | None:

@@ -29,6 +29,7 @@ from duckapi.pipeline import Input, Pipeline, digest, find_endpoint
 from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
 from duckapi.rows.columns import InputRows
+from duckapi.rows.parsing import BodyParser
 from duckapi.project import QUERIES_KEY
 from duckapi.rendering import Renderings
 from duckapi.service import ProjectState, Served, Service, compile_project
@@ -108,6 +109,8 @@ class Project:
         self._current: tuple[weakref.ref[ProjectState] | None, dict[str, Call]] = (None, {})
         self._described: tuple[ProjectState, dict[str, Endpoint]] | None = None
         self._reader = lru_cache(maxsize=64)(self._new_reader)
+        #: Large JSON, NDJSON and CSV bodies are parsed in DuckDB databases of their own.
+        self._parser = BodyParser(self.service.engine.config)
 
     def __enter__(self) -> "Project":
         return self
@@ -189,6 +192,7 @@ class Project:
 
     def close(self) -> None:
         self.service.close()
+        self._parser.close()
 
     def call_in(self, state: ProjectState, path: str) -> Call:
         """The plain call of `path` in a given state of the project (one not yet served)."""
@@ -215,7 +219,7 @@ class Project:
         )
 
     def _new_reader(self, inputs: tuple[Input, ...]) -> RequestReader:
-        return RequestReader(inputs, self.service.engine)
+        return RequestReader(inputs, self._parser)
 
 
 def describe(state: ProjectState, path: str, served: Served, project_dir: Path | None = None) -> Endpoint:

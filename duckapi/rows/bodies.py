@@ -18,7 +18,7 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from duckapi.errors import InputError
 from duckapi.rows.columns import InputRows
 from duckapi.rows.formats import FORMATS, RowsReader
-from duckapi.engines.duckdb import DuckDBEngine
+from duckapi.rows.parsing import BodyParser
 from duckapi.pipeline import Input
 
 MULTIPART = "multipart/form-data"
@@ -29,9 +29,9 @@ _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 class RequestReader:
     """Reads a body into one Arrow table per input of an endpoint, in the endpoint's order."""
 
-    def __init__(self, inputs: Sequence[Input], engine: DuckDBEngine) -> None:
+    def __init__(self, inputs: Sequence[Input], parser: BodyParser) -> None:
         self.inputs = tuple(inputs)
-        self.readers = {item.name: RowsReader(item.columns, engine) for item in inputs}
+        self.readers = {item.name: RowsReader(item.columns, parser) for item in inputs}
         #: The one input's reader (None with several inputs): the common case, one lookup.
         self.single = self.readers[self.inputs[0].name] if len(self.inputs) == 1 else None
 

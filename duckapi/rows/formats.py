@@ -31,7 +31,8 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from duckapi.contract import canonical_type, column_type, exact_decimal
-from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine, MissingColumn, Rejected, UnreadableInput
+from duckapi.rows.columns import BOUND_ROWS
+from duckapi.rows.parsing import BodyParser, MissingColumn, Rejected, UnreadableInput
 from duckapi.errors import InputError
 from duckapi.pipeline import Column
 from duckapi.rows.columns import Columns, InputRows
@@ -218,9 +219,9 @@ FAST_JSON_BYTES = 512 * 1024
 class RowsReader:
     """Reads a body of any accepted format into an Arrow table in the contract's schema."""
 
-    def __init__(self, columns: tuple[Column, ...], engine: DuckDBEngine) -> None:
+    def __init__(self, columns: tuple[Column, ...], parser: BodyParser) -> None:
         self.columns = columns
-        self.engine = engine
+        self.parser = parser
         self.json = JsonRowsDecoder(columns)
         #: DuckDB may parse large JSON bodies: not when it would round a number.
         self._duckdb_json = all(column_type(c.data_type).double_safe for c in columns)
@@ -237,7 +238,7 @@ class RowsReader:
         if len(body) <= FAST_JSON_BYTES or not self._duckdb_json:
             return precise(body)
         try:
-            loaded = self.engine.load_rows(body, self.columns, fmt)
+            loaded = self.parser.load_rows(body, self.columns, fmt)
         except UnreadableInput:
             loaded = None
         if isinstance(loaded, pa.Table):
@@ -250,7 +251,7 @@ class RowsReader:
 
     def _csv(self, body: bytes) -> pa.Table:
         try:
-            loaded = self.engine.load_rows(body, self.columns, "csv")
+            loaded = self.parser.load_rows(body, self.columns, "csv")
         except UnreadableInput as exc:
             raise InputError(400, f"malformed CSV: {str(exc)[:200]}") from None
         except MissingColumn as exc:
