@@ -73,12 +73,32 @@ def running_server(args: list[str], env: dict[str, str], log_dir: Path, ready_ti
             time.sleep(0.2)
         yield server
     finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process we started, and every process it started, by pid (kill if they linger)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    if proc.poll() is None:
         proc.terminate()
+    for child in children:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for child in alive:
+        child.kill()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def schemathesis_finds_nothing(server: Server, tmp_path: Path, examples: int = 15, seconds: int = 12) -> None:

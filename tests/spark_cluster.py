@@ -13,9 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import psutil
-
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 
 def _wait(what: str, ready, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
@@ -30,26 +28,6 @@ def _wait(what: str, ready, proc: subprocess.Popen[bytes], log: Path, timeout: f
             pass
         time.sleep(0.5)
     raise RuntimeError(f"{what} not ready after {timeout} s: {log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    for process in [*children, psutil.Process(proc.pid)] if proc.poll() is None else children:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(children, timeout=20)
-    for process in alive:
-        process.kill()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @contextmanager
@@ -86,5 +64,5 @@ def standalone_cluster(folder: Path, cores: int = 2, memory: str = "2g") -> Iter
         yield f"spark://127.0.0.1:{port}"
     finally:
         if worker is not None:
-            _stop(worker)
-        _stop(master)
+            stop_process(worker)
+        stop_process(master)

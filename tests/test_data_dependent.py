@@ -512,27 +512,11 @@ def test_unit_test_renders_over_its_given_rows(dbt_over: Callable[[Rows], Oracle
     and fails when it expects the pivot of the warehouse's own groups."""
     expected = dbt_over(OTHER).answers["group_pivot"]
     stale = dbt_over(DEFAULT).answers["group_pivot"]
-    given = "\n".join(f"          - {{group_id: {g}, event_value: {v}}}" for g, v in OTHER)
     folder = copy_project(tmp_path, DEFAULT)
-    (folder / "models" / "unit_tests.yml").write_text(f"""
-unit_tests:
-  - name: pivot_of_the_given_groups
-    model: group_pivot
-    given:
-      - input: ref('events')
-        rows:
-{given}
-    expect:
-      rows: {json.dumps(expected)}
-  - name: pivot_of_the_warehouse_groups
-    model: group_pivot
-    given:
-      - input: ref('events')
-        rows:
-{given}
-    expect:
-      rows: {json.dumps(stale)}
-""")
+    tests = [{"name": name, "model": "group_pivot", "given": [{"input": "ref('events')", "rows": as_dicts(OTHER)}],
+              "expect": {"rows": rows}}
+             for name, rows in (("pivot_of_the_given_groups", expected), ("pivot_of_the_warehouse_groups", stale))]
+    (folder / "models" / "unit_tests.yml").write_text(json.dumps({"unit_tests": tests}))  # JSON is YAML
     settings = settings_in(tmp_path, project_dir=folder)
     project.run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"])
     junit = tmp_path / "junit.xml"

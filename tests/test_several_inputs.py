@@ -7,19 +7,18 @@ project with parts and vars (tests/projects/two_inputs).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.ipc
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
 from duckapi import project
 from duckapi.api.app import create_app
+from tests.payloads import arrow_body, parquet_body
 from tests.conftest import settings_in
 from tests.test_reference_data import BODY, ORDERS, PAYMENTS
 
@@ -40,19 +39,6 @@ def _payments_table() -> pa.Table:
         "payment_method": pa.array([p["payment_method"] for p in PAYMENTS], pa.string()),
         "amount_cents": pa.array([p["amount_cents"] for p in PAYMENTS], pa.int64()),
     })
-
-
-def _parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
-
-
-def _arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def test_json_object_keyed_by_input(shop: TestClient) -> None:
@@ -99,8 +85,8 @@ def test_multipart_parts_in_any_format_give_the_json_answer(shop: TestClient) ->
     payments = _payments_table()
     ndjson = b"\n".join(json.dumps(p).encode() for p in PAYMENTS)
     for orders_part, payments_part in [
-        (("o.csv", _csv(ORDERS, ORDER_COLUMNS), "text/csv"), ("p.parquet", _parquet(payments), "application/vnd.apache.parquet")),
-        (("o.json", json.dumps(ORDERS).encode(), "application/json"), ("p.arrow", _arrow(payments), "application/vnd.apache.arrow.stream")),
+        (("o.csv", _csv(ORDERS, ORDER_COLUMNS), "text/csv"), ("p.parquet", parquet_body(payments), "application/vnd.apache.parquet")),
+        (("o.json", json.dumps(ORDERS).encode(), "application/json"), ("p.arrow", arrow_body(payments), "application/vnd.apache.arrow.stream")),
         (("o.csv", _csv(ORDERS, ORDER_COLUMNS), "text/csv"), ("p.ndjson", ndjson, "application/x-ndjson")),
     ]:
         response = shop.post("/customers/", files={"stg_orders": orders_part, "stg_payments": payments_part})

@@ -13,7 +13,6 @@ naming row and field, and the next good request still answers right.
 from __future__ import annotations
 
 import decimal
-import io
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any, Iterator
 import duckdb
 import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
@@ -31,6 +29,7 @@ from duckapi.api.app import create_app
 from duckapi.contract import column_type
 from duckapi.engines.duckdb import BOUND_ROWS
 from duckapi.rows.formats import FAST_JSON_BYTES
+from tests.payloads import arrow_body, parquet_body
 from tests.conftest import settings_in
 
 PROJECT = Path(__file__).resolve().parent / "projects" / "all_types"
@@ -102,19 +101,6 @@ def as_csv(built: Built, table: pa.Table) -> bytes:
     return path.read_bytes()
 
 
-def as_parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
-
-
-def as_arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
 def test_the_input_is_typed_by_the_warehouse(built: Built) -> None:
     """No column declared anywhere: /models shows the types `dbt build` gave the table."""
     [endpoint] = [m for m in built.client.get("/models").json() if m["path"] == "/echo/"]
@@ -138,8 +124,8 @@ def test_every_format_answers_what_dbt_built(built: Built, form: str) -> None:
         "json-strings": lambda: (as_json(typed, "string"), "application/json"),
         "ndjson": lambda: (b"\n".join(msgspec.json.encode(r) for r in client_rows(typed)), "application/x-ndjson"),
         "csv": lambda: (as_csv(built, typed), "text/csv"),
-        "parquet": lambda: (as_parquet(typed), "application/vnd.apache.parquet"),
-        "arrow": lambda: (as_arrow(typed), ARROW),
+        "parquet": lambda: (parquet_body(typed), "application/vnd.apache.parquet"),
+        "arrow": lambda: (arrow_body(typed), ARROW),
     }[form]()
     assert sorted(rows_of(built.post(body, content_type)), key=key) == expected(built)
 
@@ -195,7 +181,7 @@ def test_typed_bodies_are_checked_too(built: Built) -> None:
     """Parquet with a decimal of more scale than the column takes, CSV with a bad UUID."""
     price = built.typed.schema.get_field_index("price")
     wider = built.typed.set_column(price, "price", pa.array([decimal.Decimal("1.005")] * 3, pa.decimal128(10, 3)))
-    answer = built.post(as_parquet(wider), "application/vnd.apache.parquet")
+    answer = built.post(parquet_body(wider), "application/vnd.apache.parquet")
     assert answer.status_code == 422 and "price" in answer.text, answer.text
     bad = as_csv(built, built.typed).replace(b"0f0e0d0c-0b0a-4908-8706-050403020100", b"0f0e0d0c")
     answer = built.post(bad, "text/csv")
