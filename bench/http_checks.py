@@ -19,7 +19,7 @@ from bench.load import BENCH, ROOT, WORK, Server, build
 
 PROJECTS = {"bundled": ROOT / "duckapi_dbt", "shop": ROOT / "examples" / "shop",
             "web_events": ROOT / "examples" / "web_events"}
-EXAMPLES = 400  # per operation and phase: well over 1,000 cases per project
+EXAMPLES = 300  # per operation and phase: over 1,000 cases per project
 
 
 def check(name: str, project: Path) -> dict[str, Any]:
