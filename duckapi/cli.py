@@ -35,7 +35,7 @@ def _fail(exc: Exception, settings: Settings | None = None) -> None:
     for the project at hand."""
     message = str(exc)
     if settings is not None:
-        message = message.replace("`duckapi build`", f"`{settings.build_command}`")
+        message = message.replace("`duckapi build`", f"`{settings.build_command()}`")
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
 
@@ -119,7 +119,7 @@ def serve(
             _fail(exc)
     try:
         if not settings.db_path.exists():  # a fresh clone: build the warehouse first, as `duckapi build` does
-            err.print(f"no warehouse at {settings.db_path} yet: building it (`{settings.build_command}`)")
+            err.print(f"no warehouse at {settings.db_path} yet: building it (`{settings.build_command()}`)")
             dbt_project.build(settings)
         # Compile and check here once; every worker then loads the manifest this wrote.
         Service(settings, compile_project(settings)).close()

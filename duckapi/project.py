@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from duckapi import dbt_child, profiles
+from duckapi import profiles
 from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
@@ -90,6 +90,8 @@ def run_dbt(
     dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
     whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
     """
+    from duckapi import dbt_child  # not at import: `python -m duckapi.dbt_child` must find it unloaded
+
     with _prepared(settings, command, extra, quiet, db_path) as (args, prepared):
         error = dbt_child.run(args, str(settings.project_dir), {**prepared, **(env or {})})
     _check(settings, command, error)
@@ -104,6 +106,8 @@ def run_dbt_in_process(settings: Settings, command: str, extra: list[str] | None
     environment is restored afterwards; dbt's adapter state stays, which is harmless
     for the Spark adapter (it keeps no file open).
     """
+    from duckapi import dbt_child
+
     with _prepared(settings, command, extra, quiet, None) as (args, env):
         saved = {name: os.environ.get(name) for name in env}
         try:
@@ -160,6 +164,8 @@ def compile_unit_tests(
     {"error": why dbt could not render it}}."""
     from dataclasses import replace
 
+    from duckapi import dbt_child
+
     if not unit_tests:
         return {}
     with tempfile.TemporaryDirectory(prefix="duckapi-unit-") as scratch:
@@ -192,7 +198,7 @@ def load_manifest(settings: Settings) -> dict[str, Any]:
     try:
         manifest = json.loads(Path(path).read_bytes())
     except FileNotFoundError as exc:
-        raise ProjectError(f"no dbt manifest at {path}: run `{settings.build_command}` first") from exc
+        raise ProjectError(f"no dbt manifest at {path}: run `{settings.build_command()}` first") from exc
     if QUERIES_KEY not in manifest:
         recorded = _recorded_queries(settings.resolved_target_path)
         invocation = manifest.get("metadata", {}).get("invocation_id")

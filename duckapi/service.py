@@ -222,7 +222,7 @@ def missing_references_error(
     where: str | None = None, remedy: str | None = None,
 ) -> PipelineError:
     """The pipeline reads relations that are not in `where` (default: its warehouse)."""
-    remedy = remedy or f"run `{settings.build_command if settings else 'duckapi build'}`"
+    remedy = remedy or f"run `{settings.build_command() if settings else 'duckapi build'}`"
     if where is None:
         where = f"the warehouse {settings.db_path}" if settings else "the warehouse"
         if pipeline.warehouse is None:

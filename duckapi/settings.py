@@ -139,10 +139,10 @@ class Settings:
             return None
         return self.duckdb_memory_limit or default_memory_limit(self.workers, self.pipeline_threads)
 
-    @property
-    def build_command(self) -> str:
+    def build_command(self, db: bool = True) -> str:
         """The `duckapi build` that builds this project's warehouse, as a user types it
-        (paths relative to the working directory where they are inside it)."""
+        (paths relative to the working directory where they are inside it); `db=False`
+        leaves out --db (a Spark target's build writes no DuckDB file)."""
         def shown(path: Path) -> str:
             try:
                 return str(path.relative_to(Path.cwd()))
@@ -152,7 +152,7 @@ class Settings:
         command = "duckapi build"
         if self.project_dir != BUNDLED_PROJECT.resolve():
             command += f" --project {shown(self.project_dir)}"
-        if self.db_path != Path(_profile_db_path(self.project_dir, {})).resolve():
+        if db and self.db_path != Path(_profile_db_path(self.project_dir, {})).resolve():
             command += f" --db {shown(self.db_path)}"
         return command + (f" --target {self.target}" if self.target else "")
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
+import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
@@ -187,19 +188,23 @@ def test_reload_picks_up_changes_and_survives_a_broken_project(tmp_path: Path, c
 
 def test_serve_refuses_an_untyped_input_missing_from_the_warehouse(tmp_path: Path) -> None:
     """An input with no contract and no data_type takes its types from the warehouse; with
-    no warehouse built, start-up stops naming the input's file and how to build it."""
+    the warehouse not built (an empty file: serve builds a missing one itself), start-up
+    stops naming the input's file and the full command that builds it."""
     folder = _copy(FEATURES, tmp_path / "nocontract")
     schema = folder / "models" / "schema.yml"
     text = schema.read_text().replace("contract: {enforced: true}", "contract: {enforced: false}")
     schema.write_text("\n".join(line for line in text.splitlines() if "data_type:" not in line) + "\n")
-    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "PORT": "1"}
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(tmp_path / "target"), "DUCKAPI_DB_PATH": str(empty), "PORT": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "duckapi.cli", "serve", "--project", str(folder)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())
-    assert "models/events.sql" in message and "declares no type" in message and "duckapi build" in message
+    assert "models/events.sql" in message and "declares no type" in message
+    assert f"`duckapi build --project {folder}`" in message  # --db: DUCKAPI_DB_PATH says it already
 
 
 def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:

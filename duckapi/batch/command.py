@@ -430,7 +430,7 @@ def _spark_run(
             if spark.is_local:
                 remedy = "dbt-spark did not build it (a source must already be in the session's catalog)"
             else:
-                remedy = f"build it there: `{replace(settings, target=target or 'cluster').build_command}`"
+                remedy = f"build it there: `{replace(settings, target=target or 'cluster').build_command(db=False)}`"
             message = missing_references_error(pipeline, exc.missing, where=f"the Spark catalog ({where})", remedy=remedy)
             raise _Failed(1, str(message)) from exc
         return rows, pipeline
