@@ -36,7 +36,7 @@ def _fail(exc: Exception, settings: Settings | None = None) -> None:
     message = str(exc)
     if settings is not None:
         message = message.replace("`duckapi build`", f"`{settings.build_command()}`")
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # a command stays copyable
     raise typer.Exit(1)
 
 

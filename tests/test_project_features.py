@@ -204,7 +204,7 @@ def test_serve_refuses_an_untyped_input_missing_from_the_warehouse(tmp_path: Pat
     assert done.returncode == 1
     message = " ".join(done.stderr.split())
     assert "models/events.sql" in message and "declares no type" in message
-    assert f"`duckapi build --project {folder}`" in message  # --db: DUCKAPI_DB_PATH says it already
+    assert f"`duckapi build --project {folder}" in message  # the full command for this project
 
 
 def test_tutorial_new_analysis_appears_after_sighup(tmp_path: Path) -> None:

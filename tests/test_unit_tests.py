@@ -125,18 +125,19 @@ def test_select_and_exit_code(built: Path) -> None:
 
 def test_the_same_unit_tests_on_spark(built: Path) -> None:
     require_java()
-    code, lines, junit = duckapi_test(built, "--engine", "spark", "--select", "customer_totals", "--select",
-                                      "monthly_revenue", "--select", "order_summary", "--select", "order_log")
+    # Not customer_totals: its vars override is a second Spark compile (~20 s) for what the
+    # DuckDB run shows; the overrides dbt renders (macros, env vars, this, ephemeral) run here.
+    code, lines, junit = duckapi_test(built, "--engine", "spark", "--select", "monthly_revenue", "--select",
+                                      "order_summary", "--select", "order_log")
     assert [line for line in lines if line.startswith(("PASS", "FAIL", "ERROR", "SKIP"))] == [
         line for line in lines if line.startswith(("PASS spark", "FAIL spark", "ERROR spark", "SKIP spark"))
     ]
     assert verdicts(junit) == {
-        "customer_totals_from_a_csv_fixture": "passed", "vip_threshold_from_vars": "passed",
         "revenue_by_month_from_paid_orders": "passed", "revenue_with_a_wrong_expectation": "failed",
         "order_log_incremental": "passed", "summary_over_an_ephemeral_model": "passed",
         "summary_with_env_var_and_macro_overrides": "passed", "summary_without_the_env_var_override": "failed",
     }
-    assert code == 1 and lines[-1] == "6 passed, 2 failed"
+    assert code == 1 and lines[-1] == "4 passed, 2 failed"
 
 
 #: Each example and its number of unit tests (the bundled project's and the shop's run on
