@@ -27,6 +27,7 @@ from typer.testing import CliRunner, Result
 
 from duckapi import batch, project
 from duckapi.batch import command
+from duckapi.batch.errors import InputError
 from duckapi.engines.spark import spark_sql, spark_type
 from duckapi.pipeline import INPUT_RELATION, build_pipelines
 from duckapi.settings import BUNDLED_PROJECT
@@ -477,3 +478,33 @@ def test_engine_spark_without_the_spark_extra_says_how_to_install_it(tmp_path: P
     assert result.exit_code == 2, result.output
     assert "install duckapi[spark] (pip install -e '.[spark]')" in " ".join(result.output.split())
     assert not (tmp_path / "out.json").exists()
+
+
+def test_the_cluster_target_is_the_one_source_of_spark_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shop's `cluster` target, rendered as dbt renders it, is what `duckapi run` starts
+    its session from: a persistent Hive catalog (Derby folder or JDBC URL), the master, the
+    warehouse; --spark-conf on top; a missing env var is exit 2 naming it. (The real cluster:
+    tests/spark_cluster_check.py, run by `python -m bench.cluster`.)"""
+    from duckapi.batch.command import _spark_options
+
+    settings = settings_in(tmp_path, project_dir=SHOP)  # profiles only: nothing is built
+    monkeypatch.delenv("DUCKAPI_SPARK_CATALOG", raising=False)
+    monkeypatch.setenv("DUCKAPI_SPARK_MASTER", "spark://10.0.0.7:7077")
+    monkeypatch.setenv("DUCKAPI_SPARK_CATALOG_WAREHOUSE", str(tmp_path / "warehouse"))
+    with pytest.raises(InputError, match="env var DUCKAPI_SPARK_CATALOG is required but not set"):
+        _spark_options(settings, "cluster", None, None, "4g", {})
+    monkeypatch.setenv("DUCKAPI_SPARK_CATALOG", str(tmp_path / "catalog"))
+    options = _spark_options(settings, "cluster", None, None, "4g", {"spark.executor.cores": "1"})
+    assert options.master == "spark://10.0.0.7:7077" and options.driver_memory == "4g"
+    assert options.conf["spark.sql.catalogImplementation"] == "hive"
+    assert options.conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == (
+        f"jdbc:derby:;databaseName={tmp_path / 'catalog'}/metastore_db;create=true")
+    assert options.conf["spark.sql.warehouse.dir"] == str(tmp_path / "warehouse")
+    assert options.conf["spark.executor.cores"] == "1" and "spark.master" not in options.conf
+    monkeypatch.setenv("DUCKAPI_SPARK_CATALOG", "jdbc:postgresql://db/metastore")
+    assert _spark_options(settings, "cluster", "local[2]", None, "4g", {}).conf[
+        "spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://db/metastore"
+    assert _spark_options(settings, "cluster", "local[2]", None, "4g", {}).master == "local[2]"  # the flag wins
+    # The local `spark` target keeps an in-memory catalog in the run's own scratch folder.
+    local = _spark_options(settings, None, None, None, "4g", {})
+    assert local.conf["spark.sql.catalogImplementation"] == "in-memory" and "spark.sql.warehouse.dir" not in local.conf
