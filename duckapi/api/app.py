@@ -242,10 +242,11 @@ def create_app(settings: Settings | None = None, manifest: dict[str, Any] | None
         except TimeoutError:
             return _error(504, limits.timeout_detail(settings.request_timeout))
         timing = Timing(decode=time.perf_counter() - started)
-        origin = provenance(call.pipeline)  # until the rows' own variant is known
+        pipeline, origin = call.pipeline, provenance(call.pipeline)
         try:
-            pipeline = call.pipeline if call.renderings is None else await run(call.resolved, tables)
-            origin = provenance(pipeline)
+            if call.renderings is not None:  # a data-dependent endpoint: the variant for these rows
+                pipeline = await run(call.resolved, tables)
+                origin = provenance(pipeline)
             if answer == "json" and batcher.accepts(pipeline, tables):
                 result = await timing.statement(limits.bounded(batcher.execute_json(pipeline, tables[0], limits.deadline())))
             elif answer == "json":

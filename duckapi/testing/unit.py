@@ -121,7 +121,7 @@ def _ephemeral(manifest: dict[str, Any], name: str) -> bool:
         raw = relations.find_relation(manifest, name)
     except PipelineError:
         return False
-    return raw.get("config", {}).get("materialized") == "ephemeral"
+    return relations.is_ephemeral(raw)
 
 
 def _fixture(item: Mapping[str, Any], project_dir: Path, manifest: dict[str, Any]) -> Fixture:
@@ -167,7 +167,7 @@ def rendered_pipeline(test: UnitTest, rendering: Mapping[str, Any], manifest: di
         raw = model if given.name == THIS else relations.find_relation(manifest, given.name)
         if typed_as is not None:
             columns = typed_as.inputs[index].columns
-        elif raw.get("relation_name") and raw.get("config", {}).get("materialized") != "ephemeral":
+        elif raw.get("relation_name") and not relations.is_ephemeral(raw):
             columns = relations.input_columns(raw, project_dir, warehouse,
                                               relations.not_null_tested(manifest, raw["unique_id"]))
         else:

@@ -65,7 +65,8 @@ class LingeringHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(_Transport(transport, self))  # type: ignore[arg-type]
+        self._socket: asyncio.Transport = transport  # type: ignore[assignment]  # what really closes
+        super().connection_made(_Transport(self._socket, self))  # type: ignore[arg-type]
 
     def on_message_begin(self) -> None:
         self.body_done = False
@@ -79,10 +80,9 @@ class LingeringHttpToolsProtocol(HttpToolsProtocol):
         """Stop writing (the answer is complete), then read and drop the rest of the body."""
         seconds, _ = _limits()
         self.lingering = True
-        transport = self.transport._transport  # type: ignore[attr-defined]
-        transport.write_eof()
-        transport.resume_reading()
-        self._timer = self.loop.call_later(seconds, transport.close)
+        self._socket.write_eof()
+        self._socket.resume_reading()
+        self._timer = self.loop.call_later(seconds, self._socket.close)
 
     def data_received(self, data: bytes) -> None:
         if not self.lingering:
@@ -90,11 +90,11 @@ class LingeringHttpToolsProtocol(HttpToolsProtocol):
             return
         self._dropped += len(data)
         if self._dropped > _limits()[1]:
-            self.transport._transport.close()  # type: ignore[attr-defined]
+            self._socket.close()
 
     def eof_received(self) -> bool | None:
         if self.lingering:  # the client sent all it had: done
-            self.transport._transport.close()  # type: ignore[attr-defined]
+            self._socket.close()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
