@@ -27,6 +27,7 @@ all of them together stay under `max_rendered_sql_bytes`; a rendering dbt cannot
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from duckapi.introspection import Probe
 from duckapi.pipeline import Pipeline, quote_identifier
 from duckapi.rows.columns import Columns, InputRows, as_arrow
 from duckapi.settings import Settings
+from duckapi.warehouse import Snapshots
 
 Tables = Sequence[InputRows]
 
@@ -207,6 +209,13 @@ def _distinct_key(rows: InputRows, column: str) -> str | None:
     else:
         values = set(pc.unique(rows.column(index)).to_pylist())
     return "distinct " + repr(sorted(values, key=lambda v: (v is None, v if v is not None else 0)))
+
+
+def render_on_snapshot(settings: Settings, snapshots: Snapshots, pipeline: Pipeline, tables: Tables,
+                       dbt_vars: dict[str, Any] | None) -> Rendered:
+    """`render` on a scratch copy of the pipeline's warehouse snapshot, in a folder of its own."""
+    scratch = Path(tempfile.mkdtemp(prefix="duckapi-render-"))
+    return render(settings, pipeline, tables, snapshots.scratch_copy(pipeline.warehouse, scratch), dbt_vars)
 
 
 def render(settings: Settings, pipeline: Pipeline, tables: Tables, copy: Path, dbt_vars: dict[str, Any] | None) -> Rendered:

@@ -423,9 +423,7 @@ class Service:
         return render
 
     def _render(self, pipeline: Pipeline, tables: rendering.Tables, dbt_vars: dict[str, Any] | None) -> rendering.Rendered:
-        scratch = Path(tempfile.mkdtemp(prefix="duckapi-render-"))
-        copy = self.snapshots.scratch_copy(pipeline.warehouse, scratch)
-        return rendering.render(self.settings, pipeline, tables, copy, dbt_vars)
+        return rendering.render_on_snapshot(self.settings, self.snapshots, pipeline, tables, dbt_vars)
 
     def reload(self) -> bool:
         """Snapshot the warehouse and recompile the project; keep serving the old state

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -133,8 +132,7 @@ def run_on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[Unit
             if pipeline.introspection.refusal is not None:
                 raise PipelineError(pipeline.introspection.refusal)
             if pipeline.introspection.dependent:
-                copy = snapshots.scratch_copy(warehouse, Path(tempfile.mkdtemp(prefix="duckapi-render-")))
-                rendered = rendering.render(settings, pipeline, tables, copy, dict(test.vars) or None)
+                rendered = rendering.render_on_snapshot(settings, snapshots, pipeline, tables, dict(test.vars) or None)
                 if rendered.error is not None:
                     raise PipelineError(f"dbt cannot render {test.model} over the given rows: {rendered.error}")
                 pipeline = pipeline.rendered(rendered.compiled)
