@@ -216,12 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
                "plan": plan, **known_and_new(work, plan), "no_regression": no_regression(work, plan)}
-    quick = "-quick" if args.quick else ""
-    folder = work if args.quick else ROOT / "bench"
-    (folder / f"dependent_results{quick}.json").write_text(json.dumps(results, indent=1) + "\n")
-    (folder / f"DEPENDENT_RESULTS{quick}.md").write_text(markdown(results))
-    print(markdown(results))
-    return 0
+    from bench.harness import results_paths, write_results  # not at the top: the side process's copy imports no bench
+
+    return write_results(results, *results_paths("dependent", args.quick), markdown, indent=1, ascii=True)
 
 
 if __name__ == "__main__":

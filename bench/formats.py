@@ -29,18 +29,16 @@ import argparse
 import datetime as dt
 import gc
 import hashlib
-import http.client
 import io
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -53,49 +51,23 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from duckapi.api.outputs import encode as arrow_bytes
-from bench.load import (
-    BENCH,
-    FULL,
-    GIB,
-    INT32_MAX,
-    INT32_MIN,
-    MIB,
-    PATH,
-    QUICK,
-    ROOT,
-    WORK,
-    RssSampler,
-    Scenario,
-    Sent,
-    Server,
-    build,
-    busy_cpu_s,
-    drive,
-    group_pool,
-    machine_info,
-    make_workload,
-    normalise,
-    percentile,
-    verify,
-    write_results,
+from bench.harness import (
+    BENCH, GIB, MIB, PATH, ROOT, WARMUP, WORK, Result, RssSampler, Scenario, Sent, Server, Usage, analyse, big_values,
+    build, clean_env, done, drive, git, group_pool, machine_info, make_workload, ms, normalise, post,
+    serve_cmd, start_all, stop_all, target_lines, verify, wait_for_quiet, warm, write_results,
 )
-from duckapi.rows.formats import RowsReader
-from duckapi.rows.parsing import BodyParser
+from bench.load import FULL, QUICK, baseline_server, copy_db
+from duckapi.api.outputs import encode as arrow_bytes
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import build_pipelines, input_relation as input_name
+from duckapi.rows.formats import RowsReader
+from duckapi.rows.parsing import BodyParser
 from duckapi.settings import Settings
-from tests.oracle import analyse
 
 FWORK = WORK / "formats"
 FORMATS = ["json", "ndjson", "csv", "parquet", "arrow"]
-CONTENT_TYPES = {
-    "json": "application/json",
-    "ndjson": "application/x-ndjson",
-    "csv": "text/csv",
-    "parquet": "application/vnd.apache.parquet",
-    "arrow": "application/vnd.apache.arrow.stream",
-}
+CONTENT_TYPES = {"json": "application/json", "ndjson": "application/x-ndjson", "csv": "text/csv",
+                 "parquet": "application/vnd.apache.parquet", "arrow": "application/vnd.apache.arrow.stream"}
 LABELS = {"json": "JSON array", "ndjson": "NDJSON", "csv": "CSV", "parquet": "Parquet", "arrow": "Arrow IPC stream"}
 #: The issue's targets: HTTP p50 at most this many times the floor (none for NDJSON and CSV).
 FLOOR_TARGETS = {"json": 1.5, "parquet": 1.3, "arrow": 1.3}
@@ -108,6 +80,12 @@ SCHEMA = pa.schema([("group_id", pa.string()), ("event_value", pa.int64())])
 DEFAULT_REFERENCE = "9cafe9e"  # the commit whose bench/results.json is the core benchmark
 STATEMENT_PROJECTION = "to_json(o)::varchar"
 SELECTED_PART = "group_sums"  # 200 rows: the request path's memory without the analysis's
+#: The ways to load each format that the floor takes the fastest of, and the one that loads
+#: everything before the statement runs (load and analysis apart).
+FLOOR_WAYS = {"json": ["duckdb lazy", "duckdb to arrow"], "ndjson": ["duckdb lazy", "duckdb to arrow"],
+              "csv": ["duckdb lazy", "duckdb to arrow"], "parquet": ["pyarrow", "duckdb lazy"], "arrow": ["pyarrow"]}
+EAGER_WAY = {"json": "duckdb to arrow", "ndjson": "duckdb to arrow", "csv": "duckdb to arrow", "parquet": "pyarrow",
+             "arrow": "pyarrow"}
 
 
 @dataclass(frozen=True)
@@ -115,15 +93,13 @@ class Plan:
     rows: int
     payloads: int
     baseline_requests: int
-    small: Any  # a bench.load Scenario
+    small: Scenario
     small_rounds: int
 
 
 #: bench.load's 9-row c=8 scenario, its first 2000 payloads (the same seed and index: a prefix of its payloads)
-SMALL = Scenario(FULL[1].name, FULL[1].rows, FULL[1].concurrency, 2000, FULL[1].time_limit_s)
-FULL_PLAN = Plan(1_000_000, 3, 2, SMALL, 3)
+FULL_PLAN = Plan(1_000_000, 3, 2, replace(FULL[1], max_requests=2000), 3)
 QUICK_PLAN = Plan(120_000, 2, 1, QUICK[1], 1)
-
 
 # ---------------------------------------------------------------- payloads
 
@@ -133,25 +109,18 @@ QUICK_PLAN = Plan(120_000, 2, 1, QUICK[1], 1)
 AWKWARD_SHORT = ["", " ", 'q"', "a,b", "t\tb", "b\\s", "é", "e\u0301", "ß", "日本", "🦆", "🐇", "🐰"]
 
 
-def short_pool(size: int = 200) -> list[str]:
+def short_pool(size: int = 200) -> pa.Array:
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    singles = letters + [c.upper() for c in letters] + [str(d) for d in range(10)]
-    pool = list(dict.fromkeys(AWKWARD_SHORT + singles))
-    pairs = (a + b for a in letters for b in letters)
-    while len(pool) < size:
-        pool.append(next(pairs))
-    return pool
+    pool = list(dict.fromkeys(AWKWARD_SHORT + letters + [c.upper() for c in letters] + [str(d) for d in range(10)]))
+    pool += [a + b for a in letters for b in letters][:size - len(pool)]
+    return pa.array(pool, pa.string())
 
 
 def make_table(rng: np.random.Generator, pool: pa.Array, n: int) -> pa.Table:
-    """Like bench.load.big_rows: mostly values 0..499, 1% anywhere in int32, both int32 extremes."""
+    """As harness.big_rows: mostly values 0..499, 1% anywhere in int32, both int32 extremes."""
     gid = rng.integers(0, len(pool), n)
-    values = rng.integers(0, 500, n)
-    wild = rng.random(n) < 0.01
-    values[wild] = rng.integers(INT32_MIN, INT32_MAX + 1, int(wild.sum()))
-    if n >= 2:
-        values[0], values[1] = INT32_MIN, INT32_MAX
-    return pa.table({"group_id": pool.take(pa.array(gid)), "event_value": pa.array(values, pa.int64())}, schema=SCHEMA)
+    return pa.table({"group_id": pool.take(pa.array(gid)), "event_value": pa.array(big_values(rng, n), pa.int64())},
+                    schema=SCHEMA)
 
 
 def ndjson_bytes(rows: list[dict[str, Any]]) -> bytes:
@@ -159,10 +128,8 @@ def ndjson_bytes(rows: list[dict[str, Any]]) -> bytes:
 
 
 def encode(table: pa.Table, rows: list[dict[str, Any]], fmt_: str) -> bytes:
-    if fmt_ == "json":
-        return orjson.dumps(rows)
-    if fmt_ == "ndjson":
-        return ndjson_bytes(rows)
+    if fmt_ in ("json", "ndjson"):
+        return orjson.dumps(rows) if fmt_ == "json" else ndjson_bytes(rows)
     if fmt_ == "csv":
         sink = io.BytesIO()
         pacsv.write_csv(table, sink)  # quotes every string, so "" stays an empty string
@@ -177,18 +144,15 @@ class Payloads:
 
 
 def make_payloads(plan: Plan, seed: int) -> Payloads:
-    pool = pa.array(short_pool(), pa.string())
-    out = Payloads({f: [] for f in FORMATS}, [])
+    pool, out = short_pool(), Payloads({f: [] for f in FORMATS}, [])
     for i in range(plan.payloads):
         table = make_table(np.random.default_rng([seed, 7000, i]), pool, plan.rows)
         rows = table.to_pylist()
         out.expected.append(analyse(rows))
         for f in FORMATS:
             out.bodies[f].append(encode(table, rows, f))
-    for f in FORMATS:
-        assert len(set(out.bodies[f])) == plan.payloads, f"{f} bodies are not distinct"
+    assert all(len(set(out.bodies[f])) == plan.payloads for f in FORMATS), "bodies are not distinct"
     return out
-
 
 # ---------------------------------------------------------------- the floor, in-process
 
@@ -196,8 +160,7 @@ def make_payloads(plan: Plan, seed: int) -> Payloads:
 def _source(cursor: duckdb.DuckDBPyConnection, body: bytes, fmt_: str, way: str) -> Any:
     """The body as something DuckDB can scan: a lazy DuckDB reader or an Arrow table."""
     if fmt_ in ("json", "ndjson"):
-        rel = cursor.read_json(io.BytesIO(body), format="array" if fmt_ == "json" else "newline_delimited",
-                               columns=TYPED)
+        rel = cursor.read_json(io.BytesIO(body), format="array" if fmt_ == "json" else "newline_delimited", columns=TYPED)
     elif fmt_ == "csv":
         rel = cursor.read_csv(io.BytesIO(body), header=True, dtype=TYPED, allow_quoted_nulls=False)
     elif fmt_ == "parquet" and way == "duckdb lazy":
@@ -210,20 +173,6 @@ def _source(cursor: duckdb.DuckDBPyConnection, body: bytes, fmt_: str, way: str)
     return rel.to_arrow_table() if way == "duckdb to arrow" else rel
 
 
-#: The ways to load each format that the floor takes the fastest of.
-FLOOR_WAYS = {
-    "json": ["duckdb lazy", "duckdb to arrow"],
-    "ndjson": ["duckdb lazy", "duckdb to arrow"],
-    "csv": ["duckdb lazy", "duckdb to arrow"],
-    "parquet": ["pyarrow", "duckdb lazy"],
-    "arrow": ["pyarrow"],
-}
-
-
-EAGER_WAY = {"json": "duckdb to arrow", "ndjson": "duckdb to arrow", "csv": "duckdb to arrow", "parquet": "pyarrow",
-             "arrow": "pyarrow"}
-
-
 def floor_once(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, fmt_: str, way: str,
                input_relation: str = input_name(0)) -> tuple[bytes, float, float]:
     """Load, register, run the statement, fetch: (answer, load seconds, total seconds)."""
@@ -233,41 +182,39 @@ def floor_once(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, fmt_
         source = _source(cursor, body, fmt_, way)
         t1 = time.perf_counter()
         cursor.register(input_relation, source)
-        rows = cursor.execute(statement).fetchall()
-        answer = b"[" + b",".join(r[0].encode() for r in rows) + b"]"
+        answer = b"[" + b",".join(r[0].encode() for r in cursor.execute(statement).fetchall()) + b"]"
     finally:
         cursor.close()
     return answer, t1 - t0, time.perf_counter() - t0
 
 
-def own_cpu_s() -> float:
-    return time.process_time()
+def others_cores(usage: Usage, wall: float, extra_cpu: float = 0.0) -> float:
+    """CPU the rest of the machine used since `usage` started (minus ours and `extra_cpu`), in cores over `wall`."""
+    return round(max(0.0, usage.seconds()[3] - extra_cpu) / max(wall, 1e-9), 2)
 
 
-def others_cores(busy0: float, own0: float, wall: float, extra_cpu: float = 0.0) -> float:
-    """CPU the rest of the machine used meanwhile, in cores."""
-    return round(max(0.0, busy_cpu_s() - busy0 - (own_cpu_s() - own0) - extra_cpu) / max(wall, 1e-9), 2)
+def floor_entry(con: duckdb.DuckDBPyConnection, statement: str, body: bytes, f: str, way: str, expected: Any) -> Result:
+    usage = Usage()
+    answer, load_s, total_s = floor_once(con, statement, body, f, way)
+    return {"ms": round(total_s * 1000, 1), "load_ms": round(load_s * 1000, 1),
+            "others_cores": others_cores(usage, total_s), "correct": json.loads(answer) == expected}
 
 
 class InProcess:
     """The floor and the server's own request path, both in this process, without HTTP."""
 
     def __init__(self, pipeline: Any, statement: str) -> None:
-        self.statement = statement
-        self.pipeline = pipeline
+        self.statement, self.pipeline = statement, pipeline
         self.con = duckdb.connect(":memory:")  # DuckDB's defaults: every core
         self.threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
         self.engine = DuckDBEngine(Settings())  # what the server builds, with the server's defaults
         self.reader = RowsReader(pipeline.inputs[0].columns, BodyParser(self.engine.config))
 
-    def floor(self, body: bytes, f: str, way: str, expected: Any) -> dict[str, Any]:
-        busy0, own0 = busy_cpu_s(), own_cpu_s()
-        answer, load_s, total_s = floor_once(self.con, self.statement, body, f, way)
-        return {"ms": round(total_s * 1000, 1), "load_ms": round(load_s * 1000, 1),
-                "others_cores": others_cores(busy0, own0, total_s), "correct": json.loads(answer) == expected}
+    def floor(self, body: bytes, f: str, way: str, expected: Any) -> Result:
+        return floor_entry(self.con, self.statement, body, f, way, expected)
 
-    def phases(self, body: bytes, f: str, expected: Any) -> dict[str, Any]:
-        busy0, own0 = busy_cpu_s(), own_cpu_s()
+    def phases(self, body: bytes, f: str, expected: Any) -> Result:
+        usage = Usage()
         t0 = time.perf_counter()
         buf = bytearray()  # what duckapi.api.body.read_body does with the streamed chunks
         for i in range(0, len(body), 65536):
@@ -281,15 +228,13 @@ class InProcess:
         t3 = time.perf_counter()
         return {"body_ms": round((t1 - t0) * 1000, 1), "decode_ms": round((t2 - t1) * 1000, 1),
                 "execute_ms": round((t3 - t2) * 1000, 1), "total_ms": round((t3 - t0) * 1000, 1),
-                "others_cores": others_cores(busy0, own0, t3 - t0), "answer_mb": round(len(answer) / 1e6, 2),
+                "others_cores": others_cores(usage, t3 - t0), "answer_mb": round(len(answer) / 1e6, 2),
                 "correct": json.loads(answer) == expected}
 
     def decode_detail(self, body: bytes, f: str) -> dict[str, float]:
         """What JSON decoding costs, step by step: DuckDB's typed read (the floor's load), the same read
         with JSON-typed columns (what load_rows reads before checking), and msgspec (the small-body path)."""
-        fmt_ = "array" if f == "json" else "newline_delimited"
-        out = {}
-        cursor = self.con.cursor()
+        fmt_, cursor, out = "array" if f == "json" else "newline_delimited", self.con.cursor(), {}
         steps = {
             "typed_read_ms": lambda: cursor.read_json(io.BytesIO(body), format=fmt_, columns=TYPED).to_arrow_table(),
             "json_columns_read_ms": lambda: cursor.read_json(
@@ -308,41 +253,32 @@ class InProcess:
         self.engine.close()
 
 
-def summarise_floor(raw: dict[str, Any], threads: Any) -> dict[str, Any]:
+def summarise_floor(raw: Result, threads: Any) -> Result:
     """The floor of a format is its way with the lowest median (among ways that answered correctly)."""
-    out: dict[str, Any] = {"duckdb_threads": threads}
+    out: Result = {"duckdb_threads": threads}
     for f, by_way in raw.items():
-        ways = {}
-        for way, runs in by_way.items():
-            ways[way] = {"ms": [r["ms"] for r in runs], "median_ms": statistics.median(r["ms"] for r in runs),
-                         "load_median_ms": statistics.median(r["load_ms"] for r in runs),
-                         "others_cores_max": max(r["others_cores"] for r in runs),
-                         "correct": sum(r["correct"] for r in runs), "runs": len(runs)}
+        ways = {way: {"ms": [r["ms"] for r in runs], "median_ms": statistics.median(r["ms"] for r in runs),
+                      "load_median_ms": statistics.median(r["load_ms"] for r in runs),
+                      "others_cores_max": max(r["others_cores"] for r in runs),
+                      "correct": sum(r["correct"] for r in runs), "runs": len(runs)} for way, runs in by_way.items()}
         valid = {w: v for w, v in ways.items() if v["correct"] == v["runs"]}
-        best = min(valid or ways, key=lambda w: ways[w]["median_ms"])
-        eager = EAGER_WAY[f]  # loads everything before the statement runs: load and analysis apart
-        out[f] = {"ms": ways[best]["median_ms"], "way": best,
-                  "eager_way": eager, "eager_load_ms": ways[eager]["load_median_ms"],
+        best, eager = min(valid or ways, key=lambda w: ways[w]["median_ms"]), EAGER_WAY[f]
+        out[f] = {"ms": ways[best]["median_ms"], "way": best, "eager_way": eager,
+                  "eager_load_ms": ways[eager]["load_median_ms"],
                   "eager_analysis_ms": round(ways[eager]["median_ms"] - ways[eager]["load_median_ms"], 1),
                   "correct": all(w["correct"] == w["runs"] for w in ways.values()), "ways": ways}
     return out
 
 
-def summarise_phases(raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def summarise_phases(raw: dict[str, list[Result]]) -> Result:
     out = {}
     for f, runs in raw.items():
-        out[f] = {k: round(statistics.median(r[k] for r in runs), 1)
-                  for k in ("body_ms", "decode_ms", "execute_ms", "total_ms")}
-        for k in ("typed_read_ms", "json_columns_read_ms", "msgspec_ms"):
-            if k in runs[0]:
-                out[f][k] = round(statistics.median(r[k] for r in runs), 1)
+        keys = [k for k in ("body_ms", "decode_ms", "execute_ms", "total_ms", "typed_read_ms", "json_columns_read_ms",
+                            "msgspec_ms") if k in runs[0]]
+        out[f] = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys}
         out[f].update(answer_mb=runs[0]["answer_mb"], correct=sum(r["correct"] for r in runs), runs=len(runs),
-                      others_cores_max=max(r["others_cores"] for r in runs),
-                      each_total_ms=[r["total_ms"] for r in runs])
+                      others_cores_max=max(r["others_cores"] for r in runs), each_total_ms=[r["total_ms"] for r in runs])
     return out
-
-
-# ---------------------------------------------------------------- the floor's memory, in a fresh process
 
 
 def memory_floor_child(statement_path: str, body_path: str, f: str, way: str) -> None:
@@ -354,34 +290,35 @@ def memory_floor_child(statement_path: str, body_path: str, f: str, way: str) ->
     gc.collect()
     print("ready", flush=True)
     sys.stdin.readline()
-    body = Path(body_path).read_bytes()
-    answer, _, total_s = floor_once(con, statement, body, f, way)
+    answer, _, total_s = floor_once(con, statement, Path(body_path).read_bytes(), f, way)
     print(f"done {total_s * 1000:.1f} {len(answer)}", flush=True)
     sys.stdin.readline()
 
 
-def memory_floor(statement: str, payloads: Payloads, f: str, way: str) -> dict[str, Any]:
+def memory_floor(statement: str, payloads: Payloads, f: str, way: str) -> Result:
     """Peak RSS growth of a fresh process that does only the floor, reading the body from a file."""
     body_path, statement_path = FWORK / f"body-0.{f}", FWORK / "statement.sql"
     body_path.write_bytes(payloads.bodies[f][0])
     statement_path.write_text(statement)
     child = subprocess.Popen([sys.executable, "-m", "bench.formats", "--memory-floor-child", str(statement_path),
-                              str(body_path), f, way], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+                              str(body_path), f, way], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+
+    def say(line: str) -> None:
+        child.stdin.write(line)  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+
     try:
-        assert child.stdin is not None and child.stdout is not None
         if child.stdout.readline().strip() != "ready":
             raise RuntimeError(f"memory floor child for {f} did not start")
         time.sleep(0.3)
         sampler = RssSampler(child.pid, interval=0.005)
         idle = sampler.rss()
         sampler.start()
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        done = child.stdout.readline().split()
+        say("go\n")
+        finished = child.stdout.readline().split()
         peak = max(sampler.stop(), idle)
-        child.stdin.write("exit\n")
-        child.stdin.flush()
+        say("exit\n")
         child.wait(30)
     finally:
         if child.poll() is None:
@@ -391,122 +328,79 @@ def memory_floor(statement: str, payloads: Payloads, f: str, way: str) -> dict[s
     n = len(payloads.bodies[f][0])
     return {"way": way, "idle_rss_mib": round(idle / MIB, 1), "peak_rss_mib": round(peak / MIB, 1),
             "growth_mib": round((peak - idle) / MIB, 1), "growth_per_body_byte": round((peak - idle) / n, 2),
-            "ms": float(done[1]) if len(done) > 1 else None}
-
+            "ms": float(finished[1]) if len(finished) > 1 else None}
 
 # ---------------------------------------------------------------- over HTTP
 
 
-@dataclass
-class DirServer(Server):
-    """A bench.load Server run from another directory (an exported older duckapi)."""
-
-    cwd: Path = ROOT
-
-    def start(self) -> None:
-        log = open(WORK / "logs" / f"{self.name}.log", "wb")
-        cmd = [a.replace("{port}", str(self.port)) for a in self.cmd]
-        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-
-
-def post(port: int, body: bytes, content_type: str, path: str = PATH, timeout: float = 900) -> Sent:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        t0 = time.perf_counter()
-        try:
-            conn.request("POST", path, body=body, headers={"Content-Type": content_type})
-            resp = conn.getresponse()
-            sent = Sent(resp.status, 0.0, resp.read())
-        except (OSError, http.client.HTTPException) as exc:
-            sent = Sent(-1, 0.0, repr(exc).encode())
-        sent.latency_s = time.perf_counter() - t0
-        return sent
-    finally:
-        conn.close()
-
-
-def measured_post(server: Server, body: bytes, content_type: str, idle: int, path: str = PATH) -> dict[str, Any]:
+def measured_post(server: Server, body: bytes, content_type: str, idle: int, path: str = PATH) -> Result:
     """One request with the server's RSS sampled every 5 ms and everyone's CPU accounted."""
-    assert server.proc is not None
-    sampler = RssSampler(server.proc.pid, interval=0.005)
-    before, server_cpu0 = sampler.rss(), sampler.cpu_s()
-    busy0, own0 = busy_cpu_s(), own_cpu_s()
+    sampler = RssSampler(server.pid, interval=0.005)
+    before, usage = sampler.rss(), Usage(server.pid)
     sampler.start()
-    sent = post(server.port, body, content_type, path)
+    sent = post(server.port, body, path, content_type=content_type)
     peak = max(sampler.stop(), before)
-    server_cpu = sampler.cpu_s() - server_cpu0
+    server_cpu = usage.seconds()[1]
     return {
         "sent": sent, "status": sent.status, "ms": round(sent.latency_s * 1000, 1),
         "rss_before_mib": round(before / MIB, 1), "rss_peak_mib": round(peak / MIB, 1),
         "growth_mib": round((peak - idle) / MIB, 1), "growth_vs_just_before_mib": round((peak - before) / MIB, 1),
-        "server_cpu_ms": round(server_cpu * 1000), "others_cores": others_cores(busy0, own0, sent.latency_s, server_cpu),
+        "server_cpu_ms": round(server_cpu * 1000), "others_cores": others_cores(usage, sent.latency_s),
     }
 
 
-def warm(server: Server, warmup: list[bytes]) -> None:
-    sent, _ = drive(server.port, warmup, 1, 30)
-    bad = [s for s in sent if s is None or s.status != 200]
-    if bad:
-        raise RuntimeError(f"{server.name}: warm-up failed: {bad[0]}")
+def idle_rss(server: Server, warmup: list[bytes], pause: float = 0.5) -> int:
+    """The server's RSS after 9-row warm-up requests and a pause."""
+    warm(server, warmup)
+    time.sleep(pause)
+    return server.rss()
 
 
 def measure_format(server: Server, f: str, payloads: Payloads, warmup: list[bytes], local: InProcess,
-                   floor_raw: dict[str, Any], phases_raw: dict[str, Any]) -> dict[str, Any]:
+                   floor_raw: Result, phases_raw: Result) -> Result:
     """One format, interleaved so that all three see the same machine: per body, the HTTP request,
     the floor (every way) and the server's path in-process.
 
     The server is fresh, warmed with 9-row requests only; its first large body is the memory
     measurement (the cost of one request on a server that has not seen a large body before)."""
-    assert server.proc is not None
-    warm(server, warmup)
-    time.sleep(0.5)
-    idle = RssSampler(server.proc.pid).rss()
+    idle = idle_rss(server, warmup)
     cold = measured_post(server, payloads.bodies[f][0], CONTENT_TYPES[f], idle)
     print(f"  {f:8} first HTTP {cold['status']} {cold['ms']:7.1f} ms, peak RSS {cold['rss_peak_mib']:.0f} MiB "
           f"(+{cold['growth_mib']:.0f} over idle)", flush=True)
     for way in FLOOR_WAYS[f]:  # warm-ups, not timed
         local.floor(payloads.bodies[f][0], f, way, payloads.expected[0])
     local.phases(payloads.bodies[f][0], f, payloads.expected[0])
-    floor_raw[f] = {way: [] for way in FLOOR_WAYS[f]}
-    phases_raw[f] = []
-    requests = []
+    floor_raw[f], phases_raw[f], requests = {way: [] for way in FLOOR_WAYS[f]}, [], []
     for body, expected in zip(payloads.bodies[f], payloads.expected):
         gc.collect()
         time.sleep(0.2)
-        requests.append(measured_post(server, body, CONTENT_TYPES[f], idle))
+        requests.append(r := measured_post(server, body, CONTENT_TYPES[f], idle))
         for way in FLOOR_WAYS[f]:
             floor_raw[f][way].append(local.floor(body, f, way, expected))
         phases_raw[f].append(local.phases(body, f, expected))
         if f in ("json", "ndjson"):
             phases_raw[f][-1].update(local.decode_detail(body, f))
-        r = requests[-1]
         print(f"  {f:8} HTTP {r['status']} {r['ms']:7.1f} ms (peak RSS {r['rss_peak_mib']:.0f} MiB); floor "
               + ", ".join(f"{way} {floor_raw[f][way][-1]['ms']:.1f}" for way in FLOOR_WAYS[f])
               + f" ms; in-process server path {phases_raw[f][-1]['total_ms']:.1f} ms", flush=True)
     return {"idle_rss_mib": round(idle / MIB, 1), "cold": cold, "requests": requests}
 
 
-def measure_small(servers: list[tuple[str, Server]], scenario: Any, work: Any, rounds: int) -> list[dict[str, Any]]:
+def measure_small(servers: list[tuple[str, Server]], scenario: Scenario, work: Any, rounds: int) -> list[Result]:
     """9-row requests at the core benchmark's concurrency, rounds alternating between servers."""
     out = []
     for rnd in range(rounds):
         for name, server in servers:
-            assert server.proc is not None
-            sampler = RssSampler(server.proc.pid)
-            server_cpu0, busy0, own0 = sampler.cpu_s(), busy_cpu_s(), own_cpu_s()
+            usage = Usage(server.pid)
             sent, wall = drive(server.port, work.payloads, scenario.concurrency, scenario.time_limit_s)
-            server_cpu = sampler.cpu_s() - server_cpu0
-            done = [s for s in sent if s is not None]
-            lat = sorted(s.latency_s * 1000 for s in done)
+            server_cpu, finished = usage.seconds()[1], done(sent)
+            lat = ms((s.latency_s for s in finished), {"p50_ms": 0.5, "p95_ms": 0.95})
             out.append({
-                "server": name, "round": rnd, "requests": len(done), "wall_s": round(wall, 3),
-                "throughput_rps": round(len(done) / wall, 1) if wall else 0.0,
-                "p50_ms": round(percentile(lat, 0.5), 2), "p95_ms": round(percentile(lat, 0.95), 2),
-                "server_cpu_ms_per_request": round(server_cpu * 1000 / max(len(done), 1), 2),
-                "others_cores": others_cores(busy0, own0, wall, server_cpu),
-                "errors": sum(s.status != 200 for s in done),
-                **{k: v for k, v in verify("duckapi", sent, work.expected).items() if k == "wrong"},
+                "server": name, "round": rnd, "requests": len(finished), "wall_s": round(wall, 3),
+                "throughput_rps": round(len(finished) / wall, 1) if wall else 0.0, **lat,
+                "server_cpu_ms_per_request": round(server_cpu * 1000 / max(len(finished), 1), 2),
+                "others_cores": others_cores(usage, wall), "errors": sum(s.status != 200 for s in finished),
+                "wrong": verify(sent, work.expected)["wrong"],
             })
             print(f"  9 rows c={scenario.concurrency} {name:10} round {rnd}: {out[-1]['throughput_rps']:7.1f} req/s, "
                   f"p50 {out[-1]['p50_ms']} ms", flush=True)
@@ -514,123 +408,81 @@ def measure_small(servers: list[tuple[str, Server]], scenario: Any, work: Any, r
     return out
 
 
-# ---------------------------------------------------------------- 10M rows NDJSON
-
-
-def ten_million_body(path: Path, rows: int, seed: int) -> Any:
-    """Stream `rows` NDJSON rows to `path` in 1M-row chunks; the oracle consumes them on the way."""
-    pool = pa.array(short_pool(), pa.string())
-    chunk = 1_000_000
+def measure_ten_million(server: Server, args: argparse.Namespace, statement: str, floor_way: str,
+                        warmup: list[bytes]) -> Result:
+    """One 10M-row NDJSON body, streamed to a file in 1M-row chunks (the oracle consumes them on the way)."""
+    path, pool, chunk = FWORK / f"ndjson-{args.ten_million_rows}.ndjson", short_pool(), 1_000_000
+    t0 = time.monotonic()
+    print(f"10M: writing {path} and computing its oracle answer", flush=True)
 
     def generate(out: Any) -> Iterator[dict[str, Any]]:
-        for k in range(0, rows, chunk):
-            table = make_table(np.random.default_rng([seed, 9000, k]), pool, min(chunk, rows - k))
-            part = table.to_pylist()
+        for k in range(0, args.ten_million_rows, chunk):
+            part = make_table(np.random.default_rng([args.seed, 9000, k]), pool,
+                              min(chunk, args.ten_million_rows - k)).to_pylist()
             out.write(ndjson_bytes(part))
             yield from part
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
-        return analyse(generate(out))
-
-
-def measure_ten_million(server: Server, args: argparse.Namespace, statement: str, floor_way: str,
-                        warmup: list[bytes]) -> dict[str, Any]:
-    path = FWORK / f"ndjson-{args.ten_million_rows}.ndjson"
-    t0 = time.monotonic()
-    print(f"10M: writing {path} and computing its oracle answer", flush=True)
-    expected = ten_million_body(path, args.ten_million_rows, args.seed)
+        expected = analyse(generate(out))
     body = path.read_bytes()
     path.unlink()  # 10M rows are ~360 MB on disk: regenerated (same seed) on every run
     print(f"10M: {len(body) / 1e6:.0f} MB ready after {time.monotonic() - t0:.0f}s", flush=True)
     gc.collect()
     server.wait_ready()
-    assert server.proc is not None
-    warm(server, warmup)
-    time.sleep(0.5)
-    idle = RssSampler(server.proc.pid).rss()
+    idle = idle_rss(server, warmup)
     result = measured_post(server, body, CONTENT_TYPES["ndjson"], idle)
     sent = result.pop("sent")
-    correct = sent.status == 200 and json.loads(sent.body) == expected
     print(f"10M: {sent.status} in {result['ms']:.0f} ms, peak RSS {result['rss_peak_mib']:.0f} MiB", flush=True)
     server.stop()
-    con = duckdb.connect(":memory:")
-    try:
-        busy0, own0 = busy_cpu_s(), own_cpu_s()
-        answer, load_s, total_s = floor_once(con, statement, body, "ndjson", floor_way)
-        floor = {"ms": round(total_s * 1000, 1), "load_ms": round(load_s * 1000, 1), "way": floor_way,
-                 "correct": json.loads(answer) == expected, "others_cores": others_cores(busy0, own0, total_s)}
-    finally:
-        con.close()
+    with duckdb.connect(":memory:") as con:
+        floor = floor_entry(con, statement, body, "ndjson", floor_way, expected)
     return {
-        "rows": args.ten_million_rows, "body_mb": round(len(body) / 1e6, 1), "status": sent.status, "correct": correct,
+        "rows": args.ten_million_rows, "body_mb": round(len(body) / 1e6, 1), "status": sent.status,
+        "correct": sent.status == 200 and json.loads(sent.body) == expected,
         "error": None if sent.status == 200 else sent.body[:300].decode(errors="replace"),
         "idle_rss_mib": round(idle / MIB, 1), **result,
         "growth_per_body_byte": round((result["rss_peak_mib"] * MIB - idle) / len(body), 2),
-        "floor": floor, "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "floor": {"ms": floor["ms"], "load_ms": floor["load_ms"], "way": floor_way, "correct": floor["correct"],
+                  "others_cores": floor["others_cores"]},
+        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
 
 # ---------------------------------------------------------------- machine state
 
 
-def wait_quiet(limit_s: float, threshold: float = 0.5) -> dict[str, Any]:
-    start = time.monotonic()
-    last_print = 0.0
-    while True:
-        load1 = os.getloadavg()[0]
-        waited = time.monotonic() - start
-        if load1 < threshold or waited >= limit_s:
-            return {"threshold": threshold, "waited_s": round(waited), "quiet": load1 < threshold,
-                    "loadavg": [round(x, 2) for x in os.getloadavg()]}
-        if waited - last_print >= 30 or last_print == 0.0:
-            print(f"waiting for a quiet machine: 1-min load {load1:.2f} (>= {threshold}), {waited:.0f}s so far", flush=True)
-            last_print = waited or 1e-9
-        time.sleep(5)
-
-
-def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: float = 0.1,
-                     window_s: float = 10.0) -> dict[str, Any]:
+def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: float = 0.1, window_s: float = 10.0) -> Result:
     """Right before timing: wait until everything but this benchmark used < threshold cores for a window."""
-    def ours() -> float:
-        return own_cpu_s() + sum(CpuLedger._cpu(s) for s in servers.values())
-
-    start = time.monotonic()
-    windows = []
+    start, windows = time.monotonic(), 0
     while True:
-        busy0, ours0 = busy_cpu_s(), ours()
+        usage, ours = Usage(), sum(s.cpu_s() for s in servers.values())
         time.sleep(window_s)
-        others = max(0.0, busy_cpu_s() - busy0 - (ours() - ours0)) / window_s
-        windows.append(round(others, 2))
+        others = max(0.0, usage.seconds()[3] - (sum(s.cpu_s() for s in servers.values()) - ours)) / window_s
+        windows += 1
         waited = time.monotonic() - start
         if others < threshold or waited >= limit_s:
             return {"threshold_cores": threshold, "window_s": window_s, "waited_s": round(waited),
-                    "quiet": others < threshold, "last_window_cores": round(others, 2), "windows": len(windows)}
-        if len(windows) % 3 == 1:
+                    "quiet": others < threshold, "last_window_cores": round(others, 2), "windows": windows}
+        if windows % 3 == 1:
             print(f"waiting for other processes to go idle: {others:.2f} cores over the last {window_s:.0f}s, "
                   f"{waited:.0f}s so far", flush=True)
 
 
-def busiest_others(exclude: set[int], sample_s: float = 1.0) -> list[dict[str, Any]]:
+def busiest_others(exclude: set[int], sample_s: float = 1.0) -> list[Result]:
     """Other processes using CPU right now (name, pid, percent of one core)."""
-    procs = []
-    for p in psutil.process_iter(["name"]):
-        if p.pid in exclude:
-            continue
+    procs = [p for p in psutil.process_iter(["name"]) if p.pid not in exclude]
+    for p in procs:
         try:
             p.cpu_percent(None)
-            procs.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     time.sleep(sample_s)
     out = []
     for p in procs:
         try:
-            cpu = p.cpu_percent(None)
+            if (cpu := p.cpu_percent(None)) >= 5:
+                out.append({"pid": p.pid, "name": p.info["name"], "cpu_percent": round(cpu)})
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if cpu >= 5:
-            out.append({"pid": p.pid, "name": p.info["name"], "cpu_percent": round(cpu)})
+            pass
     return sorted(out, key=lambda x: -x["cpu_percent"])[:5]
 
 
@@ -638,27 +490,19 @@ class CpuLedger:
     """Machine-wide CPU over the timed part, split into ours (client, servers) and everyone else's."""
 
     def __init__(self, servers: dict[str, Server]) -> None:
-        self.servers = servers
-        self.t0, self.busy0, self.own0 = time.monotonic(), busy_cpu_s(), own_cpu_s()
-        self.start = {k: self._cpu(s) for k, s in servers.items()}
+        self.servers, self.usage = servers, Usage()
+        self.start = {k: s.cpu_s() for k, s in servers.items()}
         self.used: dict[str, float] = {}
-
-    @staticmethod
-    def _cpu(server: Server) -> float:
-        if server.proc is None or server.proc.poll() is not None:
-            return 0.0
-        return RssSampler(server.proc.pid).cpu_s()
 
     def stop(self, server: Server) -> None:
         key = next(k for k, s in self.servers.items() if s is server)
-        self.used[key] = self._cpu(server) - self.start[key]
+        self.used[key] = server.cpu_s() - self.start[key]
         server.stop()
 
-    def summary(self, exclude: str = "") -> dict[str, Any]:
-        wall = time.monotonic() - self.t0
-        servers = sum(self.used.get(k, self._cpu(s) - self.start[k]) for k, s in self.servers.items() if k != exclude)
-        own = own_cpu_s() - self.own0
-        others = max(0.0, busy_cpu_s() - self.busy0 - own - servers)
+    def summary(self, exclude: str = "") -> Result:
+        servers = sum(self.used.get(k, s.cpu_s() - self.start[k]) for k, s in self.servers.items() if k != exclude)
+        wall, _, own, others = self.usage.seconds()
+        others = max(0.0, others - servers)
         return {"wall_s": round(wall, 1), "client_cpu_s": round(own, 1), "servers_cpu_s": round(servers, 1),
                 "others_cpu_s": round(others, 1), "others_cores": round(others / max(wall, 1e-9), 2)}
 
@@ -674,98 +518,70 @@ def our_pids(servers: dict[str, Server]) -> set[int]:
                 pass
     return pids
 
-
 # ---------------------------------------------------------------- the run
 
 
 def export_reference(commit: str) -> Path:
     """`git archive` of the reference commit into bench/.work/formats/ (read-only for the repo)."""
-    full = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    full = git("rev-parse", "--verify", f"{commit}^{{commit}}")
     dest = FWORK / f"reference-{full[:12]}"
-    if (dest / "duckapi" / "cli.py").exists():
-        return dest
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", full], cwd=ROOT, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
+    if not (dest / "duckapi" / "cli.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", full], cwd=ROOT, capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
     return dest
 
 
-def serve_cmd(db: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1", "--port", "{port}", "--db", str(db), *extra]
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> Result:
     plan = QUICK_PLAN if args.quick else FULL_PLAN
     if args.rows:
-        plan = Plan(args.rows, plan.payloads, plan.baseline_requests, plan.small, plan.small_rounds)
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+        plan = replace(plan, rows=args.rows)
     FWORK.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    quiet = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else {"waited_s": 0, "quiet": None,
-                                                                     "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    if args.wait_quiet > 0:
+        seen = wait_for_quiet(0.5, args.wait_quiet, every_s=5)
+        quiet = {"threshold": 0.5, "waited_s": seen["waited_s"], "quiet": seen["quiet"], "loadavg": seen["loadavg_at_start"]}
+    else:
+        quiet = {"waited_s": 0, "quiet": None, "loadavg": [round(x, 2) for x in os.getloadavg()]}
     print(f"machine load {quiet['loadavg']} after waiting {quiet['waited_s']}s", flush=True)
+    env = clean_env()  # the servers run with their defaults
 
-    env = dict(os.environ)
-    for key in ("HOST", "PORT"):
-        env.pop(key, None)
-    env = {k: v for k, v in env.items() if not k.startswith("DUCKAPI_")}  # the servers run with their defaults
-
-    def server_env(name: str, **extra: str) -> dict[str, str]:
+    def duckapi_server(name: str, db: Path, *extra: str) -> Server:
         # each server compiles into its own target dir: they start side by side
-        return {**env, "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}"), **extra}
+        return Server(f"formats-{name}", serve_cmd(db, *extra), {**env, "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}")})
 
     ours_db = FWORK / "duckapi" / "dev.duckdb"
-    servers: dict[str, Server] = {}
-    for f in FORMATS:
-        servers[f] = Server(f"formats-{f}", serve_cmd(ours_db), server_env(f), "/healthz")
-    servers["json_select"] = Server("formats-json-select", serve_cmd(ours_db), server_env("json-select"), "/healthz")
+    servers = {f: duckapi_server(f, ours_db) for f in FORMATS}
+    servers["json_select"] = duckapi_server("json-select", ours_db)
     if args.ten_million:
-        servers["ten_million"] = Server("formats-10m", serve_cmd(ours_db, "--max-body", str(GIB)),
-                                        server_env("10m"), "/healthz")
+        servers["ten_million"] = duckapi_server("10m", ours_db, "--max-body", str(GIB))
     if plan.baseline_requests and not args.no_baseline:
-        base_db = FWORK / "baseline" / "dev.duckdb"
-        servers["baseline"] = Server("formats-baseline", [sys.executable, "-m", "uvicorn", "bench.baseline_server:app",
-                                                           "--host", "127.0.0.1", "--port", "{port}"],
-                                     {**env, "BASELINE_DB_PATH": str(base_db)}, "/openapi.json")
+        servers["baseline"] = baseline_server("formats-baseline", FWORK / "baseline" / "dev.duckdb", env)
     reference = args.reference if args.reference is not None else (None if args.quick else DEFAULT_REFERENCE)
-    if reference and reference.lower() == "none":
-        reference = None
-
-    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "rows": plan.rows, "payloads_per_format": plan.payloads,
-                               "wait_quiet": quiet}
+    reference = None if reference and reference.lower() == "none" else reference
+    results: Result = {"quick": args.quick, "seed": args.seed, "rows": plan.rows, "payloads_per_format": plan.payloads,
+                       "wait_quiet": quiet}
     try:
         if "baseline" in servers:
             print("building the dbt project (the baseline serves from it)", flush=True)
             build(ours_db, {**env, "DUCKAPI_TARGET_PATH": str(FWORK / "target")})
-            base_db = FWORK / "baseline" / "dev.duckdb"
-            base_db.parent.mkdir(parents=True, exist_ok=True)
-            for old in base_db.parent.glob("dev.duckdb*"):
-                old.unlink()
-            shutil.copy2(ours_db, base_db)
+            copy_db(ours_db, FWORK / "baseline" / "dev.duckdb")
         if reference:
             ref_dir = export_reference(reference)
-            ref_db = ref_dir / ".bench" / "dev.duckdb"
-            ref_env = {**env, "DUCKAPI_TARGET_PATH": str(ref_dir / ".bench" / "target")}
+            ref_db, ref_env = ref_dir / ".bench" / "dev.duckdb", {**env, "DUCKAPI_TARGET_PATH": str(ref_dir / ".bench" / "target")}
             print(f"building the reference {reference} in {ref_dir}", flush=True)
-            ref_db.parent.mkdir(parents=True, exist_ok=True)
-            with open(WORK / "logs" / "formats-reference-build.log", "wb") as log:
-                subprocess.run([sys.executable, "-m", "duckapi.cli", "build", "--db", str(ref_db)], cwd=ref_dir,
-                               env=ref_env, stdout=log, stderr=subprocess.STDOUT, check=True)
-            servers["reference"] = DirServer("formats-reference", serve_cmd(ref_db), ref_env, "/healthz", cwd=ref_dir)
+            build(ref_db, ref_env, ref_dir, "formats-reference-build.log")
+            servers["reference"] = Server("formats-reference", serve_cmd(ref_db), ref_env, cwd=ref_dir)
             results["reference"] = {"commit": reference, "dir": str(ref_dir.relative_to(ROOT))}
-        for s in servers.values():
-            s.start()
+        start_all(servers.values())
         print(f"generating {plan.payloads} x {plan.rows:,}-row payloads in {len(FORMATS)} formats and their "
               "oracle answers (servers start meanwhile)", flush=True)
         payloads = make_payloads(plan, args.seed)
-        pool = group_pool()
-        seen: set[bytes] = set()
-        small_work = make_workload(plan.small, args.seed, 1, pool, seen)  # bench.load's 9-row c=8 payloads
-        warmup = make_workload(Scenario("warmup", 9, 1, 20, 5), args.seed, 1000, pool, seen).payloads
-        del seen
+        pool, seen_bodies = group_pool(), set[bytes]()
+        small_work = make_workload(plan.small, args.seed, 1, pool, seen_bodies)  # bench.load's 9-row c=8 payloads
+        warmup = make_workload(WARMUP, args.seed, 1000, pool, seen_bodies).payloads
+        del seen_bodies
         results["core_numbers"] = core_numbers(reference)
         results["body_mb"] = {f: round(statistics.mean(map(len, payloads.bodies[f])) / 1e6, 2) for f in FORMATS}
         results["body_bytes"] = {f: [len(b) for b in payloads.bodies[f]] for f in FORMATS}
@@ -775,9 +591,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipeline = build_pipelines(manifest)[PATH]
         statement = pipeline.select_sql(STATEMENT_PROJECTION)
         results["statement_sha1"] = hashlib.sha1(statement.encode()).hexdigest()
-        results["uncommitted"] = subprocess.run(  # read-only: what differs from git HEAD in what we measure
-            ["git", "status", "--porcelain", "--", "duckapi", "duckapi_dbt", "bench/load.py", "bench/baseline_server.py"],
-            cwd=ROOT, capture_output=True, text=True, check=False).stdout.splitlines()
+        results["uncommitted"] = git(  # read-only: what differs from git HEAD in what we measure
+            "status", "--porcelain", "--", "duckapi", "duckapi_dbt", "bench/load.py", "bench/harness.py",
+            "bench/baseline_server.py", check=False).splitlines()
         gc.collect()
         gc.freeze()  # keep the collector from walking the stored answers while we time
         if args.wait_quiet > 0:
@@ -786,86 +602,67 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["loadavg_at_timing_start"] = [round(x, 2) for x in os.getloadavg()]
         results["others_at_timing_start"] = busiest_others(our_pids(servers))
         ledger = CpuLedger(servers)
-
         local = InProcess(pipeline, statement)
-        floor_raw: dict[str, Any] = {}
-        phases_raw: dict[str, Any] = {}
-        http_raw: dict[str, Any] = {}
+        floor_raw: Result = {}
+        phases_raw: Result = {}
+        http_raw: Result = {}
         try:
             for f in FORMATS:
-                s = servers[f]
                 if f == "json":
-                    small_servers = [("duckapi", s)]
-                    if "reference" in servers:
-                        small_servers.append(("reference", servers["reference"]))
+                    small_servers = [("duckapi", servers[f])] + ([("reference", servers["reference"])] if reference else [])
                     for _, srv in small_servers:
                         warm(srv, warmup)
                     results["small"] = measure_small(small_servers, plan.small, small_work, plan.small_rounds)
-                    if "reference" in servers:
+                    if reference:
                         ledger.stop(servers["reference"])
-                http_raw[f] = measure_format(s, f, payloads, warmup, local, floor_raw, phases_raw)
-                ledger.stop(s)
+                http_raw[f] = measure_format(servers[f], f, payloads, warmup, local, floor_raw, phases_raw)
+                ledger.stop(servers[f])
         finally:
             threads = local.threads
             local.close()
         results["floor"] = summarise_floor(floor_raw, threads)
         results["phases"] = summarise_phases(phases_raw)
-
         if "baseline" in servers:
             b = servers["baseline"]
-            warm(b, warmup)
-            time.sleep(0.3)
-            idle = RssSampler(b.proc.pid).rss() if b.proc else 0
+            idle = idle_rss(b, warmup, 0.3)
             base = []
             for body in payloads.bodies["json"][: plan.baseline_requests]:
                 base.append(measured_post(b, body, CONTENT_TYPES["json"], idle))
                 print(f"  baseline json {base[-1]['status']} {base[-1]['ms']:8.1f} ms", flush=True)
             ledger.stop(b)
             http_raw["baseline"] = {"idle_rss_mib": round(idle / MIB, 1), "requests": base}
-
         # Memory of the request path itself: the same first JSON body, but only the 200-row part
         # group_sums computed, so the analysis's working memory and its 15 MB answer drop out.
         sel = servers["json_select"]
-        warm(sel, warmup)
-        time.sleep(0.5)
-        assert sel.proc is not None
-        sel_idle = RssSampler(sel.proc.pid).rss()
+        sel_idle = idle_rss(sel, warmup)
         sel_raw = measured_post(sel, payloads.bodies["json"][0], CONTENT_TYPES["json"], sel_idle,
                                 f"{PATH}?select={SELECTED_PART}")
         ledger.stop(sel)
-
         results["loadavg_at_timing_end"] = [round(x, 2) for x in os.getloadavg()]
         results["timing"] = ledger.summary(exclude="ten_million")
-
         print("memory floor: a fresh process that only loads and analyses one body", flush=True)
         results["memory_floor"] = {}
         for f in FORMATS:
-            results["memory_floor"][f] = memory_floor(statement, payloads, f, results["floor"][f]["way"])
-            mf = results["memory_floor"][f]
+            mf = results["memory_floor"][f] = memory_floor(statement, payloads, f, results["floor"][f]["way"])
             print(f"  {f:8} {mf['way']:16} growth {mf['growth_mib']:.0f} MiB ({mf['growth_per_body_byte']:.2f}x the body)",
                   flush=True)
-
         schemas = DuckDBEngine(Settings()).describe(pipeline)
         sel_statement = pipeline.select([SELECTED_PART], schemas).select_sql(STATEMENT_PROJECTION)
         sel_sent = sel_raw.pop("sent")
-        sel_expected = [{SELECTED_PART: payloads.expected[0][0][SELECTED_PART]}]
         results["selected"] = {
             "part": SELECTED_PART, **sel_raw, "idle_rss_mib": round(sel_idle / MIB, 1),
             "growth_per_body_byte": round(sel_raw["growth_mib"] * MIB / len(payloads.bodies["json"][0]), 2),
-            "problem": _check(sel_sent, sel_expected, False),
+            "problem": problem(sel_sent, [{SELECTED_PART: payloads.expected[0][0][SELECTED_PART]}], False),
             "memory_floor": memory_floor(sel_statement, payloads, "json", results["floor"]["json"]["way"]),
         }
         print(f"  json ?select={SELECTED_PART}: growth {sel_raw['growth_mib']:.0f} MiB, floor's "
               f"{results['selected']['memory_floor']['growth_mib']:.0f} MiB", flush=True)
-
         if args.ten_million:
             results["ten_million"] = measure_ten_million(servers["ten_million"], args, statement,
                                                          results["floor"]["ndjson"]["way"], warmup)
     finally:
-        for s in servers.values():
-            s.stop()
+        stop_all(servers.values())
         gc.unfreeze()
-
     print("verifying answers", flush=True)
     results["http"] = summarise_http(http_raw, payloads)
     results["machine"] = machine_info(servers)
@@ -874,59 +671,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _check(sent: Sent, expected: Any, baseline: bool) -> str | None:
+def problem(sent: Sent, expected: Any, baseline: bool) -> str | None:
     """None when the answer is the oracle's (exactly; the baseline after normalising), else why not."""
     if sent.status != 200:
         return f"{sent.status}: {sent.body[:200].decode(errors='replace')}"
     got = json.loads(sent.body)
-    if got == expected or (baseline and normalise(got) == normalise(expected)):
-        return None
-    return f"wrong answer ({len(sent.body)} bytes)"
+    return None if got == expected or (baseline and normalise(got) == normalise(expected)) else \
+        f"wrong answer ({len(sent.body)} bytes)"
 
 
-def summarise_http(raw: dict[str, Any], payloads: Payloads) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def summarise_http(raw: Result, payloads: Payloads) -> Result:
+    out: Result = {}
     for key, entry in raw.items():
         baseline = key == "baseline"
         bodies = payloads.bodies["json" if baseline else key]
         checked = [(r, payloads.expected[i], len(bodies[i])) for i, r in enumerate(entry["requests"])]
-        cold = entry.get("cold")
-        if cold is not None:
+        if (cold := entry.get("cold")) is not None:
             checked.append((cold, payloads.expected[0], len(bodies[0])))
         problems = []
         for r, exp, _ in checked:
             sent = r.pop("sent")
             r["response_mb"] = round(len(sent.body) / 1e6, 2)
-            r["problem"] = _check(sent, exp, baseline)
-            if r["problem"]:
+            if r.setdefault("problem", problem(sent, exp, baseline)):
                 problems.append(r["problem"])
         reqs = entry["requests"]
-        summary = {
+        out[key] = {
             "ms": [r["ms"] for r in reqs], "p50_ms": statistics.median(r["ms"] for r in reqs),
             "answers": len(checked), "correct": len(checked) - len(problems), "problems": problems[:3],
-            "idle_rss_mib": entry["idle_rss_mib"],
-            "peak_rss_mib": max(r["rss_peak_mib"] for r, _, _ in checked),
+            "idle_rss_mib": entry["idle_rss_mib"], "peak_rss_mib": max(r["rss_peak_mib"] for r, _, _ in checked),
             # the whole visit: peak over every request minus the idle server (memory kept between requests counts)
             "growth_any_mib": max(r["growth_mib"] for r, _, _ in checked),
             "growth_any_per_body_byte": round(max(r["growth_mib"] * MIB / n for r, _, n in checked), 2),
-            "others_cores_max": max(r["others_cores"] for r, _, _ in checked),
-            "requests": reqs,
+            "others_cores_max": max(r["others_cores"] for r, _, _ in checked), "requests": reqs,
         }
-        if cold is not None:
-            # one request's cost: the first large body on a server that has seen only 9-row requests
-            summary["cold"] = cold
-            summary["growth_mib"] = cold["growth_mib"]
-            summary["growth_per_body_byte"] = round(cold["growth_mib"] * MIB / len(bodies[0]), 2)
-        out[key] = summary
+        if cold is not None:  # one request's cost: the first large body on a server that has seen only 9-row requests
+            out[key].update(cold=cold, growth_mib=cold["growth_mib"],
+                            growth_per_body_byte=round(cold["growth_mib"] * MIB / len(bodies[0]), 2))
     return out
 
 
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(results: Result) -> list[Result]:
     out = []
     floor, http_ = results["floor"], results["http"]
-    for f in FORMATS:
-        if f in FLOOR_TARGETS and f in http_:
-            limit = FLOOR_TARGETS[f]
+    for f, limit in FLOOR_TARGETS.items():
+        if f in http_:
             ratio = http_[f]["p50_ms"] / floor[f]["ms"]
             out.append({"target": f"{LABELS[f]}: HTTP p50 <= {limit}x its floor", "pass": ratio <= limit,
                         "measured": f"{ratio:.2f}x ({http_[f]['p50_ms']:.0f} ms vs floor {floor[f]['ms']:.0f} ms; "
@@ -937,26 +725,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "pass": speedup >= BASELINE_SPEEDUP_TARGET,
                     "measured": f"{speedup:.1f}x ({http_['json']['p50_ms']:.0f} ms vs {http_['baseline']['p50_ms']:.0f} ms, "
                                 "same bodies, same run)"})
-    for f in FORMATS:
-        if f in http_:
-            h = http_[f]
-            out.append({"target": f"{LABELS[f]}: peak server RSS growth during a request <= {MEMORY_TARGET:.0f}x the body",
-                        "pass": h["growth_per_body_byte"] <= MEMORY_TARGET,
-                        "measured": f"{h['growth_per_body_byte']:.2f}x ({h['growth_mib']:.0f} MiB for a "
-                                    f"{results['body_mb'][f]:.1f} MB body)"})
+    out += [{"target": f"{LABELS[f]}: peak server RSS growth during a request <= {MEMORY_TARGET:.0f}x the body",
+             "pass": http_[f]["growth_per_body_byte"] <= MEMORY_TARGET,
+             "measured": f"{http_[f]['growth_per_body_byte']:.2f}x ({http_[f]['growth_mib']:.0f} MiB for a "
+                         f"{results['body_mb'][f]:.1f} MB body)"} for f in FORMATS if f in http_]
     small = results.get("small") or []
-    ours = [r for r in small if r["server"] == "duckapi"]
-    refs = [r for r in small if r["server"] == "reference"]
+    ours = [r["throughput_rps"] for r in small if r["server"] == "duckapi"]
+    refs = [r["throughput_rps"] for r in small if r["server"] == "reference"]
     if ours:
-        mine = statistics.median(r["throughput_rps"] for r in ours)
+        mine = statistics.median(ours)
         if refs:
-            theirs = statistics.median(r["throughput_rps"] for r in refs)
+            theirs = statistics.median(refs)
             out.append({"target": f"9 rows c=8: no regression against the core benchmark's duckapi "
                                   f"({results['reference']['commit']}, same run; >= {SMALL_TOLERANCE:.0%} of its req/s)",
                         "pass": mine >= SMALL_TOLERANCE * theirs,
                         "measured": f"{mine:.0f} vs {theirs:.0f} req/s ({mine / theirs:.2f}x)"})
-        committed = (results.get("core_numbers") or {}).get("committed", {}).get("throughput_rps")
-        if committed:
+        if committed := (results.get("core_numbers") or {}).get("committed", {}).get("throughput_rps"):
             out.append({"target": f"9 rows c=8: no regression against the core benchmark's committed bench/results.json "
                                   f"({results['core_numbers']['committed']['commit']}; a separate run; "
                                   f">= {SMALL_TOLERANCE:.0%} of its req/s)",
@@ -969,120 +753,136 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if p["correct"] != results["payloads_per_format"]]
     bad += [f"9 rows {r['server']} round {r['round']}: {r['errors']} errors, {r['wrong']} wrong"
             for r in small if r["errors"] or r["wrong"]]
-    ten = results.get("ten_million")
-    if ten and not ten.get("carried_over") and not ten["correct"]:
+    if (ten := results.get("ten_million")) and not ten.get("carried_over") and not ten["correct"]:
         bad.append("10M NDJSON")
-    out.append({"target": "every answer exactly the oracle's", "pass": not bad, "measured": "; ".join(bad) or "all correct"})
-    return out
+    return out + [{"target": "every answer exactly the oracle's", "pass": not bad, "measured": "; ".join(bad) or "all correct"}]
 
 
-def core_numbers(reference: str | None) -> dict[str, Any]:
+def core_numbers(reference: str | None) -> Result:
     """bench.load's 9-row c=8 duckapi throughput: as committed with the core benchmark, and as in the tree now."""
-    def small(data: dict[str, Any]) -> dict[str, Any] | None:
-        for sc in data.get("scenarios", []):
-            if sc["name"] == "9 rows c=8":
-                return {"throughput_rps": sc["duckapi"]["throughput_rps"], "date_utc": data["machine"]["date_utc"],
-                        "server_ms_per_request": sc["duckapi"].get("cpu", {}).get("server_ms_per_request")}
-        return None
+    def small(data: Result) -> Result | None:
+        return next(({"throughput_rps": sc["duckapi"]["throughput_rps"], "date_utc": data["machine"]["date_utc"],
+                      "server_ms_per_request": sc["duckapi"].get("cpu", {}).get("server_ms_per_request")}
+                     for sc in data.get("scenarios", []) if sc["name"] == "9 rows c=8"), None)
 
-    out: dict[str, Any] = {}
+    out: Result = {}
     commit = reference or DEFAULT_REFERENCE
-    shown = subprocess.run(["git", "show", f"{commit}:bench/results.json"], cwd=ROOT, capture_output=True, text=True,
-                           check=False)
-    if shown.returncode == 0:
-        out["committed"] = {"commit": commit, **(small(json.loads(shown.stdout)) or {})}
+    if shown := git("show", f"{commit}:bench/results.json", check=False):
+        out["committed"] = {"commit": commit, **(small(json.loads(shown)) or {})}
     try:
         out["working_tree"] = small(json.loads((BENCH / "results.json").read_text()))
     except (OSError, ValueError):
         pass
     return out
 
-
 # ---------------------------------------------------------------- reporting
 
 
-def markdown(results: dict[str, Any]) -> str:
-    floor, http_, phases = results["floor"], results["http"], results["phases"]
-    m = results["machine"]
-    rows_n = results["rows"]
+REPORT = """\
+# Formats benchmark: {rows:,} rows in every body format against its in-process floor{quick}
+
+{m[date_utc]}, {m[cpu_count]} CPUs, {m[memory_gib]} GiB, Python {m[python]}, DuckDB {m[versions][duckdb]}, pyarrow {m[versions][pyarrow]}. Client, servers and the floor share the machine. `python -m bench.formats` regenerates this file and bench/formats_results.json (`--ten-million` adds the 10M-row NDJSON request; `--quick` is a smoke run that writes under bench/.work/).
+
+**Machine load.** 1-min load average {wq[loadavg][0]} when the run started{waited}{not_quiet}; {r[loadavg_at_timing_start][0]} when timing started (includes this run's own payload generation and server start-ups), {r[loadavg_at_timing_end][0]} at the end. Other processes' CPU (machine-wide busy CPU minus this benchmark's client and servers): over the whole timed part ({timing[wall_s]} s) {timing[others_cpu_s]} CPU-s, {timing[others_cores]} cores on average; at most {others_max:.2f} cores during any single measurement (each is listed below; above ~0.1 a number is disturbed). Busiest other processes when timing started: {busiest}.
+
+**Floor**: in this process, no HTTP, a DuckDB connection with default threads ({floor[duckdb_threads]}): load the same body bytes, register the result as `__duckapi_input`, run the statement the server runs (`pipeline.select_sql("to_json(o)::varchar")` of the compiled project), fetch it and wrap it in `[ ]`. JSON and NDJSON via `read_json` with typed columns, CSV via `read_csv` (typed), Parquet via `pyarrow.parquet.read_table` or DuckDB `read_parquet`, Arrow IPC via `pyarrow.ipc.open_stream(...).read_all()`; DuckDB readers registered lazily or loaded to Arrow first, whichever is faster (every way is listed below). Median over the payloads, after one warm-up. The floor validates nothing; the server checks every value against the contract.
+
+**HTTP**: a fresh `duckapi serve` per format (its defaults), warmed with 20 nine-row JSON requests; then one large body (its memory growth is the table's: the cost of one request on a server that has not seen a large body), then each body posted once (these give the p50; each is followed by the floor's runs and the in-process server path on the same body, so all three see the same machine), with its Content-Type (`application/json`, `application/x-ndjson`, `text/csv`, `application/vnd.apache.parquet`, `application/vnd.apache.arrow.stream`), each on a new loopback connection. Latency: from sending to the last answer byte. RSS of the server's process tree sampled every 5 ms. {r[payloads_per_format]} distinct seeded bodies per format, the same rows in every format (short group ids, awkward ones included: empty, quote, comma, tab, backslash, NFC/NFD, emoji); every answer, the floor's included, compared with tests/oracle.py for exact equality after timing. "Floor's growth" is the peak RSS growth of a fresh Python process that has imported DuckDB and pyarrow, run the statement once on nine rows, and then reads the first body from a file and runs the floor on it: what the analysis itself needs, without a server.
+
+## Results
+
+{table}
+
+{selected}## Targets
+
+{targets}
+
+{gaps}## Where the time goes
+
+The server's request path timed in-process with its own functions (medians): the body copy (64 KiB chunks appended to a `bytearray`, then `bytes()`, as `duckapi.api.body.read_body` does), decode (`RowsReader(pipeline.inputs[0].columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and serialise (`engine.execute_json(pipeline, (table,))`). "HTTP rest" is HTTP p50 minus the in-process total: loopback transfer both ways, uvicorn/Starlette, thread hops, the client. The eager floor loads the body completely before the statement runs, which splits the floor into load and analysis.
+
+{where}
+
+{decode}## Floor, every way measured
+
+{ways}
+
+## Against the original-way baseline
+
+{base}
+
+## 9 rows, concurrency 8 (no regression)
+
+{small_text}
+
+{small_rows}
+
+## 10M rows NDJSON
+
+{ten}
+
+## Every request
+
+{detail}
+"""
+
+
+def markdown(results: Result) -> str:
+    floor, http_, phases, rows_n = results["floor"], results["http"], results["phases"], results["rows"]
+    shown = [f for f in FORMATS if f in http_]
 
     def mem_floor(f: str) -> str:
         mf = (results.get("memory_floor") or {}).get(f)
         return f"{mf['growth_mib']:.0f} ({mf['growth_per_body_byte']:.2f}x)" if mf else "-"
 
-    table = [
-        "| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass "
-        "| peak RSS growth MiB | growth / body | <= 4x | floor's growth MiB (x body) | correct |",
-        "|---|---:|---:|---:|---:|---:|:-:|---:|---:|:-:|---:|:-:|",
-    ]
-    for f in FORMATS:
-        if f not in http_:
-            continue
-        h = http_[f]
-        ratio = h["p50_ms"] / floor[f]["ms"]
-        limit = FLOOR_TARGETS.get(f)
-        g = h["growth_per_body_byte"]
-        verdict = ("PASS" if ratio <= limit else "FAIL") if limit else "-"
+    table = ["| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass "
+             "| peak RSS growth MiB | growth / body | <= 4x | floor's growth MiB (x body) | correct |",
+             "|---|---:|---:|---:|---:|---:|:-:|---:|---:|:-:|---:|:-:|"]
+    for f in shown:
+        h, limit = http_[f], FLOOR_TARGETS.get(f)
+        ratio, g = h["p50_ms"] / floor[f]["ms"], h["growth_per_body_byte"]
         table.append(
-            f"| {LABELS[f]} | {results['body_mb'][f]:.1f} | {floor[f]['ms']:.0f} | {h['p50_ms']:.0f} "
-            f"| {ratio:.2f}x | {f'<= {limit}x' if limit else '-'} | {verdict} "
-            f"| {h['growth_mib']:.0f} | {g:.2f}x | {'PASS' if g <= MEMORY_TARGET else 'FAIL'} "
-            f"| {mem_floor(f)} | {h['correct']}/{h['answers']} |"
-        )
-    where = [
-        "| format | body copy ms | decode ms | execute_json ms | in-process total ms | HTTP p50 ms "
-        "| HTTP rest ms | floor ms | eager floor: load ms | eager floor: analysis ms | answer MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for f in FORMATS:
-        if f not in http_:
-            continue
-        p, fl = phases[f], floor[f]
-        where.append(
-            f"| {LABELS[f]} | {p['body_ms']:.0f} | {p['decode_ms']:.0f} | {p['execute_ms']:.0f} | {p['total_ms']:.0f} "
-            f"| {http_[f]['p50_ms']:.0f} | {http_[f]['p50_ms'] - p['total_ms']:.0f} | {fl['ms']:.0f} "
-            f"| {fl['eager_load_ms']:.0f} | {fl['eager_analysis_ms']:.0f} | {p['answer_mb']} |"
-        )
-    decode_text = []
-    for f in ("json", "ndjson"):
-        p = phases.get(f, {})
-        if "typed_read_ms" in p:
-            decode_text += [
-                f"{LABELS[f]} decoding, medians: DuckDB's typed read to Arrow (the eager floor's load) "
-                f"{p['typed_read_ms']:.0f} ms; the same read with JSON-typed columns, as `load_rows` reads before "
-                f"checking, {p['json_columns_read_ms']:.0f} ms; `RowsReader.read` (that read plus the contract checks "
-                f"and conversions) {p['decode_ms']:.0f} ms, so the checks and conversions cost about "
-                f"{p['decode_ms'] - p['json_columns_read_ms']:.0f} ms; msgspec (the path for bodies up to 512 KiB) "
-                f"would take {p['msgspec_ms']:.0f} ms.",
-                "",
-            ]
+            f"| {LABELS[f]} | {results['body_mb'][f]:.1f} | {floor[f]['ms']:.0f} | {h['p50_ms']:.0f} | {ratio:.2f}x "
+            f"| {f'<= {limit}x' if limit else '-'} | {('PASS' if ratio <= limit else 'FAIL') if limit else '-'} "
+            f"| {h['growth_mib']:.0f} | {g:.2f}x | {'PASS' if g <= MEMORY_TARGET else 'FAIL'} | {mem_floor(f)} "
+            f"| {h['correct']}/{h['answers']} |")
+    where = ["| format | body copy ms | decode ms | execute_json ms | in-process total ms | HTTP p50 ms "
+             "| HTTP rest ms | floor ms | eager floor: load ms | eager floor: analysis ms | answer MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    where += [f"| {LABELS[f]} | {p['body_ms']:.0f} | {p['decode_ms']:.0f} | {p['execute_ms']:.0f} | {p['total_ms']:.0f} "
+              f"| {http_[f]['p50_ms']:.0f} | {http_[f]['p50_ms'] - p['total_ms']:.0f} | {fl['ms']:.0f} "
+              f"| {fl['eager_load_ms']:.0f} | {fl['eager_analysis_ms']:.0f} | {p['answer_mb']} |"
+              for f, p, fl in ((f, phases[f], floor[f]) for f in shown)]
+    decode = "".join(
+        f"{LABELS[f]} decoding, medians: DuckDB's typed read to Arrow (the eager floor's load) {p['typed_read_ms']:.0f} "
+        f"ms; the same read with JSON-typed columns, as `load_rows` reads before checking, {p['json_columns_read_ms']:.0f} "
+        f"ms; `RowsReader.read` (that read plus the contract checks and conversions) {p['decode_ms']:.0f} ms, so the "
+        f"checks and conversions cost about {p['decode_ms'] - p['json_columns_read_ms']:.0f} ms; msgspec (the path for "
+        f"bodies up to 512 KiB) would take {p['msgspec_ms']:.0f} ms.\n\n"
+        for f, p in ((f, phases.get(f, {})) for f in ("json", "ndjson")) if "typed_read_ms" in p)
     ways = ["| format | way | median ms | load ms (median) | each payload ms | correct |", "|---|---|---:|---:|---|:-:|"]
-    for f in FORMATS:
-        for way, w in floor[f]["ways"].items():
-            mark = " (floor)" if way == floor[f]["way"] else ""
-            ways.append(f"| {LABELS[f]} | {way}{mark} | {w['median_ms']:.0f} | {w['load_median_ms']:.0f} "
-                        f"| {', '.join(f'{x:.0f}' for x in w['ms'])} | {w['correct']}/{w['runs']} |")
+    ways += [f"| {LABELS[f]} | {way}{' (floor)' if way == floor[f]['way'] else ''} | {w['median_ms']:.0f} "
+             f"| {w['load_median_ms']:.0f} | {', '.join(f'{x:.0f}' for x in w['ms'])} | {w['correct']}/{w['runs']} |"
+             for f in FORMATS for way, w in floor[f]["ways"].items()]
     detail = ["| server | request | status | ms | RSS before MiB | peak MiB | growth over idle MiB "
               "| growth over just before MiB | server CPU ms | other procs' CPU (cores) | answer |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for key, h in http_.items():
-        listed = ([("first (memory)", h["cold"])] if "cold" in h else []) + [(f"timed {i}", r) for i, r in enumerate(h["requests"])]
-        for label, r in listed:
-            detail.append(f"| {key} | {label} | {r['status']} | {r['ms']:.0f} | {r['rss_before_mib']:.0f} "
-                          f"| {r['rss_peak_mib']:.0f} | {r['growth_mib']:.0f} | {r['growth_vs_just_before_mib']:.0f} "
-                          f"| {r['server_cpu_ms']} | {r['others_cores']:.2f} | {r['problem'] or 'exact'} |")
+    detail += [f"| {key} | {label} | {r['status']} | {r['ms']:.0f} | {r['rss_before_mib']:.0f} | {r['rss_peak_mib']:.0f} "
+               f"| {r['growth_mib']:.0f} | {r['growth_vs_just_before_mib']:.0f} | {r['server_cpu_ms']} "
+               f"| {r['others_cores']:.2f} | {r['problem'] or 'exact'} |"
+               for key, h in http_.items()
+               for label, r in ([("first (memory)", h["cold"])] if "cold" in h else [])
+               + [(f"timed {i}", r) for i, r in enumerate(h["requests"])]]
     small = results.get("small") or []
     small_rows = ["| server | round | requests | req/s | p50 ms | p95 ms | server CPU ms/req | other procs' CPU (cores) "
                   "| errors | wrong |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in small:
-        small_rows.append(f"| {r['server']} | {r['round']} | {r['requests']} | {r['throughput_rps']:.0f} | {r['p50_ms']} "
-                          f"| {r['p95_ms']} | {r['server_cpu_ms_per_request']} | {r['others_cores']:.2f} "
-                          f"| {r['errors']} | {r['wrong']} |")
+    small_rows += [f"| {r['server']} | {r['round']} | {r['requests']} | {r['throughput_rps']:.0f} | {r['p50_ms']} "
+                   f"| {r['p95_ms']} | {r['server_cpu_ms_per_request']} | {r['others_cores']:.2f} | {r['errors']} "
+                   f"| {r['wrong']} |" for r in small]
     core = results.get("core_numbers") or {}
     committed = core.get("committed", {}).get("throughput_rps")
-    tree = core.get("working_tree") or {}
-    ref = results.get("reference")
-    small_text = [
+    tree, ref = core.get("working_tree") or {}, results.get("reference")
+    small_text = (
         f"bench.load's 9-row c=8 scenario (its seeded payloads, {small[0]['requests'] if small else 0} distinct "
         "requests from 8 keep-alive connections) on the JSON server before it saw a large body"
         + (f", in rounds alternating with duckapi as of the core benchmark (commit {ref['commit']}, exported with "
@@ -1090,22 +890,18 @@ def markdown(results: dict[str, Any]) -> str:
         + (f". The core benchmark's committed bench/results.json ({core['committed']['commit']}, a separate run, "
            f"{core['committed']['date_utc']}) has {committed} req/s" if committed else "")
         + (f"; the bench/results.json in the tree when this ran ({tree['date_utc']}) has {tree['throughput_rps']} req/s"
-           if tree and tree.get("throughput_rps") != committed else "") + ".",
-    ]
-    base = http_.get("baseline")
-    base_text = ["Not run."]
-    if base and "json" in http_:
-        base_text = [
+           if tree and tree.get("throughput_rps") != committed else "") + ".")
+    base_text = "Not run."
+    if (base := http_.get("baseline")) and "json" in http_:
+        base_text = (
             f"The original-way baseline (bench/baseline_server.py) on the first {len(base['requests'])} of the same "
             f"{rows_n:,}-row JSON bodies: p50 {base['p50_ms']:.0f} ms (each: {', '.join(f'{x:.0f}' for x in base['ms'])} ms), "
             f"correct {base['correct']}/{base['answers']} (after normalising order and numbers), peak RSS "
             f"{base['peak_rss_mib']:.0f} MiB. duckapi's JSON p50 {http_['json']['p50_ms']:.0f} ms: "
-            f"{base['p50_ms'] / http_['json']['p50_ms']:.1f}x faster.",
-        ]
-    ten = results.get("ten_million")
-    ten_text = ["Not run (`python -m bench.formats --ten-million` adds it)."]
-    if ten:
-        ten_text = [
+            f"{base['p50_ms'] / http_['json']['p50_ms']:.1f}x faster.")
+    ten_text = "Not run (`python -m bench.formats --ten-million` adds it)."
+    if ten := results.get("ten_million"):
+        ten_text = (
             f"{'(Carried over from an earlier run, ' + ten['date_utc'] + '.) ' if ten.get('carried_over') else ''}"
             f"{ten['rows']:,} rows, {ten['body_mb']:.0f} MB of NDJSON, one request to a fresh server started with "
             f"`--max-body {GIB}` and warmed only with 9-row requests: status {ten['status']}, {ten['ms'] / 1000:.2f} s, "
@@ -1114,135 +910,44 @@ def markdown(results: dict[str, Any]) -> str:
             f"{ten['server_cpu_ms'] / 1000:.1f} s, answer {'exactly the oracle' + chr(39) + 's' if ten['correct'] else 'WRONG or missing'}; "
             f"other processes' CPU {ten['others_cores']:.2f} cores. In-process floor ({ten['floor']['way']}, once): "
             f"{ten['floor']['ms'] / 1000:.2f} s, so HTTP is {ten['ms'] / ten['floor']['ms']:.2f}x the floor."
-            + (f" Error: {ten['error']}" if ten.get("error") else ""),
-        ]
-    sel = results.get("selected")
-    selected_text = []
-    if sel:
-        selected_text = [
+            + (f" Error: {ten['error']}" if ten.get("error") else ""))
+    selected = ""
+    if sel := results.get("selected"):
+        selected = (
             f"The request path's own memory: the first JSON body again, on another fresh server, with "
             f"`?select={sel['part']}` (a 200-row part: the other six parts, the {phases['json']['answer_mb']:.0f} MB "
             f"answer and their working memory drop out): growth {sel['growth_mib']:.0f} MiB = "
-            f"{sel['growth_per_body_byte']:.2f}x the "
-            f"{results['body_mb']['json']:.1f} MB body ({sel['ms']:.0f} ms, answer "
+            f"{sel['growth_per_body_byte']:.2f}x the {results['body_mb']['json']:.1f} MB body ({sel['ms']:.0f} ms, answer "
             f"{'exact' if not sel['problem'] else sel['problem']}); the floor's fresh process for the same statement "
-            f"grows {sel['memory_floor']['growth_mib']:.0f} MiB ({sel['memory_floor']['growth_per_body_byte']:.2f}x).",
-            "",
-        ]
-    busiest = ", ".join(f"{p['name']} {p['cpu_percent']}%" for p in results["others_at_timing_start"]) or "none above 5%"
-    timing = results["timing"]
-    tg = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']}: {t['measured']}" for t in results["targets"]]
-    gaps = gap_notes(results)
-    wq = results["wait_quiet"]
-    others_max = max([h["others_cores_max"] for h in http_.values()]
-                     + [w["others_cores_max"] for f in FORMATS for w in floor[f]["ways"].values()]
-                     + [r["others_cores"] for r in small] + [0.0])
-    waited = (f" after waiting {wq['waited_s']} s for the 1-min load to drop below {wq.get('threshold')}"
-              if wq.get("waited_s") else "")
+            f"grows {sel['memory_floor']['growth_mib']:.0f} MiB ({sel['memory_floor']['growth_per_body_byte']:.2f}x).\n\n")
+    wq, idle_wait, gaps = results["wait_quiet"], results.get("wait_others_idle"), gap_notes(results)
     not_quiet = "; it did NOT drop below the threshold within the wait" if wq.get("quiet") is False else ""
-    idle_wait = results.get("wait_others_idle")
     if idle_wait:
         not_quiet += (f". After preparing, the run waited {idle_wait['waited_s']} s until other processes used less "
                       f"than {idle_wait['threshold_cores']} cores over {idle_wait['window_s']:.0f} s"
                       + ("" if idle_wait["quiet"] else
                          f" (they never did: {idle_wait['last_window_cores']} cores in the last window)"))
-    return "\n".join([
-        f"# Formats benchmark: {rows_n:,} rows in every body format against its in-process floor"
-        f"{' (quick run)' if results['quick'] else ''}",
-        "",
-        f"{m['date_utc']}, {m['cpu_count']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, DuckDB "
-        f"{m['versions']['duckdb']}, pyarrow {m['versions']['pyarrow']}. Client, servers and the floor share the "
-        "machine. `python -m bench.formats` regenerates this file and bench/formats_results.json (`--ten-million` "
-        "adds the 10M-row NDJSON request; `--quick` is a smoke run that writes under bench/.work/).",
-        "",
-        f"**Machine load.** 1-min load average {wq['loadavg'][0]} when the run started{waited}{not_quiet}; "
-        f"{results['loadavg_at_timing_start'][0]} when timing started (includes this run's own payload generation "
-        f"and server start-ups), {results['loadavg_at_timing_end'][0]} at the end. Other processes' CPU "
-        "(machine-wide busy CPU minus this benchmark's client and servers): over the whole timed part "
-        f"({timing['wall_s']} s) {timing['others_cpu_s']} CPU-s, {timing['others_cores']} cores on average; at most "
-        f"{others_max:.2f} cores during any single measurement (each is listed below; above ~0.1 a number is "
-        f"disturbed). Busiest other processes when timing started: {busiest}.",
-        "",
-        "**Floor**: in this process, no HTTP, a DuckDB connection with default threads "
-        f"({floor['duckdb_threads']}): load the same body bytes, register the result as `__duckapi_input`, run the "
-        "statement the server runs (`pipeline.select_sql(\"to_json(o)::varchar\")` of the compiled project), fetch "
-        "it and wrap it in `[ ]`. JSON and NDJSON via `read_json` with typed columns, CSV via `read_csv` (typed), "
-        "Parquet via `pyarrow.parquet.read_table` or DuckDB `read_parquet`, Arrow IPC via "
-        "`pyarrow.ipc.open_stream(...).read_all()`; DuckDB readers registered lazily or loaded to Arrow first, "
-        "whichever is faster (every way is listed below). Median over the payloads, after one warm-up. The floor "
-        "validates nothing; the server checks every value against the contract.",
-        "",
-        "**HTTP**: a fresh `duckapi serve` per format (its defaults), warmed with 20 nine-row JSON requests; then "
-        "one large body (its memory growth is the table's: the cost of one request on a server that has not seen a "
-        "large body), then each body posted once (these give the p50; each is followed by the floor's runs and the "
-        "in-process server path on the same body, so all three see the same machine), with its Content-Type "
-        "(`application/json`, `application/x-ndjson`, `text/csv`, `application/vnd.apache.parquet`, "
-        "`application/vnd.apache.arrow.stream`), each on a new loopback connection. Latency: from sending to the "
-        "last answer byte. RSS of the server's process tree sampled every 5 ms. "
-        f"{results['payloads_per_format']} distinct seeded bodies per format, the same rows in every format (short "
-        "group ids, awkward ones included: empty, quote, comma, tab, backslash, NFC/NFD, emoji); every answer, the "
-        "floor's included, compared with tests/oracle.py for exact equality after timing. \"Floor's growth\" is the "
-        "peak RSS growth of a fresh Python process that has imported DuckDB and pyarrow, run the statement once on "
-        "nine rows, and then reads the first body from a file and runs the floor on it: what the analysis itself "
-        "needs, without a server.",
-        "",
-        "## Results",
-        "",
-        *table,
-        "",
-        *selected_text,
-        "## Targets",
-        "",
-        *tg,
-        "",
-        *(["## Gaps", "", *gaps, ""] if gaps else []),
-        "## Where the time goes",
-        "",
-        "The server's request path timed in-process with its own functions (medians): the body copy "
-        "(64 KiB chunks appended to a `bytearray`, then `bytes()`, as `duckapi.api.body.read_body` does), decode "
-        "(`RowsReader(pipeline.inputs[0].columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and "
-        "serialise (`engine.execute_json(pipeline, (table,))`). \"HTTP rest\" is HTTP p50 minus the in-process total: "
-        "loopback transfer both ways, uvicorn/Starlette, thread hops, the client. The eager floor loads the body "
-        "completely before the statement runs, which splits the floor into load and analysis.",
-        "",
-        *where,
-        "",
-        *decode_text,
-        "## Floor, every way measured",
-        "",
-        *ways,
-        "",
-        "## Against the original-way baseline",
-        "",
-        *base_text,
-        "",
-        "## 9 rows, concurrency 8 (no regression)",
-        "",
-        *small_text,
-        "",
-        *small_rows,
-        "",
-        "## 10M rows NDJSON",
-        "",
-        *ten_text,
-        "",
-        "## Every request",
-        "",
-        *detail,
-        "",
-    ])
+    return REPORT.format(
+        rows=rows_n, quick=" (quick run)" if results["quick"] else "", m=results["machine"], wq=wq, r=results,
+        waited=(f" after waiting {wq['waited_s']} s for the 1-min load to drop below {wq.get('threshold')}"
+                if wq.get("waited_s") else ""), not_quiet=not_quiet, timing=results["timing"], floor=floor,
+        others_max=max([h["others_cores_max"] for h in http_.values()] + [r["others_cores"] for r in small]
+                       + [w["others_cores_max"] for f in FORMATS for w in floor[f]["ways"].values()] + [0.0]),
+        busiest=", ".join(f"{p['name']} {p['cpu_percent']}%" for p in results["others_at_timing_start"]) or "none above 5%",
+        table="\n".join(table), selected=selected, targets="\n".join(target_lines(results["targets"], ": ", "")),
+        gaps="## Gaps\n\n" + "\n".join(gaps) + "\n\n" if gaps else "", where="\n".join(where), decode=decode,
+        ways="\n".join(ways), base=base_text, small_text=small_text, small_rows="\n".join(small_rows), ten=ten_text,
+        detail="\n".join(detail))
 
 
-def gap_notes(results: dict[str, Any]) -> list[str]:
+def gap_notes(results: Result) -> list[str]:
     """For each target missed: the measured gap, and which phase it sits in."""
     notes = []
     floor, http_, phases = results["floor"], results["http"], results["phases"]
     for f, limit in FLOOR_TARGETS.items():
-        if f not in http_:
+        if f not in http_ or http_[f]["p50_ms"] <= limit * floor[f]["ms"]:
             continue
         h, fl, p = http_[f], floor[f], phases[f]
-        if h["p50_ms"] <= limit * fl["ms"]:
-            continue
         notes.append(
             f"- {LABELS[f]}: HTTP p50 {h['p50_ms']:.0f} ms is {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x "
             f"the floor ({limit * fl['ms']:.0f} ms) and {h['p50_ms'] - fl['ms']:.0f} ms over the floor. In-process "
@@ -1251,8 +956,7 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
             f"execute_json {p['execute_ms']:.0f} ms where the eager floor's analysis takes "
             f"{fl['eager_analysis_ms']:.0f} ms, body copy {p['body_ms']:.0f} ms; HTTP adds "
             f"{h['p50_ms'] - p['total_ms']:.0f} ms (the {results['body_mb'][f]:.1f} MB body and the "
-            f"{p['answer_mb']} MB answer over loopback, framework, client)."
-        )
+            f"{p['answer_mb']} MB answer over loopback, framework, client).")
     if "json" in http_ and "baseline" in http_:
         speedup = http_["baseline"]["p50_ms"] / http_["json"]["p50_ms"]
         if speedup < BASELINE_SPEEDUP_TARGET:
@@ -1263,15 +967,14 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
                          "faster than the baseline).")
     for f in FORMATS:
         if f in http_ and http_[f]["growth_per_body_byte"] > MEMORY_TARGET:
-            body = results["body_mb"][f] * 1e6
             mf = (results.get("memory_floor") or {}).get(f)
-            floor_part = (f" The floor alone, in a fresh process, grows {mf['growth_mib']:.0f} MiB "
-                          f"({mf['growth_per_body_byte']:.2f}x) on the same body: the analysis's own working memory "
-                          "and answer, not the request path." if mf else "")
             notes.append(f"- {LABELS[f]} memory: the first large request grew the server by "
                          f"{http_[f]['growth_mib']:.0f} MiB, {http_[f]['growth_per_body_byte']:.2f}x the "
-                         f"{results['body_mb'][f]:.1f} MB body; 4x would be {MEMORY_TARGET * body / MIB:.0f} MiB."
-                         + floor_part)
+                         f"{results['body_mb'][f]:.1f} MB body; 4x would be "
+                         f"{MEMORY_TARGET * results['body_mb'][f] * 1e6 / MIB:.0f} MiB."
+                         + (f" The floor alone, in a fresh process, grows {mf['growth_mib']:.0f} MiB "
+                            f"({mf['growth_per_body_byte']:.2f}x) on the same body: the analysis's own working memory "
+                            "and answer, not the request path." if mf else ""))
     return notes
 
 
@@ -1298,8 +1001,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.wait_quiet is None:
         args.wait_quiet = 0 if args.quick else 600
-    out_json = args.out_json or (FWORK / "formats_results-quick.json" if args.quick else BENCH / "formats_results.json")
-    out_md = args.out_md or (FWORK / "FORMATS_RESULTS-quick.md" if args.quick else BENCH / "FORMATS_RESULTS.md")
+    folder, suffix = Path(os.environ.get("DUCKAPI_BENCH_OUT") or (FWORK if args.quick else BENCH)), "-quick" * args.quick
+    out_json = args.out_json or folder / f"formats_results{suffix}.json"
+    out_md = args.out_md or folder / f"FORMATS_RESULTS{suffix}.md"
     if args.report_only:
         results = json.loads(out_json.read_text())
         results["targets"] = targets(results)
@@ -1310,11 +1014,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args)
     if "ten_million" not in results and out_json.exists():
         try:  # keep an earlier 10M measurement, marked as such
-            old = json.loads(out_json.read_text()).get("ten_million")
+            if old := json.loads(out_json.read_text()).get("ten_million"):
+                results["ten_million"] = {**old, "carried_over": True}
         except ValueError:
-            old = None
-        if old:
-            results["ten_million"] = {**old, "carried_over": True}
+            pass
     return write_results(results, out_json, out_md, markdown, args.strict)
 
 

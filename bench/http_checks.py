@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.load import BENCH, ROOT, WORK, Server, build
+from bench.harness import ROOT, WORK, Server, build, out_dir, write_results
 
 PROJECTS = {"bundled": ROOT / "duckapi_dbt", "shop": ROOT / "examples" / "shop",
             "web_events": ROOT / "examples" / "web_events"}
@@ -30,34 +30,26 @@ def check(name: str, project: Path) -> dict[str, Any]:
     env = {**os.environ, "DUCKAPI_PROJECT_DIR": str(project), "DUCKAPI_DB_PATH": str(db),
            "DUCKAPI_TARGET_PATH": str(WORK / "http" / name / "target"), "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024)}
     build(db, env, log_name=f"http-{name}-build.log")
-    server = Server(f"http-{name}", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env, "/healthz")
+    server = Server(f"http-{name}", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env)
     server.start()
     try:
         server.wait_ready()
         done = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
              "--checks", "all", "--max-examples", str(EXAMPLES[name]), "--workers", "1", "--request-timeout", "30",
-             "--seed", "7"],
-            capture_output=True, text=True, cwd=WORK, timeout=3600,
-        )
+             "--seed", "7"], capture_output=True, text=True, cwd=WORK, timeout=3600)
     finally:
         server.stop()
-    out = done.stdout
-    generated = re.search(r"Test cases:\s*(\d+) generated", out)
-    return {"project": name, "examples": EXAMPLES[name], "exit_code": done.returncode, "no_issues": "No issues found" in out,
-            "generated": int(generated.group(1)) if generated else None, "summary": out[-1500:]}
+    generated = re.search(r"Test cases:\s*(\d+) generated", done.stdout)
+    return {"project": name, "examples": EXAMPLES[name], "exit_code": done.returncode,
+            "no_issues": "No issues found" in done.stdout, "generated": int(generated.group(1)) if generated else None,
+            "summary": done.stdout[-1500:]}
 
 
-def main() -> None:
-    only = sys.argv[1:]  # project names to run again; the others' results are kept
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
-    saved = BENCH / "http_checks_results.json"
-    kept = {r["project"]: r for r in json.loads(saved.read_text())} if only and saved.exists() else {}
-    results = [check(name, project) if not only or name in only else kept[name] for name, project in PROJECTS.items()]
-    (BENCH / "http_checks_results.json").write_text(json.dumps(results, indent=2) + "\n")
+def markdown(results: list[dict[str, Any]]) -> str:
     rows = "\n".join(f"| {r['project']} | {r.get('examples', 300)} | {r['generated']} | "
                      f"{'none' if r['no_issues'] else 'see the JSON'} |" for r in results)
-    (BENCH / "HTTP_CHECKS_RESULTS.md").write_text(f"""# schemathesis against live servers
+    return f"""# schemathesis against live servers
 
 `python -m bench.http_checks`: `schemathesis run --checks all --max-examples N` (seed 7)
 against `duckapi serve` of each project, built first.
@@ -65,10 +57,16 @@ against `duckapi serve` of each project, built first.
 | project | N | test cases generated | issues found |
 |---|---:|---:|---|
 {rows}
-""")
-    print((BENCH / "HTTP_CHECKS_RESULTS.md").read_text())
+"""
+
+
+def main() -> None:
+    only = sys.argv[1:]  # project names to run again; the others' results are kept
+    saved = out_dir(False) / "http_checks_results.json"
+    kept = {r["project"]: r for r in json.loads(saved.read_text())} if only and saved.exists() else {}
+    results = [check(name, project) if not only or name in only else kept[name] for name, project in PROJECTS.items()]
+    write_results(results, saved, out_dir(False) / "HTTP_CHECKS_RESULTS.md", markdown, ascii=True)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    os.chdir(ROOT)
     main()

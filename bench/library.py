@@ -32,9 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 import duckapi
-from bench.load import (
-    WORK, fmt, group_pool, machine_info, results_options, run_and_write, small_rows, wait_for_quiet,
-)
+from bench.harness import WORK, fmt, group_pool, machine_info, results_options, run_and_write, small_rows, wait_for_quiet
 from duckapi import project as dbt_project
 from duckapi.engines.duckdb import SMALL_MODE
 from duckapi.settings import BUNDLED_PROJECT, Settings
@@ -219,9 +217,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--seed", type=int, default=20261201)
-    results_options(parser, "library")
+    results_options(parser, "library", "a smoke run of a few seconds")
     return run_and_write(parser.parse_args(argv), "library", run, markdown)
 
 

@@ -8,7 +8,7 @@ from the server's read-only warehouse snapshot), /plain/ computes the same name 
 price from the key without the join. One warehouse and one server per reference size
 (100k, 1M, 10M rows; and 1M with a unique index on item_key, to show what the join
 costs without a scan); each scenario is timed on both endpoints of that server in
-alternating rounds (bench/load.py's machinery). After timing every answer is checked
+alternating rounds (bench/harness.py). After timing every answer is checked
 against rows computed in Python (numpy lookups into the stored `items` rows), and the
 join is profiled in-process: duckapi's engine without HTTP, and DuckDB alone on a
 connection set up like a server lane.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import re
 import shutil
 import statistics
@@ -37,9 +36,10 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from bench.load import (
-    BENCH, MIB, ROOT, WORK, RssSampler, Scenario, Sent, Server, Timing, busy_cpu_s, cpu_summary, drive, fmt,
-    machine_info, request, results_options, run_and_write, summarise, time_alternating, wait_for_quiet,
+from bench.harness import (
+    BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, cpu_summary, fmt, gc_frozen,
+    git_and_load, machine_info, machine_line, quiet_first, request, results_options, run_and_write, scenario_entry,
+    serve_cmd, start_all, stop_all, summarise, target_lines, time_alternating, tree_changes, warm,
 )
 
 PROJECT = BENCH / "projects" / "reference"
@@ -48,7 +48,11 @@ ENDPOINTS = {"join": "/enriched/", "no join": "/plain/"}
 MAIN_ROWS = 1_000_000
 #: Share of request lines whose item_key is not in the reference table (a null item).
 MISS_RATE = 0.05
-COLUMNS = ("line_id", "item_key", "qty", "item_name", "price_cents", "amount_cents")
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]  # line_id, item_key, qty
+
+
+def label(rows: int) -> str:
+    return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
 
 
 @dataclass(frozen=True)
@@ -94,34 +98,21 @@ QUICK = Plan(
 )
 
 
-def label(rows: int) -> str:
-    return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
-
-
-# ---------------------------------------------------------------- warehouses and servers
-
-
-def dbt_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_") and k not in ("HOST", "PORT")}
-    env.update({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"})
-    return env
-
-
-def build_all(sizes: tuple[Warehouse, ...]) -> dict[Warehouse, dict[str, Any]]:
+def build_all(sizes: tuple[Warehouse, ...]) -> dict[Warehouse, Result]:
     """`dbt build --vars '{"reference_rows": N}'` of the bench project, one warehouse each (in parallel)."""
     dbt = str(Path(sys.executable).with_name("dbt"))
     procs = {}
     for w in sizes:
-        if w.db.parent.exists():
-            shutil.rmtree(w.db.parent)
+        shutil.rmtree(w.db.parent, ignore_errors=True)
         w.db.parent.mkdir(parents=True)
         dbt_vars = {"reference_rows": w.rows, **({"items_index": True} if w.indexed else {})}
         cmd = [dbt, "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
                "--target-path", str(w.db.parent / "build-target"), "--log-path", str(w.db.parent / "build-logs"),
                "--vars", orjson.dumps(dbt_vars).decode()]
+        (WORK / "logs").mkdir(parents=True, exist_ok=True)
         log = open(WORK / "logs" / f"reference-build-{w.db.parent.name}.log", "wb")
-        procs[w] = (subprocess.Popen(cmd, cwd=PROJECT, env={**dbt_env(), "DUCKAPI_DB_PATH": str(w.db)},
-                                     stdout=log, stderr=subprocess.STDOUT), log, time.monotonic(), cmd)
+        procs[w] = (subprocess.Popen(cmd, cwd=PROJECT, env=clean_env(DUCKAPI_DB_PATH=str(w.db)), stdout=log,
+                                     stderr=subprocess.STDOUT), log, time.monotonic(), cmd)
     built = {}
     for w, (proc, log, t0, cmd) in procs.items():
         if proc.wait() != 0:
@@ -138,13 +129,8 @@ def build_all(sizes: tuple[Warehouse, ...]) -> dict[Warehouse, dict[str, Any]]:
 
 
 def server(w: Warehouse) -> Server:
-    env = {**dbt_env(), "DUCKAPI_TARGET_PATH": str(w.db.parent / "serve-target")}
-    cmd = [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
-           "--project", str(PROJECT), "--db", str(w.db)]
-    return Server(f"reference-{w.db.parent.name}", cmd, env, "/healthz")
-
-
-# ---------------------------------------------------------------- payloads
+    env = clean_env(DUCKAPI_TARGET_PATH=str(w.db.parent / "serve-target"))
+    return Server(f"reference-{w.db.parent.name}", serve_cmd(w.db, "--project", str(PROJECT)), env)
 
 
 @dataclass
@@ -152,7 +138,7 @@ class Orders:
     """The payloads of one scenario on one size, and their columns (for the expected answers)."""
 
     payloads: list[bytes]
-    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # line_id, item_key, qty
+    columns: list[Columns]
 
 
 def make_orders(sc: Scenario, rows: int, seed: int, index: int, seen: set[bytes]) -> Orders:
@@ -167,15 +153,11 @@ def make_orders(sc: Scenario, rows: int, seed: int, index: int, seen: set[bytes]
         qty = rng.integers(1, 100, sc.rows, dtype=np.int64)
         body = orjson.dumps([{"line_id": a, "item_key": b, "qty": c}
                              for a, b, c in zip(line_id.tolist(), item_key.tolist(), qty.tolist())])
-        if body in seen:
-            continue
-        seen.add(body)
-        out.payloads.append(body)
-        out.columns.append((line_id, item_key, qty))
+        if body not in seen:
+            seen.add(body)
+            out.payloads.append(body)
+            out.columns.append((line_id, item_key, qty))
     return out
-
-
-# ---------------------------------------------------------------- verifying
 
 
 class Reference:
@@ -190,30 +172,21 @@ class Reference:
         self.names = table.column("item_name").combine_chunks()
         self.prices = table.column("price_cents").to_numpy()
 
-    def expected(self, columns: tuple[np.ndarray, np.ndarray, np.ndarray], join: bool) -> list[dict[str, Any]]:
+    def expected(self, columns: Columns, join: bool) -> list[dict[str, Any]]:
         """The answer computed in Python: lines by line_id, each with its stored item (join)
         or the item computed from the key as items.sql defines it (no join)."""
-        line_id, item_key, qty = columns
-        order = np.argsort(line_id, kind="stable")
-        line_id, item_key, qty = line_id[order], item_key[order], qty[order]
+        order = np.argsort(columns[0], kind="stable")
+        line_id, item_key, qty = (c[order] for c in columns)
         if join:
             pos = np.minimum(np.searchsorted(self.keys, item_key), max(len(self.keys) - 1, 0))
             hit = (self.keys[pos] == item_key).tolist()
-            names = self.names.take(pa.array(pos)).to_pylist()
-            prices = self.prices[pos].tolist()
+            names, prices = self.names.take(pa.array(pos)).to_pylist(), self.prices[pos].tolist()
         else:
-            hit = [True] * len(item_key)
-            names = [f"item-{k}" for k in item_key.tolist()]
+            hit, names = [True] * len(item_key), [f"item-{k}" for k in item_key.tolist()]
             prices = ((item_key * 7919) % 10007).tolist()
-        rows = []
-        for lid, key, q, h, name, price in zip(line_id.tolist(), item_key.tolist(), qty.tolist(), hit, names, prices):
-            if h:
-                rows.append({"line_id": lid, "item_key": key, "qty": q, "item_name": name, "price_cents": price,
-                             "amount_cents": q * price})
-            else:
-                rows.append({"line_id": lid, "item_key": key, "qty": q, "item_name": None, "price_cents": None,
-                             "amount_cents": None})
-        return rows
+        return [{"line_id": lid, "item_key": key, "qty": q, "item_name": name if h else None,
+                 "price_cents": price if h else None, "amount_cents": q * price if h else None}
+                for lid, key, q, h, name, price in zip(line_id.tolist(), item_key.tolist(), qty.tolist(), hit, names, prices)]
 
 
 def first_difference(got: Any, expected: list[dict[str, Any]]) -> str:
@@ -225,20 +198,14 @@ def first_difference(got: Any, expected: list[dict[str, Any]]) -> str:
     return f"row {i}: got {str(got[i])[:200]} expected {str(expected[i])[:200]}"
 
 
-def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: bool) -> dict[str, Any]:
+def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: bool) -> Result:
     """Wrong answers among the 200s (exact equality with the Python computation, row order included)."""
     wrong, examples = 0, []
     for s, columns in zip(sent, orders.columns):
-        if s is None or s.status != 200:
-            continue
-        got = orjson.loads(s.body)
-        expected = reference.expected(columns, join)
-        if got != expected:
+        if s is not None and s.status == 200 and (got := orjson.loads(s.body)) != (want := reference.expected(columns, join)):
             wrong += 1
-            if len(examples) < 3:
-                examples.append(first_difference(got, expected))
+            examples += [first_difference(got, want)][:3 - len(examples)]
     return {"wrong": wrong, "wrong_examples": examples}
-
 
 # ---------------------------------------------------------------- in-process profile
 
@@ -247,13 +214,12 @@ def p50_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 3) if values else float("nan")
 
 
-def nine_row_tables(rows: int, seed: int, n: int) -> list[pa.Table]:
-    """Arrow tables shaped as the server's inputs (the contract's bigint columns)."""
-    orders = make_orders(Scenario("profile", 9, 1, n, 0), rows, seed, 99, set())
-    return [pa.table({"line_id": a, "item_key": b, "qty": c}) for a, b, c in orders.columns]
+def with_ratio(times: dict[str, list[float]]) -> Result:
+    out: Result = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
+    return out | {"ratio": round(out["join_p50_ms"] / out["no join_p50_ms"], 2)}
 
 
-def profile_engine(manifest: dict[str, Any], w: Warehouse, tables: list[pa.Table]) -> dict[str, Any]:
+def profile_engine(manifest: Result, w: Warehouse, tables: list[pa.Table]) -> Result:
     """duckapi's engine in this process: the statement a server's executor thread runs, without HTTP."""
     from duckapi.service import Service
     from duckapi.settings import Settings
@@ -264,7 +230,7 @@ def profile_engine(manifest: dict[str, Any], w: Warehouse, tables: list[pa.Table
     try:
         pipelines = {name: service.state.pipeline(path, None) for name, path in ENDPOINTS.items()}
         times: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
-        for name, p in pipelines.items():  # warm: the lane attaches the snapshot, caches blocks
+        for p in pipelines.values():  # warm: the lane attaches the snapshot, caches blocks
             service.engine.execute_json(p, [tables[0]])
         for table in tables:
             for name, p in pipelines.items():
@@ -273,93 +239,79 @@ def profile_engine(manifest: dict[str, Any], w: Warehouse, tables: list[pa.Table
                 times[name].append(time.perf_counter() - t0)
     finally:
         service.close()
-    out = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
-    out["ratio"] = round(out["join_p50_ms"] / out["no join_p50_ms"], 2)
-    return out
+    return with_ratio(times)
 
 
-def lane(db: Path, threads: int) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB set up as a server lane in small mode, the warehouse attached read-only."""
+def profile_duckdb(sql: dict[str, str], w: Warehouse, tables: list[pa.Table], threads: int = 1) -> Result:
+    """DuckDB alone: the served statements (GET /<path>/sql) over a registered Arrow input, on an
+    in-memory DuckDB set up as a server lane in small mode, the warehouse attached read-only."""
     from duckapi.engines.duckdb import SMALL_MODE
 
     con = duckdb.connect(":memory:", config={"python_enable_replacements": False, "threads": threads})
-    for statement in SMALL_MODE:
+    for statement in [*SMALL_MODE, f"set threads = {int(threads)}"]:
         con.execute(statement)
-    con.execute(f"set threads = {int(threads)}")
-    con.execute("attach $1 as reference (read_only)", [str(db)])
-    return con
-
-
-def profile_duckdb(sql: dict[str, str], w: Warehouse, tables: list[pa.Table], threads: int = 1) -> dict[str, Any]:
-    """DuckDB alone: the served statements (GET /<path>/sql) over a registered Arrow input."""
-    con = lane(w.db, threads)
+    con.execute("attach $1 as reference (read_only)", [str(w.db)])
     times: dict[str, list[float]] = {name: [] for name in sql}
+
+    def run(statement: str, table: pa.Table) -> tuple[list[Any], float]:
+        cursor = con.cursor()
+        cursor.register("__duckapi_input_0", table)
+        t0 = time.perf_counter()
+        rows = cursor.execute(statement).fetchall()
+        elapsed = time.perf_counter() - t0
+        cursor.close()
+        return rows, elapsed
+
     try:
         for i, table in enumerate([tables[0], *tables]):
             for name, statement in sql.items():
-                cursor = con.cursor()
-                cursor.register("__duckapi_input_0", table)
-                t0 = time.perf_counter()
-                cursor.execute(statement).fetchall()
-                elapsed = time.perf_counter() - t0
-                cursor.close()
-                if i:
+                if (elapsed := run(statement, table)[1]) and i:
                     times[name].append(elapsed)
-        cursor = con.cursor()
-        cursor.register("__duckapi_input_0", tables[0])
-        plan = cursor.execute("explain analyze " + sql["join"]).fetchall()[0][1]
-        cursor.close()
+        plan = run("explain analyze " + sql["join"], tables[0])[0][0][1]
     finally:
         con.close()
-    out: dict[str, Any] = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
-    out["ratio"] = round(out["join_p50_ms"] / out["no join_p50_ms"], 2)
     scanned = re.search(r"Row Groups Scanned:\s*(\d+)\s*/\s*(\d+)", plan)
-    out["row_groups_scanned"] = f"{scanned[1]} / {scanned[2]}" if scanned else None
-    out["join_type"] = (re.search(r"Join Type:\s*(\w+)", plan) or [None, None])[1]
-    out["scan_type"] = (re.search(r"Type:\s*(Sequential Scan|Index Scan)", plan) or [None, None])[1]
-    return out
+    return with_ratio(times) | {
+        "row_groups_scanned": f"{scanned[1]} / {scanned[2]}" if scanned else None,
+        "join_type": (re.search(r"Join Type:\s*(\w+)", plan) or [None, None])[1],
+        "scan_type": (re.search(r"Type:\s*(Sequential Scan|Index Scan)", plan) or [None, None])[1]}
 
 
-def profile(plan: Plan, seed: int, sql: dict[str, str], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def profile(plan: Plan, seed: int, sql: dict[str, str], manifest: Result) -> list[Result]:
     out = []
     for w in plan.sizes:
-        tables = nine_row_tables(w.rows, seed, plan.profile_iterations)
-        wall, own, busy = time.monotonic(), time.process_time(), busy_cpu_s()
-        entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label,
-                 "engine": profile_engine(manifest, w, tables),
-                 "duckdb": profile_duckdb(sql, w, tables),
-                 "duckdb_2_threads": profile_duckdb(sql, w, tables, threads=2)}
-        other = busy_cpu_s() - busy - (time.process_time() - own)
-        entry["other_processes_cores"] = round(max(other, 0.0) / (time.monotonic() - wall), 2)
+        orders = make_orders(Scenario("profile", 9, 1, plan.profile_iterations, 0), w.rows, seed, 99, set())
+        # Arrow tables shaped as the server's inputs (the contract's bigint columns)
+        tables = [pa.table({"line_id": a, "item_key": b, "qty": c}) for a, b, c in orders.columns]
+        usage = Usage()
+        entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label, "engine": profile_engine(manifest, w, tables),
+                 "duckdb": profile_duckdb(sql, w, tables), "duckdb_2_threads": profile_duckdb(sql, w, tables, threads=2)}
+        entry["other_processes_cores"] = usage.cores()["other_processes_cores"]
         print(f"  profile {w.label:10} engine {entry['engine']}  duckdb {entry['duckdb']}", flush=True)
         out.append(entry)
     return out
-
 
 # ---------------------------------------------------------------- the run
 
 
 def rss_mib(server: Server) -> float:
-    assert server.proc is not None
-    return round(RssSampler(server.proc.pid).rss() / MIB, 1)
+    return round(server.rss() / MIB, 1)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> Result:
     plan = QUICK if args.quick else FULL
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
-    quiet = wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
+    quiet = quiet_first(args)
     t0 = time.monotonic()
     print("building", ", ".join(w.label for w in plan.sizes), "reference rows into", HERE, flush=True)
     built = build_all(plan.sizes)
     servers = {w: server(w) for w in plan.sizes}
-    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed, "main_rows": MAIN_ROWS, "miss_rate": MISS_RATE,
-                               "endpoints": ENDPOINTS, "load": quiet, "sizes": []}
+    results: Result = {"quick": args.quick, "seed": args.seed, "main_rows": MAIN_ROWS, "miss_rate": MISS_RATE,
+                       "endpoints": ENDPOINTS, "load": quiet, "sizes": []}
     raw: list[tuple[Warehouse, list[tuple[Scenario, Orders, dict[str, Timing]]]]] = []
     memory: dict[Warehouse, dict[str, float]] = {}
     sql: dict[str, str] = {}
     try:
-        for s in servers.values():
-            s.start()
+        start_all(servers.values())
         print("generating payloads (servers start meanwhile)", flush=True)
         seen: set[bytes] = set()
         scenarios = {w: plan.main if w.main else plan.other for w in plan.sizes}
@@ -371,14 +323,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for s in servers.values():
             s.wait_ready()
         print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
-        gc.collect()
-        gc.freeze()
+        gc_frozen()
         for w, s in servers.items():
             mem = memory[w] = {"after_start": rss_mib(s)}
             for path in ENDPOINTS.values():  # first requests attach the snapshot in each lane
-                warm, _ = drive(s.port, warmups[w].payloads, 1, 30, path)
-                if any(x is None or x.status != 200 for x in warm):
-                    raise RuntimeError(f"{s.name} fails warm-up requests on {path}; see {WORK / 'logs'}")
+                warm(s, warmups[w].payloads, path)
             mem["after_warm_up"] = rss_mib(s)
             timed = []
             for sc, orders in zip(scenarios[w], work[w]):
@@ -390,7 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"  {w.label:10} {sc.name:14} {name:8} {n:5} requests in {t.wall_s:6.1f}s", flush=True)
                 timed.append((sc, orders, timings))
             raw.append((w, timed))
-        main = next((s for w, s in servers.items() if w.main), next(iter(servers.values())))
+        main = servers[main_of(plan)]
         for name, path in ENDPOINTS.items():
             status, _, body = request(main.port, "GET", path.rstrip("/") + "/sql", None)
             if status != 200:
@@ -400,20 +349,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for w, s in servers.items():
             memory[w]["idle_at_end"] = rss_mib(s)
     finally:
-        for s in servers.values():
-            s.stop()
+        stop_all(servers.values())
         gc.unfreeze()
     print("verifying answers", flush=True)
     for w, timed in raw:
         reference = Reference(w.db)
-        entry: dict[str, Any] = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built[w],
-                                 "rss_mib": memory[w], "scenarios": []}
+        entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built[w], "rss_mib": memory[w],
+                         "scenarios": []}
         for sc, orders, timings in timed:
-            scenario: dict[str, Any] = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency,
-                                        "max_requests": sc.max_requests, "time_limit_s": sc.time_limit_s}
+            scenario = scenario_entry(sc)
             for name, t in timings.items():
-                scenario[name] = (summarise(t.sent, t.wall_s, t.idle_rss, t.peak_rss, sc.rows)
-                                  | check(t.sent, orders, reference, join=name == "join"))
+                scenario[name] = summarise(t, sc.rows) | check(t.sent, orders, reference, join=name == "join")
                 scenario[name]["cpu"] = cpu_summary(t)
             j, p = scenario["join"], scenario["no join"]
             scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
@@ -427,8 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     manifest = load_manifest(Settings.from_env(env={}, project_dir=PROJECT,
                                                target_path=main_of(plan).db.parent / "serve-target"))
-    results["profile"] = profile(plan, args.seed, sql, manifest)
-    results["sql"] = sql
+    results.update(profile=profile(plan, args.seed, sql, manifest), sql=sql)
     results["targets"] = targets(results)
     results["machine"] = machine_info({f"reference {w.label}": s for w, s in servers.items()})
     results["machine"]["duckapi_tree_changes"] = tree_changes()
@@ -440,40 +385,22 @@ def main_of(plan: Plan) -> Warehouse:
     return next((w for w in plan.sizes if w.main), plan.sizes[0])
 
 
-def tree_changes() -> list[str]:
-    """Uncommitted changes to the served code at the time of the run (others share the checkout)."""
-    out = subprocess.run(["git", "status", "--porcelain", "--", "duckapi"], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.splitlines()
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for size in results["sizes"]:
-        for sc in size["scenarios"]:
-            if size["rows"] == MAIN_ROWS and not size["indexed"] and sc["name"] == "9 rows c=1":
-                out.append({"target": f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
-                            "pass": sc["p50_ratio"] <= 2.0,
-                            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: "
-                                        f"{sc['p50_ratio']}x"})
+def targets(results: Result) -> list[Result]:
+    out = [{"target": f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
+            "pass": sc["p50_ratio"] <= 2.0,
+            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: {sc['p50_ratio']}x"}
+           for size in results["sizes"] for sc in size["scenarios"]
+           if size["rows"] == MAIN_ROWS and not size["indexed"] and sc["name"] == "9 rows c=1"]
     bad = [f"{size['label']} {sc['name']} {name}: {sc[name]['requests']} requests, {sc[name]['errors']} errors, "
            f"{sc[name]['wrong']} wrong"
            for size in results["sizes"] for sc in size["scenarios"] for name in ENDPOINTS
            if sc[name]["errors"] or sc[name]["wrong"] or not sc[name]["requests"]]
-    out.append({"target": "every answer correct (all sizes, both endpoints)", "pass": not bad,
-                "measured": "; ".join(bad) or "all correct"})
-    return out
+    return out + [{"target": "every answer correct (all sizes, both endpoints)", "pass": not bad,
+                   "measured": "; ".join(bad) or "all correct"}]
 
 
-# ---------------------------------------------------------------- reporting
-
-
-def load_before(load: dict[str, Any]) -> float:
-    return load["load1_seen"][-1] if load.get("load1_seen") else round(load["loadavg_at_start"][0], 2)
-
-
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: Result) -> str:
     m = results["machine"]
-    load = results["load"]
     main = next((s for s in results["sizes"] if s["rows"] == MAIN_ROWS and not s["indexed"]), results["sizes"][0])
     rows = ["| scenario | endpoint | requests | req/s | p50 ms | p95 ms | max ms | server CPU ms/req "
             "| other procs' CPU (cores) | peak RSS MiB | errors | wrong |",
@@ -495,11 +422,9 @@ def markdown(results: dict[str, Any]) -> str:
     for size in results["sizes"]:
         mem = size["rss_mib"]
         cells = [f"{fmt(mem.get('after ' + n), 0)} / {fmt(mem.get('peak ' + n), 0)}" for n in names]
-        lat = []
-        for n in names:
-            sc = next(s for s in size["scenarios"] if s["name"] == n)
-            lat.append(f"{fmt(sc['join']['latency_ms']['p50'], 2)} / {fmt(sc['no join']['latency_ms']['p50'], 2)} "
-                       f"({fmt(sc['p50_ratio'], 2)}x)")
+        by_name = {s["name"]: s for s in size["scenarios"]}
+        lat = [f"{fmt(sc['join']['latency_ms']['p50'], 2)} / {fmt(sc['no join']['latency_ms']['p50'], 2)} "
+               f"({fmt(sc['p50_ratio'], 2)}x)" for sc in (by_name[n] for n in names)]
         sizes.append(f"| {size['label']} | {fmt(size['db_mib'])} | {fmt(mem['after_start'], 0)} "
                      f"| {fmt(mem['after_warm_up'], 0)} | " + " | ".join(cells) + f" | {fmt(mem['idle_at_end'], 0)} | "
                      + " | ".join(lat) + " |")
@@ -511,16 +436,10 @@ def markdown(results: dict[str, Any]) -> str:
                  for k in ("engine", "duckdb", "duckdb_2_threads")]
         prof.append(f"| {p['label']} | " + " | ".join(cells) + f" | {p['duckdb']['row_groups_scanned']} "
                     f"| {p['duckdb']['join_type']} join, {p['duckdb']['scan_type']} | {fmt(p['other_processes_cores'], 2)} |")
-    targets = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})" for t in results["targets"]]
-    changes = m.get("duckapi_tree_changes") or []
     return "\n".join([
         f"# Reference-data benchmark{' (quick run)' if results['quick'] else ''}",
         "",
-        f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
-        f"Python {m['python']}, DuckDB {m['versions']['duckdb']}, git {(m['git_head'] or '?')[:7]}"
-        + (f" (uncommitted changes to duckapi/: {', '.join(c.split()[-1] for c in changes)})" if changes else "")
-        + f". 1-minute load {load_before(load)} before the run (waited for < {load.get('max_load', '-')}: "
-        f"{load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.",
+        machine_line(m, "duckdb") + git_and_load(m, results["load"]),
         "",
         "Project bench/projects/reference: request lines (line_id, item_key, qty) joined on item_key to the table model "
         "`items` (item_key, item_name, price_cents; stored in key order) that duckapi reads from its read-only "
@@ -528,9 +447,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"(`{ENDPOINTS['no join']}`). Item keys uniform over the table, {int(MISS_RATE * 100)}% of them missing from it "
         "(null item). One server per warehouse: 100k, 1M and 10M rows, and 1M with a unique index on item_key "
         "(dbt var items_index: a post-hook `create unique index`); the client on the same machine. Both endpoints of a "
-        "server get the same "
-        "distinct seeded payloads, in alternating rounds. Every answer is checked after timing, row for row, "
-        "against Python lookups into the stored `items` rows. `python -m bench.reference` regenerates this file.",
+        "server get the same distinct seeded payloads, in alternating rounds. Every answer is checked after timing, row "
+        "for row, against Python lookups into the stored `items` rows. `python -m bench.reference` regenerates this file.",
         "",
         f"## {label(main['rows'])} reference rows",
         "",
@@ -538,7 +456,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        *targets,
+        *target_lines(results["targets"]),
         "",
         "## Memory and latency by warehouse",
         "",
@@ -564,9 +482,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="two sizes, tiny request counts: a smoke run under a minute")
     parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
-    results_options(parser, "reference")
+    results_options(parser, "reference", "two sizes, tiny request counts: a smoke run under a minute")
     return run_and_write(parser.parse_args(argv), "reference", run, markdown)
 
 

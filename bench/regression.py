@@ -18,19 +18,18 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from bench.load import (
-    FULL, QUICK, ROOT, WORK, Scenario, Server, build, cpu_summary, drive, fmt, group_pool, machine_info,
-    make_workload, preflight, results_options, run_and_write, summarise, time_alternating, verify, wait_for_quiet,
+from bench.harness import (
+    ROOT, WARMUP, WORK, Result, Server, build, clean_env, cpu_summary, drive, fmt, gc_frozen, git, group_pool,
+    machine_info, machine_line, load_before, make_workload, preflight, quiet_first, results_options, run_and_write,
+    scenario_entry, serve_cmd, start_all, stop_all, summarise, target_lines, time_alternating, tree_changes, verify,
 )
-from bench.reference import tree_changes
+from bench.load import FULL, QUICK, batched_cell
 
 BASE_COMMIT = "91921fd"
 BASE_TREE = Path("/tmp/duckapi-base")
@@ -41,10 +40,6 @@ ROUNDS = 8
 #: The regression allowed: req/s at least (1 - this) x the base's, p50 at most (1 + this) x.
 TOLERANCE = 0.10
 HERE = WORK / "regression"
-
-
-def git(*args: str, cwd: Path = ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def base_tree(path: Path, commit: str) -> str:
@@ -60,13 +55,6 @@ def base_tree(path: Path, commit: str) -> str:
     return head
 
 
-def side_env(tree: Path, target: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_") and k not in ("HOST", "PORT")}
-    env["PYTHONPATH"] = str(tree)  # ahead of the editable install's finder, which points at this checkout
-    env["DUCKAPI_TARGET_PATH"] = str(target)
-    return env
-
-
 def resolved_imports(tree: Path, env: dict[str, str]) -> dict[str, str]:
     """Where the server's modules import from, run exactly as the server will be; must be `tree`."""
     code = ("import json, duckapi, duckapi.api.app, duckapi.engines.duckdb, duckapi.pipeline; "
@@ -74,35 +62,29 @@ def resolved_imports(tree: Path, env: dict[str, str]) -> dict[str, str]:
             "(duckapi, duckapi.api.app, duckapi.engines.duckdb, duckapi.pipeline)}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, check=True)
     files = json.loads(out.stdout)
-    stray = [f for f in files.values() if not Path(f).resolve().is_relative_to(tree.resolve())]
-    if stray:
+    if stray := [f for f in files.values() if not Path(f).resolve().is_relative_to(tree.resolve())]:
         raise RuntimeError(f"modules of {tree} import from elsewhere: {stray}")
     return files
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    plan = {sc.name: sc for sc in (QUICK if args.quick else FULL)}
-    scenarios: list[Scenario] = [plan[name] for name in SCENARIOS]
+def run(args: argparse.Namespace) -> Result:
+    order = QUICK if args.quick else FULL
+    scenarios = [sc for sc in order if sc.name in SCENARIOS]
     rounds = 2 if args.quick else ROUNDS
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
-    quiet = wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
+    quiet = quiet_first(args)
     t0 = time.monotonic()
     base_hash = base_tree(args.base_tree, args.base)
     trees = {"current": ROOT, "base": args.base_tree}
-    envs = {side: side_env(tree, HERE / side / "target") for side, tree in trees.items()}
+    # PYTHONPATH: ahead of the editable install's finder, which points at this checkout.
+    envs = {side: clean_env(PYTHONPATH=str(tree), DUCKAPI_TARGET_PATH=str(HERE / side / "target")) for side, tree in trees.items()}
     imports = {side: resolved_imports(trees[side], envs[side]) for side in trees}
     dbs = {side: HERE / side / "dev.duckdb" for side in trees}
     print(f"building the bundled project with each side's code into {HERE}", flush=True)
     with ThreadPoolExecutor(2) as pool:
         for f in [pool.submit(build, dbs[s], envs[s], trees[s], f"regression-build-{s}.log") for s in trees]:
             f.result()
-    servers = {
-        side: Server(f"regression-{side}", [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1",
-                                            "--port", "{port}", "--db", str(dbs[side])], envs[side], "/healthz",
-                     cwd=trees[side])
-        for side in trees
-    }
-    results: dict[str, Any] = {
+    servers = {side: Server(f"regression-{side}", serve_cmd(dbs[side]), envs[side], cwd=trees[side]) for side in trees}
+    results: Result = {
         "quick": args.quick, "seed": args.seed, "rounds": rounds, "tolerance": TOLERANCE, "load": quiet,
         "base": {"commit": base_hash, "tree": str(args.base_tree), "imports": imports["base"]},
         "current": {"commit": git("rev-parse", "HEAD"), "tree": str(ROOT), "imports": imports["current"],
@@ -111,43 +93,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     raw = []
     try:
-        for s in servers.values():
-            s.start()
+        start_all(servers.values())
         print("generating payloads and oracle answers (servers start meanwhile)", flush=True)
         pool_ids, seen = group_pool(), set()
         # bench/load.py's payloads: same seed, same scenario index.
-        order = [sc.name for sc in (QUICK if args.quick else FULL)]
-        workloads = [make_workload(sc, args.seed, order.index(sc.name), pool_ids, seen) for sc in scenarios]
-        warmup = make_workload(Scenario("warmup", 9, 1, 20, 5), args.seed, 1000, pool_ids, seen)
+        workloads = [make_workload(sc, args.seed, order.index(sc), pool_ids, seen) for sc in scenarios]
+        warmup = make_workload(WARMUP, args.seed, 1000, pool_ids, seen)
         del seen
         for s in servers.values():
             s.wait_ready()
         preflight(servers)
         for s in servers.values():
             drive(s.port, warmup.payloads, 1, 10)
-        gc.collect()
-        gc.freeze()
+        gc_frozen()
         print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
         for sc, work in zip(scenarios, workloads):
             per_server = time_alternating(servers, sc, work.payloads, counted=set(servers), rounds=rounds, abba=True)
             for name, t in per_server.items():
-                n = sum(x is not None for x in t.sent)
-                print(f"  {sc.name:12} {name:8} {n:5} requests in {t.wall_s:6.1f}s", flush=True)
+                print(f"  {sc.name:12} {name:8} {sum(x is not None for x in t.sent):5} requests in {t.wall_s:6.1f}s",
+                      flush=True)
             raw.append((sc, work, per_server))
     finally:
-        for s in servers.values():
-            s.stop()
+        stop_all(servers.values())
         gc.unfreeze()
     print("verifying answers", flush=True)
     for sc, work, per_server in raw:
-        entry: dict[str, Any] = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency,
-                                 "max_requests": sc.max_requests, "time_limit_s": sc.time_limit_s}
-        for name, t in per_server.items():
-            # "duckapi": both sides are duckapi, so exact equality with the oracle.
-            entry[name] = summarise(t.sent, t.wall_s, t.idle_rss, t.peak_rss, sc.rows) | verify("duckapi", t.sent, work.expected)
-            entry[name]["cpu"] = cpu_summary(t)
-            entry[name]["batched"] = t.batched
-            entry[name]["per_round"] = t.per_round
+        entry = scenario_entry(sc)
+        for name, t in per_server.items():  # both sides are duckapi: exact equality with the oracle
+            entry[name] = summarise(t, sc.rows) | verify(t.sent, work.expected)
+            entry[name].update(cpu=cpu_summary(t), batched=t.batched, per_round=t.per_round)
         c, b = entry["current"], entry["base"]
         entry["throughput_ratio"] = round(c["throughput_rps"] / b["throughput_rps"], 3) if b["throughput_rps"] else None
         entry["p50_ratio"] = round(c["latency_ms"]["p50"] / b["latency_ms"]["p50"], 3)
@@ -159,7 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def targets(scenarios: list[Result]) -> list[Result]:
     out = []
     for s in scenarios:
         c, b = s["current"], s["base"]
@@ -169,23 +143,14 @@ def targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"target": f"{s['name']}: p50 at most {1 + TOLERANCE:.0%} of the base's",
                     "pass": s["p50_ratio"] <= 1 + TOLERANCE,
                     "measured": f"{c['latency_ms']['p50']} vs {b['latency_ms']['p50']} ms: {s['p50_ratio']}x"})
-        for name in ("current", "base"):
-            r = s[name]
-            if r["errors"] or r["wrong"] or not r["requests"]:
-                out.append({"target": f"{s['name']}: {name} answers all correct", "pass": False,
-                            "measured": f"{r['requests']} requests, {r['errors']} errors, {r['wrong']} wrong"})
+        out += [{"target": f"{s['name']}: {name} answers all correct", "pass": False,
+                 "measured": f"{r['requests']} requests, {r['errors']} errors, {r['wrong']} wrong"}
+                for name, r in (("current", c), ("base", b)) if r["errors"] or r["wrong"] or not r["requests"]]
     return out
 
 
-def _batched(r: dict[str, Any]) -> str:
-    counts = r.get("batched") or {}
-    return f"{counts.get('requests', 0)} in {counts.get('statements', 0)}" if counts else "-"
-
-
-def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    load = results["load"]
-    load1 = load["load1_seen"][-1] if load.get("load1_seen") else round(load["loadavg_at_start"][0], 2)
+def markdown(results: Result) -> str:
+    m, load = results["machine"], results["load"]
     base, cur = results["base"], results["current"]
     rows = ["| scenario | current req/s | base req/s | req/s ratio | current p50 ms | base p50 ms | p50 ratio "
             "| server CPU ms/req current / base | errors / wrong current, base |",
@@ -198,12 +163,9 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {fmt(c['latency_ms']['p50'], 2)} | {fmt(b['latency_ms']['p50'], 2)} | **{fmt(s['p50_ratio'], 3)}x** "
                     f"| {fmt(c['cpu']['server_ms_per_request'], 2)} / {fmt(b['cpu']['server_ms_per_request'], 2)} "
                     f"| {c['errors']}/{c['wrong']}, {b['errors']}/{b['wrong']} |")
-        for name in ("current", "base"):
-            r = s[name]
-            detail.append(f"| {s['name']} | {name} | {r['requests']} | {fmt(r['latency_ms']['p95'], 2)} "
-                          f"| {fmt(r['latency_ms']['max'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
-                          f"| {fmt(r['rss_mib']['peak'], 0)} | {_batched(r)} |")
-    targets = [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})" for t in results["targets"]]
+        detail += [f"| {s['name']} | {name} | {r['requests']} | {fmt(r['latency_ms']['p95'], 2)} "
+                   f"| {fmt(r['latency_ms']['max'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
+                   f"| {fmt(r['rss_mib']['peak'], 0)} | {batched_cell(r, '')} |" for name, r in (("current", c), ("base", b))]
     per_round = [f"- {s['name']}, {name}: " + ", ".join(f"{r['rps']:g}" for r in s[name]["per_round"])
                  for s in results["scenarios"] for name in ("current", "base")]
     changes = cur.get("uncommitted_duckapi_changes") or []
@@ -211,8 +173,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"# Regression benchmark: the bundled 9-row analysis, current vs {base['commit'][:7]}"
         + (" (quick run)" if results["quick"] else ""),
         "",
-        f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
-        f"Python {m['python']}, DuckDB {m['versions']['duckdb']}. 1-minute load {load1} before the run "
+        f"{machine_line(m, 'duckdb')}. 1-minute load {load_before(load)} before the run "
         f"(waited for < {load.get('max_load', '-')}: {load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.",
         "",
         f"Current: this checkout at {cur['commit'][:7]}"
@@ -220,14 +181,14 @@ def markdown(results: dict[str, Any]) -> str:
         + f". Base: {base['commit'][:7]} from the worktree {base['tree']}, same interpreter and packages, imports "
         f"resolved to {Path(base['imports']['duckapi']).parent}. Each side built the bundled project with its own code; "
         f"same payloads as bench/load.py's scenarios of these names, {results['rounds']} rounds per scenario alternating "
-        "the servers in ABBA order (current, base, base, current, ...), every answer checked for exact equality with tests/oracle.py after timing. "
-        "`python -m bench.regression` regenerates this file.",
+        "the servers in ABBA order (current, base, base, current, ...), every answer checked for exact equality with "
+        "tests/oracle.py after timing. `python -m bench.regression` regenerates this file.",
         "",
         *rows,
         "",
         "## Targets",
         "",
-        *targets,
+        *target_lines(results["targets"]),
         "",
         "## Details",
         "",
@@ -242,11 +203,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny request counts: a smoke run under a minute")
     parser.add_argument("--seed", type=int, default=20240521, help="payload seed (bench/load.py's default)")
     parser.add_argument("--base", default=BASE_COMMIT, help=f"the commit to compare with [default {BASE_COMMIT}]")
     parser.add_argument("--base-tree", type=Path, default=BASE_TREE, help=f"its worktree [default {BASE_TREE}]")
-    results_options(parser, "regression")
+    results_options(parser, "regression", "tiny request counts: a smoke run under a minute")
     return run_and_write(parser.parse_args(argv), "regression", run, markdown)
 
 

@@ -25,21 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.load import BENCH, ROOT, WORK, Server, build, percentile, request
+from bench.harness import WORK, Server, build, out_dir, percentile, post, request, write_results
 
 BODY = json.dumps([
     {"group_id": g, "event_value": v}
     for g, v in [("cat", 1), ("dog", 2), ("cat", 3), ("cow", 4), ("dog", 5), ("cat", 6), ("cow", 7), ("dog", 8), ("hen", 9)]
 ]).encode()
-PATH = "/analyse_data/"
 FIRST = 5
 
 
 def timed(port: int) -> float:
-    started = time.perf_counter()
-    status, _, _ = request(port, "POST", PATH, BODY)
-    assert status == 200, status
-    return (time.perf_counter() - started) * 1000
+    sent = post(port, BODY)
+    assert sent.status == 200, sent.status
+    return sent.latency_s * 1000
 
 
 def snapshot(port: int) -> int:
@@ -49,64 +47,47 @@ def snapshot(port: int) -> int:
 def server(db: Path, warm: bool = True) -> Server:
     env = {**os.environ, "DUCKAPI_DB_PATH": str(db), "DUCKAPI_TARGET_PATH": str(WORK / "warm-target"),
            "DUCKAPI_EXECUTOR_THREADS": "2", "DUCKAPI_WARM_LANES": "1" if warm else "0"}
-    return Server("warm", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env, "/healthz")
+    return Server("warm", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env)
 
 
 def measure(restarts: int, reloads: int, steady: int, warm: bool, db: Path) -> dict[str, Any]:
     after_start, after_reload, steady_ms = [], [], []
-    for _ in range(restarts):
+    for i in range(restarts + 1):  # the last server: the reloads
         s = server(db, warm)
         s.start()
         try:
             s.wait_ready()
-            after_start.append([timed(s.port) for _ in range(FIRST)])
+            if i < restarts:
+                after_start.append([timed(s.port) for _ in range(FIRST)])
             steady_ms += [timed(s.port) for _ in range(steady)]
+            for _ in range(reloads if i == restarts else 0):
+                before = snapshot(s.port)
+                os.kill(s.pid, signal.SIGHUP)
+                while snapshot(s.port) == before:
+                    time.sleep(0.05)
+                after_reload.append([timed(s.port) for _ in range(FIRST)])
         finally:
             s.stop()
-    s = server(db, warm)
-    s.start()
-    try:
-        s.wait_ready()
-        steady_ms += [timed(s.port) for _ in range(steady)]
-        for _ in range(reloads):
-            before = snapshot(s.port)
-            assert s.proc is not None
-            os.kill(s.proc.pid, signal.SIGHUP)
-            while snapshot(s.port) == before:
-                time.sleep(0.05)
-            after_reload.append([timed(s.port) for _ in range(FIRST)])
-    finally:
-        s.stop()
     p50 = percentile(sorted(steady_ms), 0.5)
-
-    def positions(trials: list[list[float]]) -> list[float]:
-        return [statistics.median(trial[i] for trial in trials) for i in range(FIRST)]
-
-    start, reload = positions(after_start), positions(after_reload)
+    start, reload = ([statistics.median(trial[i] for trial in trials) for i in range(FIRST)]
+                     for trials in (after_start, after_reload))
     return {
         "steady_p50_ms": p50, "steady_requests": len(steady_ms),
         "after_start_median_ms": start, "after_reload_median_ms": reload,
         "after_start_ratio": [x / p50 for x in start], "after_reload_ratio": [x / p50 for x in reload],
-        "restarts": restarts, "reloads": reloads,
-        "target": "each position's median at most 1.5x the steady p50",
-        "met": max(x / p50 for x in start + reload) <= 1.5,
-        "cpus": os.cpu_count(),
+        "restarts": restarts, "reloads": reloads, "target": "each position's median at most 1.5x the steady p50",
+        "met": max(x / p50 for x in start + reload) <= 1.5, "cpus": os.cpu_count(),
     }
 
 
 def markdown(results: dict[str, Any]) -> str:
-    cells = lambda values: " | ".join(f"{v:.2f}" for v in values)  # noqa: E731
-    ratios = lambda values: " | ".join(f"{v:.2f}x" for v in values)  # noqa: E731
     warm, cold = results["warm"], results["cold"]
     rows = []
     for name, r in (("warm lanes (default)", warm), ("DUCKAPI_WARM_LANES=0", cold)):
-        rows += [
-            f"| {name}: steady p50 | {r['steady_p50_ms']:.2f} ms | | | | |",
-            f"| {name}: after a start, ms | {cells(r['after_start_median_ms'])} |",
-            f"| {name}: after a start / steady p50 | {ratios(r['after_start_ratio'])} |",
-            f"| {name}: after a reload, ms | {cells(r['after_reload_median_ms'])} |",
-            f"| {name}: after a reload / steady p50 | {ratios(r['after_reload_ratio'])} |",
-        ]
+        rows.append(f"| {name}: steady p50 | {r['steady_p50_ms']:.2f} ms | | | | |")
+        for when in ("start", "reload"):
+            rows.append(f"| {name}: after a {when}, ms | " + " | ".join(f"{v:.2f}" for v in r[f"after_{when}_median_ms"]) + " |")
+            rows.append(f"| {name}: after a {when} / steady p50 | " + " | ".join(f"{v:.2f}x" for v in r[f"after_{when}_ratio"]) + " |")
     table = "\n".join(rows)
     return f"""# Warm lanes: the first requests after a start or a reload
 
@@ -128,18 +109,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
     db = WORK / "warm" / "dev.duckdb"
     build(db, {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "warm-target")})
     restarts, reloads, steady = (2, 2, 50) if args.quick else (5, 5, 200)
     results = {"warm": measure(restarts, reloads, steady, True, db), "cold": measure(restarts, reloads, steady, False, db)}
-    folder = WORK if args.quick else BENCH
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "warm_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "WARM_RESULTS.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(results, out_dir(args.quick) / "warm_results.json", out_dir(args.quick) / "WARM_RESULTS.md", markdown,
+                  ascii=True)
 
 
 if __name__ == "__main__":
-    os.chdir(ROOT)
-    main()
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""What every benchmark shares: payloads, servers, clients, timing, checking and results files.
+
+A bench module holds only what it measures; this module starts and stops the servers (by pid,
+with their children), sends the requests, samples RSS and CPU, checks answers against
+tests/oracle.py and writes the JSON and Markdown results. Results go to bench/ (a quick run:
+bench/.work/), or to the folder DUCKAPI_BENCH_OUT names, or where --out-json / --out-md say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import itertools
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Container, Iterable, Mapping
+
+import numpy as np
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WORK = BENCH / ".work"
+sys.path.insert(0, str(ROOT))
+from tests.oracle import analyse  # noqa: E402  (the repo root must be importable first)
+
+PATH = "/analyse_data/"
+HEADERS = {"Content-Type": "application/json"}
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+GIB, MIB = 1024**3, 1024**2
+Result = dict[str, Any]
+
+# ---------------------------------------------------------------- payloads
+
+# Varied Unicode group ids: emoji (incl. ZWJ sequences and flags), scripts, NFC vs NFD,
+# JSON/SQL-awkward characters. No NUL: that would fail the baseline on every request.
+HANDPICKED_IDS = [
+    "🦆", "🐇", "🐰", "👩‍💻", "🇳🇱", "🏳️‍🌈", "😀😀😀", "emoji🦆mix", "日本語", "中文组", "한국어",
+    "Ünïcødé", "café", "cafe\u0301", "Ελληνικά", "Кириллица", "עברית", "العربية", "हिन्दी", "ไทย",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "ß", "SS", "ﬁ", "a", "A", "z", "0", "10", "9", "", " ", "tab\there", 'quo"te',
+    "it's", "back\\slash", "'; drop view analysis; --", "x" * 100,
+]
+EMOJI = "🦆🐇🐰🐢🐙🦀🐝🦉🐸🦊🐼🐨🐯🦁🐮🐷🐵🐔🐧🐦"
+
+
+def group_pool(size: int = 200) -> list[str]:
+    """Handpicked ids topped up with emoji+number ids, so big payloads have many groups."""
+    return HANDPICKED_IDS + [f"{EMOJI[i % len(EMOJI)]}{i}" for i in range(size - len(HANDPICKED_IDS))]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rows: int
+    concurrency: int
+    max_requests: int
+    time_limit_s: float
+
+
+@dataclass
+class Workload:
+    payloads: list[bytes]
+    expected: list[list[dict[str, Any]]]
+
+
+def small_rows(rng: np.random.Generator, pool: list[str]) -> list[dict[str, Any]]:
+    """Nine rows over three groups, like the post's animals; sometimes an int32 extreme."""
+    groups = [pool[i] for i in rng.choice(len(pool), 3, replace=False)]
+    rows = []
+    for _ in range(9):
+        value = int(rng.integers(INT32_MIN, INT32_MAX + 1)) if rng.random() < 0.05 else int(rng.integers(0, 30))
+        rows.append({"group_id": groups[int(rng.integers(0, 3))], "event_value": value})
+    return rows
+
+
+def big_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Mostly small values (histograms stay bounded), 1% anywhere in int32, both int32 extremes."""
+    values = rng.integers(0, 500, n)
+    wild = rng.random(n) < 0.01
+    values[wild] = rng.integers(INT32_MIN, INT32_MAX + 1, int(wild.sum()))
+    values[:2] = [INT32_MIN, INT32_MAX][:n]
+    return values
+
+
+def big_rows(rng: np.random.Generator, pool: list[str], n: int) -> list[dict[str, Any]]:
+    """n rows over the whole pool (values: big_values)."""
+    gid = rng.integers(0, len(pool), n).tolist()
+    return [{"group_id": pool[g], "event_value": v} for g, v in zip(gid, big_values(rng, n).tolist())]
+
+
+def make_workload(scenario: Scenario, seed: int, index: int, pool: list[str], seen: set[bytes]) -> Workload:
+    """Distinct payload bytes and their oracle answers for every request the scenario may send."""
+    rng = np.random.default_rng([seed, index])
+    work = Workload([], [])
+    while len(work.payloads) < scenario.max_requests:
+        rows = small_rows(rng, pool) if scenario.rows == 9 else big_rows(rng, pool, scenario.rows)
+        body = orjson.dumps(rows)
+        if body not in seen:
+            seen.add(body)
+            work.payloads.append(body)
+            work.expected.append(analyse(rows))
+    return work
+
+
+WARMUP = Scenario("warmup", 9, 1, 20, 5)
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without DUCKAPI_* settings and HOST/PORT (servers run with their defaults), dbt quiet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKAPI_") and k not in ("HOST", "PORT")}
+    return {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", **extra}
+
+
+def serve_cmd(db: Path | None = None, *extra: str) -> list[str]:
+    """`duckapi serve` on loopback; `{port}` is filled in at start."""
+    return [sys.executable, "-m", "duckapi.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
+            *(["--db", str(db)] if db else []), *extra]
+
+
+def build(db: Path, env: dict[str, str], cwd: Path = ROOT, log_name: str = "build.log") -> None:
+    """`duckapi build` (of the code in `cwd`) into `db`, logged to bench/.work/logs."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    with open(WORK / "logs" / log_name, "wb") as log:
+        subprocess.run([sys.executable, "-m", "duckapi.cli", "build", "--db", str(db)], cwd=cwd, env=env, stdout=log,
+                       stderr=subprocess.STDOUT, check=True)
+
+
+def tree_of(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_rss(procs: Iterable[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User+system CPU seconds of a process tree so far (to charge a scenario its server CPU)."""
+    total = 0.0
+    try:
+        procs = tree_of(pid)
+    except psutil.NoSuchProcess:
+        return 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclass
+class Server:
+    """A server process we start, probe and stop by pid (with any children it spawned)."""
+
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    ready_path: str = "/healthz"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT  # `python -m` imports from here first (another checkout: another code version)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log(self) -> Path:
+        return WORK / "logs" / f"{self.name}.log"
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            cmd = [a.replace("{port}", str(self.port)) for a in self.cmd]
+            self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
+            try:
+                if request(self.port, "GET", self.ready_path, None, timeout=2)[0] == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
+
+    def rss(self) -> int:
+        return tree_rss(tree_of(self.pid))
+
+    def cpu_s(self) -> float:
+        return 0.0 if self.proc is None or self.proc.poll() is not None else tree_cpu_s(self.pid)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        for child in children:
+            try:
+                child.terminate()
+                child.wait(5)
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.TimeoutExpired:
+                child.kill()
+
+
+def start_all(servers: Iterable[Server]) -> None:
+    for s in servers:
+        s.start()
+
+
+def stop_all(servers: Iterable[Server | None]) -> None:
+    for s in servers:
+        if s is not None:
+            s.stop()
+
+# ---------------------------------------------------------------- clients
+
+
+@dataclass
+class Sent:
+    status: int  # -1: no HTTP response (connection error)
+    latency_s: float
+    body: bytes
+    at_s: float = 0.0  # time.perf_counter() when it completed
+
+
+def request(port: int, method: str, path: str, body: bytes | None, timeout: float = 600,
+            headers: Mapping[str, str] = HEADERS) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection: status, headers, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers) if body is not None else {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def post(port: int, body: bytes, path: str = PATH, timeout: float = 900, content_type: str = "application/json") -> Sent:
+    """One timed POST on a new connection; a connection error is status -1."""
+    t0 = time.perf_counter()
+    try:
+        status, _, answer = request(port, "POST", path, body, timeout, {"Content-Type": content_type})
+        sent = Sent(status, 0.0, answer)
+    except (OSError, http.client.HTTPException) as exc:
+        sent = Sent(-1, 0.0, repr(exc).encode())
+    sent.at_s = time.perf_counter()
+    sent.latency_s = sent.at_s - t0
+    return sent
+
+
+def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH,
+          stop: threading.Event | None = None) -> tuple[list[Sent | None], float]:
+    """Post payloads in order from `concurrency` threads, each on its own keep-alive connection.
+
+    Stops taking new requests at the time limit or once `stop` is set (requests in flight
+    finish). Returns the responses by payload index (None = not sent) and the wall time to
+    the last completion.
+    """
+    results: list[Sent | None] = [None] * len(payloads)
+    counter = itertools.count()
+    start = time.perf_counter()
+    deadline = start + time_limit_s
+    finished = [start]
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        while (i := next(counter)) < len(payloads) and time.perf_counter() < deadline and not (stop and stop.is_set()):
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=payloads[i], headers=HEADERS)
+                resp = conn.getresponse()
+                sent = Sent(resp.status, 0.0, resp.read())
+            except (OSError, http.client.HTTPException) as exc:
+                sent = Sent(-1, 0.0, repr(exc).encode())
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            t1 = time.perf_counter()
+            sent.latency_s, sent.at_s = t1 - t0, t1
+            results[i] = sent
+            finished.append(t1)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, max(finished) - start
+
+
+def warm(server: Server, payloads: list[bytes], path: str = PATH) -> None:
+    """Untimed requests, one at a time; all must answer 200."""
+    sent, _ = drive(server.port, payloads, 1, 30, path)
+    bad = [s for s in sent if s is None or s.status != 200]
+    if bad:
+        raise RuntimeError(f"{server.name}: warm-up on {path} failed: {bad[0]}; see {server.log}")
+
+# ---------------------------------------------------------------- measuring
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of a process tree, sampled every `interval` s (children re-listed every second);
+    with `every_s`, also a series of (seconds since start, MiB) points that often."""
+
+    def __init__(self, pid: int, interval: float = 0.02, every_s: float | None = None) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.every_s = pid, interval, every_s
+        self.peak = 0
+        self.points: list[tuple[float, float]] = []
+        self.t0 = time.perf_counter()
+        self._stop_event = threading.Event()
+
+    def rss(self) -> int:
+        return tree_rss(tree_of(self.pid))
+
+    def point(self, rss: int) -> None:
+        self.points.append((round(time.perf_counter() - self.t0, 2), round(rss / MIB, 1)))
+
+    def run(self) -> None:
+        procs, listed = tree_of(self.pid), time.monotonic()
+        while not self._stop_event.is_set():
+            if time.monotonic() - listed > 1:
+                procs, listed = tree_of(self.pid), time.monotonic()
+            rss = tree_rss(procs)
+            self.peak = max(self.peak, rss)
+            if self.every_s and time.perf_counter() - self.t0 >= len(self.points) * self.every_s:
+                self.point(rss)
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        if self.every_s:
+            self.point(self.rss())
+        return self.peak
+
+
+def busy_cpu_s() -> float:
+    """Machine-wide non-idle CPU seconds, to expose other processes competing for the cores."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
+@dataclass
+class Usage:
+    """Server, client and other processes' CPU over a stretch of wall time."""
+
+    pid: int | None = None
+    t0: float = field(default_factory=time.perf_counter)
+    server0: float = 0.0
+    client0: float = field(default_factory=time.process_time)
+    busy0: float = field(default_factory=busy_cpu_s)
+
+    def __post_init__(self) -> None:
+        self.server0 = tree_cpu_s(self.pid) if self.pid else 0.0
+
+    def seconds(self) -> tuple[float, float, float, float]:
+        """Wall, server, client and other processes' CPU seconds since the start."""
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        server = (tree_cpu_s(self.pid) if self.pid else 0.0) - self.server0
+        client = time.process_time() - self.client0
+        return wall, server, client, max(0.0, busy_cpu_s() - self.busy0 - server - client)
+
+    def cores(self) -> dict[str, float]:
+        wall, server, client, other = self.seconds()
+        return {"server_cores": round(server / wall, 2), "client_cores": round(client / wall, 2),
+                "other_processes_cores": round(other / wall, 2)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def ms(values: Iterable[float], qs: Mapping[str, float] = {"p50": 0.5, "p99": 0.99, "max": 1.0},
+       digits: int = 2) -> dict[str, float | None]:
+    """Percentiles in milliseconds of latencies in seconds (None when there are none)."""
+    lat = sorted(v * 1000 for v in values)
+    return {k: round(percentile(lat, q), digits) if lat else None for k, q in qs.items()}
+
+
+def done(sent: Iterable[Sent | None]) -> list[Sent]:
+    return [s for s in sent if s is not None]
+
+
+def batched(port: int) -> dict[str, int]:
+    """duckapi's counters of requests answered in batches (duckapi/api/batcher.py)."""
+    status, _, body = request(port, "GET", "/healthz", None)
+    return dict(json.loads(body).get("batched", {})) if status == 200 else {}
+
+
+@dataclass
+class Timing:
+    """One server's measurements of one scenario, summed over its rounds."""
+
+    sent: list[Sent | None]  # by payload index; None = not sent
+    wall_s: float = 0.0
+    idle_rss: int = -1  # before its first round
+    peak_rss: int = 0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0  # CPU used by anything else on the machine meanwhile (noise)
+    batched: dict[str, int] = field(default_factory=dict)  # duckapi's /healthz counters
+    per_round: list[dict[str, float]] = field(default_factory=list)  # requests, req/s, server CPU per round
+
+    def time_round(self, server: Server, payloads: list[bytes], lo: int, hi: int, sc: Scenario, counters: bool,
+                   path: str, rounds: int) -> None:
+        """Send payloads[lo:hi] to `path` (within this round's share of the time limit) and add up."""
+        sampler = RssSampler(server.pid)
+        before = sampler.rss()
+        usage = Usage(server.pid)
+        counted = batched(server.port) if counters else {}
+        sampler.start()
+        sent, wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / rounds, path)
+        for key, value in (batched(server.port) if counters else {}).items():
+            self.batched[key] = self.batched.get(key, 0) + value - counted[key]
+        self.peak_rss = max(self.peak_rss, sampler.stop(), before)
+        _, server_cpu, client_cpu, other = usage.seconds()
+        self.other_cpu_s += other
+        self.server_cpu_s += server_cpu
+        self.client_cpu_s += client_cpu
+        self.sent[lo:hi] = sent
+        self.wall_s += wall
+        n = len(done(sent))
+        self.per_round.append({"requests": n, "rps": round(n / wall, 1) if wall > 0 else 0.0,
+                               "server_cpu_ms_per_request": round(server_cpu * 1000 / max(n, 1), 2)})
+        if self.idle_rss < 0:
+            self.idle_rss = before
+
+
+def time_alternating(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], counted: Container[str] = (),
+                     paths: Mapping[str, str] | None = None, rounds: int = 3, abba: bool = False) -> dict[str, Timing]:
+    """Time one scenario on each server (or endpoint: `paths` by name; default PATH), the
+    payloads split into `rounds` rounds that alternate them (a, b, a, b, ...; with `abba`
+    every other round in reverse order: a, b, b, a, ...), so a slow spell of this shared VM
+    weighs on all rather than on whichever was being timed.
+    `counted`: names whose /healthz batching counters are read around each round."""
+    per_server = {name: Timing([None] * len(payloads)) for name in servers}
+    bounds = np.linspace(0, len(payloads), rounds + 1).astype(int)
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        order = list(servers.items())
+        for name, s in (order[::-1] if abba and i % 2 else order):
+            per_server[name].time_round(s, payloads, lo, hi, sc, name in counted, (paths or {}).get(name, PATH), rounds)
+            time.sleep(0.3)
+    return per_server
+
+
+def summarise(t: Timing, rows: int) -> Result:
+    """Requests, errors, throughput, latency, RSS and CPU of one server's Timing."""
+    finished = done(t.sent)
+    errors = [s for s in finished if s.status != 200]
+    wall, n = t.wall_s, len(finished)
+    return {
+        "requests": n,
+        "errors": len(errors),
+        "error_examples": sorted({f"{s.status}: {s.body[:200].decode(errors='replace')}" for s in errors})[:3],
+        "wall_s": round(wall, 3),
+        "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
+        "rows_per_s": round(n * rows / wall) if wall > 0 else 0,
+        "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}),
+        "rss_mib": {"idle_before": round(t.idle_rss / MIB, 1), "peak": round(t.peak_rss / MIB, 1),
+                    "growth": round((t.peak_rss - t.idle_rss) / MIB, 1)},
+        "response_mib_total": round(sum(len(s.body) for s in finished) / MIB, 2),
+    }
+
+
+def cpu_summary(t: Timing) -> dict[str, float]:
+    """Server, client and other processes' CPU of one Timing, per request and in cores."""
+    n = max(len(done(t.sent)), 1)
+    return {"server_ms_per_request": round(t.server_cpu_s * 1000 / n, 2),
+            "client_ms_per_request": round(t.client_cpu_s * 1000 / n, 2),
+            "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
+
+
+def scenario_entry(sc: Scenario) -> Result:
+    return {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency, "max_requests": sc.max_requests,
+            "time_limit_s": sc.time_limit_s}
+
+
+def gc_frozen() -> None:
+    """Collect, then keep the collector from walking the stored payloads and answers while we time."""
+    import gc
+    gc.collect()
+    gc.freeze()
+
+# ---------------------------------------------------------------- checking answers
+
+
+def _int(x: Any) -> Any:
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def normalise(answer: Any) -> Any:
+    """Order-free, int-normalised form, for the baseline (pandas may reorder or give floats)."""
+    if not (isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict)):
+        return answer
+    out = {}
+    for key, items in answer[0].items():
+        if not isinstance(items, list):
+            out[key] = items
+            continue
+        entries = [{k: sorted(map(_int, v)) if isinstance(v, list) else _int(v) for k, v in e.items()}
+                   if isinstance(e, dict) else e for e in items]
+        out[key] = sorted(entries, key=lambda e: repr(sorted(e.items())) if isinstance(e, dict) else repr(e))
+    return [out]
+
+
+def describe_diff(got: Any, expected: Any) -> str:
+    """A short hint where two answers differ, for the report."""
+    if not (isinstance(got, list) and got and isinstance(got[0], dict)):
+        return f"not an answer: {str(got)[:200]}"
+    for key, exp in expected[0].items():
+        g = got[0].get(key)
+        if g != exp:
+            if not isinstance(g, list):
+                return f"{key}: got {str(g)[:100]}"
+            idx = next((i for i, (a, b) in enumerate(zip(g, exp)) if a != b), min(len(g), len(exp)))
+            return (f"{key}: {len(g)} items vs {len(exp)} expected; first difference at {idx}: "
+                    f"got {str(g[idx:idx + 1])[:120]} expected {str(exp[idx:idx + 1])[:120]}")
+    extra = set(got[0]) - set(expected[0])
+    return f"unexpected keys {sorted(extra)}" if extra else "differs"
+
+
+def verify(sent: Iterable[Sent | None], expected: Iterable[Any], baseline: bool = False) -> Result:
+    """Wrong answers among the 200s: exact equality, or after normalising for the baseline."""
+    wrong = exact = 0
+    examples: list[str] = []
+    for s, exp in zip(sent, expected):
+        if s is None or s.status != 200:
+            continue
+        try:
+            got = json.loads(s.body)
+        except ValueError as exc:
+            got = f"invalid JSON: {exc}"
+        if got == exp:
+            exact += 1
+        elif not (baseline and normalise(got) == normalise(exp)):
+            wrong += 1
+            if len(examples) < 3:
+                examples.append(describe_diff(got, exp))
+    return {"wrong": wrong, "exact_order_matches": exact, "wrong_examples": examples}
+
+
+def preflight(servers: Mapping[str, Server]) -> None:
+    """Each server must answer from the posted rows (not the dbt seed) before we time it."""
+    rows = [{"group_id": "bench-preflight", "event_value": 7}, {"group_id": "bench-preflight", "event_value": 5}]
+    for name, server in servers.items():
+        status, _, body = request(server.port, "POST", PATH, orjson.dumps(rows))
+        if status != 200 or normalise(json.loads(body)) != normalise(analyse(rows)):
+            raise RuntimeError(f"{name} does not answer from the posted rows: {status} {body[:300]!r}")
+
+# ---------------------------------------------------------------- the machine and the code
+
+
+def git(*args: str, cwd: Path = ROOT, check: bool = True) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check).stdout.strip()
+
+
+def tree_changes() -> list[str]:
+    """Uncommitted changes to the served code at the time of the run (others share the checkout)."""
+    return git("status", "--porcelain", "--", "duckapi", check=False).splitlines()
+
+
+def machine_info(servers: Mapping[str, Server]) -> Result:
+    versions = {}
+    for pkg in ("duckdb", "pandas", "pyarrow", "fastapi", "pydantic", "starlette", "uvicorn", "dbt-core", "dbt-duckdb"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:  # read-only; the tree may have uncommitted changes, so this is only a hint
+        head = git("rev-parse", "HEAD", check=False)
+    except OSError:
+        head = ""
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "git_head": head or None,
+        "duckapi_env": {k: v for k, v in os.environ.items() if k.startswith("DUCKAPI_")},
+        "commands": {name: s.cmd for name, s in servers.items()},
+    }
+
+
+def wait_for_quiet(max_load: float, wait_s: float = 600, every_s: float = 30) -> Result:
+    """Wait until the 1-minute load average is below `max_load` (others share this VM),
+    re-checking every `every_s` for at most `wait_s`; then go ahead anyway. What was seen."""
+    start, seen = time.monotonic(), []
+    while True:
+        load1 = round(os.getloadavg()[0], 2)
+        seen.append(load1)
+        waited = time.monotonic() - start
+        if load1 < max_load or waited + every_s > wait_s:
+            quiet = load1 < max_load
+            print(f"1-minute load {load1} ({'quiet' if quiet else 'NOT quiet, going ahead'}) "
+                  f"after waiting {waited:.0f}s", flush=True)
+            return {"max_load": max_load, "quiet": quiet, "waited_s": round(waited), "load1_seen": seen,
+                    "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+        print(f"1-minute load {load1} >= {max_load}: waiting {every_s:.0f}s", flush=True)
+        time.sleep(every_s)
+
+
+def quiet_first(args: argparse.Namespace) -> Result:
+    """wait_for_quiet if --max-load asks for it, else just the load now."""
+    return wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
+
+# ---------------------------------------------------------------- results files
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or x != x else f"{x:,.{digits}f}"
+
+
+def target_lines(targets: list[Result], sep: str = " (", end: str = ")") -> list[str]:
+    return [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']}{sep}{t['measured']}{end}" for t in targets]
+
+
+def load_before(load: Result) -> float:
+    return load["load1_seen"][-1] if load.get("load1_seen") else round(load["loadavg_at_start"][0], 2)
+
+
+def machine_line(m: Result, *packages: str) -> str:
+    """The run's first line: when, the machine, Python and the named packages' versions."""
+    names = {"duckdb": "DuckDB"}
+    return (f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
+            f"Python {m['python']}" + "".join(f", {names.get(p, p)} {m['versions'][p]}" for p in packages))
+
+
+def git_and_load(m: Result, load: Result) -> str:
+    """' git abc1234 (uncommitted ...). 1-minute load x before the run (...), y at the end.'"""
+    changes = m.get("duckapi_tree_changes") or []
+    return (f", git {(m['git_head'] or '?')[:7]}"
+            + (f" (uncommitted changes to duckapi/: {', '.join(c.split()[-1] for c in changes)})" if changes else "")
+            + f". 1-minute load {load_before(load)} before the run (waited for < {load.get('max_load', '-')}: "
+            f"{load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.")
+
+
+def out_dir(quick: bool) -> Path:
+    """Where results go: DUCKAPI_BENCH_OUT if set, else bench/ (a quick run: bench/.work/)."""
+    return Path(os.environ["DUCKAPI_BENCH_OUT"]) if os.environ.get("DUCKAPI_BENCH_OUT") else WORK if quick else BENCH
+
+
+def results_paths(stem: str, quick: bool, out_json: Path | None = None, out_md: Path | None = None) -> tuple[Path, Path]:
+    name, suffix, folder = f"{stem}_results" if stem else "results", "-quick" if quick else "", out_dir(quick)
+    return out_json or folder / f"{name}{suffix}.json", out_md or folder / f"{name.upper()}{suffix}.md"
+
+
+def write_results(results: Result, out_json: Path, out_md: Path, render: Callable[[Result], str],
+                  strict: bool = False, indent: int = 2, ascii: bool = False) -> int:
+    """Write the JSON and the Markdown report, print it; 1 if strict and a target failed."""
+    for path in (out_json, out_md):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=indent, ensure_ascii=ascii) + "\n")
+    text = render(results)
+    out_md.write_text(text)
+    print(text)
+    print(f"wrote {out_json} and {out_md}" + (f" in {results['total_s']}s" if "total_s" in results else ""))
+    return 1 if strict and not all(t["pass"] for t in results.get("targets", [])) else 0
+
+
+def results_options(parser: argparse.ArgumentParser, stem: str, quick_help: str = "a smoke run") -> None:
+    """The options every benchmark shares: --quick, wait for a quiet machine, where results go, --strict."""
+    name = f"{stem}_results" if stem else "results"
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--max-load", type=float, default=0.0,
+                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
+    parser.add_argument("--wait-s", type=float, default=600)
+    parser.add_argument("--out-json", type=Path, help=f"default bench/{name}.json (quick: bench/.work/)")
+    parser.add_argument("--out-md", type=Path, help=f"default bench/{name.upper()}.md (quick: bench/.work/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+
+
+def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.Namespace], Result],
+                  render: Callable[[Result], str]) -> int:
+    """Run the benchmark (SIGTERM unwinds through `finally`, so servers stop) and write its
+    results where `results_options` says."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return write_results(run(args), *results_paths(stem, args.quick, args.out_json, args.out_md), render, args.strict)
