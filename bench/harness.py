@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -151,30 +152,24 @@ def tree_of(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def tree_rss(procs: Iterable[psutil.Process]) -> int:
-    total = 0
+def tree_sum(procs: Iterable[psutil.Process], of: Callable[[psutil.Process], float]) -> float:
+    """A sum over a process tree; processes that exit meanwhile count nothing."""
+    total = 0.0
     for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
+        with suppress(psutil.NoSuchProcess):
+            total += of(p)
     return total
+
+
+def tree_rss(procs: Iterable[psutil.Process]) -> int:
+    return int(tree_sum(procs, lambda p: p.memory_info().rss))
 
 
 def tree_cpu_s(pid: int) -> float:
     """User+system CPU seconds of a process tree so far (to charge a scenario its server CPU)."""
-    total = 0.0
-    try:
-        procs = tree_of(pid)
-    except psutil.NoSuchProcess:
-        return 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+    with suppress(psutil.NoSuchProcess):
+        return tree_sum(tree_of(pid), lambda p: sum(p.cpu_times()[:2]))
+    return 0.0
 
 
 @dataclass
@@ -225,26 +220,18 @@ class Server:
         return 0.0 if self.proc is None or self.proc.poll() is not None else tree_cpu_s(self.pid)
 
     def stop(self) -> None:
+        """SIGTERM to the server, then to any child it left behind; SIGKILL to what is still up."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        for child in children:
-            try:
-                child.terminate()
-                child.wait(5)
-            except psutil.NoSuchProcess:
-                pass
-            except psutil.TimeoutExpired:
-                child.kill()
+        with suppress(psutil.NoSuchProcess):
+            procs = tree_of(self.proc.pid)
+            for group, wait in ((procs[:1], 15), (procs[1:], 5)):
+                for p in group:
+                    with suppress(psutil.NoSuchProcess):
+                        p.terminate()
+                for p in psutil.wait_procs(group, wait)[1]:
+                    p.kill()
+        self.proc.wait(5)
 
 
 def start_all(servers: Iterable[Server]) -> None:

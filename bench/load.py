@@ -187,6 +187,36 @@ def batched_cell(server: Result, unit: str = " statements") -> str:
     return f"{counts.get('requests', 0)} in {counts.get('statements', 0)}{unit}" if counts else "-"
 
 
+REPORT = """\
+# Load benchmark: duckapi vs the original FastAPI app{quick}
+
+{machine}. Client and both servers share the machine; one server is loaded at a time, in {rounds} alternating rounds per scenario.
+Every request posts a distinct seeded payload; every 200 answer is checked after timing: duckapi for exact equality with tests/oracle.py, the baseline after sorting lists and normalising numbers. Speedup is duckapi req/s over baseline req/s. `python -m bench.load` regenerates this file.
+
+{rows}
+
+## Targets
+
+{targets}
+
+## Selecting one part
+
+duckapi only, {sel[rows]:,} rows, {sel[one][requests]} distinct payloads: all seven parts p50 {sel[all][p50_ms]} ms, `?select={sel[part]}` p50 {sel[one][p50_ms]} ms: {sel[ratio_all_over_one]}x faster (correct answers: {sel[all][correct]} and {sel[one][correct]} of {sel[one][requests]}).
+
+## Probes
+
+- event_value 2**31: duckapi {over[duckapi][status]} (correct: {over[duckapi][correct]}), baseline {over[baseline][status]}; baseline still answers afterwards: {p[baseline_healthy_after_overflow]}
+- same payload twice, list order differs: baseline {p[order_differs][baseline]}, duckapi {p[order_differs][duckapi]}; byte-identical answers: baseline {p[bytes_identical][baseline]}, duckapi {p[bytes_identical][duckapi]}
+- baseline answers in the oracle's exact order (no normalisation needed): {r[baseline_exact_order_total]} of {r[baseline_ok_total]}
+
+## Details
+
+Both servers run with their defaults: the baseline with uvicorn's per-request access log, duckapi without (its default). "Other procs' CPU" is what the rest of the machine used meanwhile, in cores out of {m[cpu_count]}: above ~0.1 the numbers in that row are disturbed.
+
+{detail}
+"""
+
+
 def markdown(results: Result) -> str:
     rows = [
         "| scenario | duckapi req/s | duckapi p50 ms | baseline req/s | baseline p50 ms | speedup (req/s) "
@@ -213,47 +243,10 @@ def markdown(results: Result) -> str:
                 f"| {fmt(r['cpu']['client_ms_per_request'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
                 f"| {fmt(r['rss_mib']['idle_before'], 0)} | {fmt(r['rss_mib']['growth'], 0)} | {batched_cell(r)} |")
     probes, m, sel = results["probes"], results["machine"], results["selection"]
-    over = probes["int32_overflow"]
-    return "\n".join([
-        f"# Load benchmark: duckapi vs the original FastAPI app{' (quick run)' if results['quick'] else ''}",
-        "",
-        f"{machine_line(m, 'duckdb', 'pandas')}. Client and both servers share the machine; one server is loaded at a "
-        f"time, in {results.get('rounds', 1)} alternating rounds per scenario.",
-        "Every request posts a distinct seeded payload; every 200 answer is checked after timing: duckapi "
-        "for exact equality with tests/oracle.py, the baseline after sorting lists and normalising numbers. "
-        "Speedup is duckapi req/s over baseline req/s. `python -m bench.load` regenerates this file.",
-        "",
-        *rows,
-        "",
-        "## Targets",
-        "",
-        *target_lines(results["targets"]),
-        "",
-        "## Selecting one part",
-        "",
-        f"duckapi only, {sel['rows']:,} rows, {sel['one']['requests']} distinct payloads: all seven parts p50 "
-        f"{sel['all']['p50_ms']} ms, `?select={sel['part']}` p50 {sel['one']['p50_ms']} ms: {sel['ratio_all_over_one']}x "
-        f"faster (correct answers: {sel['all']['correct']} and {sel['one']['correct']} of {sel['one']['requests']}).",
-        "",
-        "## Probes",
-        "",
-        f"- event_value 2**31: duckapi {over['duckapi']['status']} (correct: {over['duckapi']['correct']}), baseline "
-        f"{over['baseline']['status']}; baseline still answers afterwards: {probes['baseline_healthy_after_overflow']}",
-        f"- same payload twice, list order differs: baseline {probes['order_differs']['baseline']}, "
-        f"duckapi {probes['order_differs']['duckapi']}; byte-identical answers: baseline "
-        f"{probes['bytes_identical']['baseline']}, duckapi {probes['bytes_identical']['duckapi']}",
-        f"- baseline answers in the oracle's exact order (no normalisation needed): "
-        f"{results['baseline_exact_order_total']} of {results['baseline_ok_total']}",
-        "",
-        "## Details",
-        "",
-        "Both servers run with their defaults: the baseline with uvicorn's per-request access log, duckapi without (its "
-        "default). \"Other procs' CPU\" is what the rest of the machine used meanwhile, in cores out of "
-        f"{m['cpu_count']}: above ~0.1 the numbers in that row are disturbed.",
-        "",
-        *detail,
-        "",
-    ])
+    return REPORT.format(
+        quick=" (quick run)" if results["quick"] else "", machine=machine_line(m, "duckdb", "pandas"), r=results, m=m,
+        rounds=results.get("rounds", 1), rows="\n".join(rows), targets="\n".join(target_lines(results["targets"])),
+        sel=sel, over=probes["int32_overflow"], p=probes, detail="\n".join(detail))
 
 
 def main(argv: list[str] | None = None) -> int:
