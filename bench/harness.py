@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import http.client
 import itertools
 import json
@@ -25,7 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Container, Iterable, Mapping
+from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -508,14 +509,50 @@ def cpu_summary(t: Timing) -> dict[str, float]:
             "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
 
 
-def scenario_entry(sc: Scenario) -> Result:
-    return {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency, "max_requests": sc.max_requests,
-            "time_limit_s": sc.time_limit_s}
+def scenario_results(sc: Scenario, per_server: Mapping[str, Timing], check: Callable[[str, Timing], Result]) -> Result:
+    """A scenario's entry in the results: its plan, then per server its summary, `check`'s verdict and its CPU."""
+    entry: Result = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency, "max_requests": sc.max_requests,
+                     "time_limit_s": sc.time_limit_s}
+    for name, t in per_server.items():
+        entry[name] = summarise(t, sc.rows) | check(name, t) | {"cpu": cpu_summary(t)}
+    return entry
+
+
+def run_scenarios(servers: Mapping[str, Server], scenarios: Sequence[Scenario], indexes: Sequence[int], seed: int,
+                  t0: float, during: Callable[[list[Workload]], Any] = lambda _: None,
+                  **timing: Any) -> list[tuple[Scenario, Workload, dict[str, Timing]]]:
+    """The bundled analysis's scenarios on several servers: start them, make the payloads (seeded by scenario index)
+    and oracle answers meanwhile, check that each answers from the posted rows, warm them, then time each scenario in
+    alternating rounds (`timing`: time_alternating's options). `during(workloads)` runs before the servers stop."""
+    raw = []
+    try:
+        start_all(servers.values())
+        print("generating payloads and oracle answers (servers start meanwhile)", flush=True)
+        pool, seen = group_pool(), set[bytes]()
+        workloads = [make_workload(sc, seed, i, pool, seen) for sc, i in zip(scenarios, indexes)]
+        warmup = make_workload(WARMUP, seed, 1000, pool, seen)
+        del seen
+        for s in servers.values():
+            s.wait_ready()
+        preflight(servers)
+        for s in servers.values():
+            drive(s.port, warmup.payloads, 1, 10)
+        gc_frozen()
+        print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
+        for sc, work in zip(scenarios, workloads):
+            per_server = time_alternating(servers, sc, work.payloads, **timing)
+            for name, t in per_server.items():
+                print(f"  {sc.name:14} {name:8} {len(done(t.sent)):5} requests in {t.wall_s:6.1f}s", flush=True)
+            raw.append((sc, work, per_server))
+        during(workloads)
+    finally:
+        stop_all(servers.values())
+        gc.unfreeze()
+    return raw
 
 
 def gc_frozen() -> None:
     """Collect, then keep the collector from walking the stored payloads and answers while we time."""
-    import gc
     gc.collect()
     gc.freeze()
 

@@ -13,7 +13,6 @@ after it, because client and servers share the same (few) cores.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -25,10 +24,9 @@ import numpy as np
 import orjson
 
 from bench.harness import (
-    BENCH, PATH, ROOT, WARMUP, WORK, Result, Scenario, Server, Timing, Workload, analyse, big_rows, build,
-    cpu_summary, drive, fmt, gc_frozen, group_pool, machine_info, machine_line, make_workload, normalise, preflight,
-    request, results_options, run_and_write, scenario_entry, serve_cmd, stop_all, start_all, summarise,
-    target_lines, time_alternating, verify,
+    BENCH, PATH, ROOT, WORK, Result, Scenario, Server, Workload, analyse, big_rows, build, drive, fmt, group_pool,
+    machine_info, machine_line, normalise, request, results_options, run_and_write, run_scenarios, scenario_results,
+    serve_cmd, target_lines, verify,
 )
 
 __all__ = ["BENCH", "ROOT", "FULL", "QUICK", "baseline_server", "copy_db"]
@@ -115,39 +113,17 @@ def run(args: argparse.Namespace) -> Result:
     copy_db(ours_db, base_db)
     servers = {"duckapi": Server("duckapi", serve_cmd(ours_db), env), "baseline": baseline_server("baseline", base_db, env)}
     results: Result = {"quick": args.quick, "seed": args.seed, "rounds": ROUNDS, "scenarios": []}
-    raw: list[tuple[Scenario, Workload, dict[str, Timing]]] = []
-    try:
-        start_all(servers.values())
-        print("generating payloads and oracle answers (servers start meanwhile)", flush=True)
-        pool, seen = group_pool(), set()
-        workloads = [make_workload(sc, args.seed, i, pool, seen) for i, sc in enumerate(scenarios)]
-        warmup = make_workload(WARMUP, args.seed, 1000, pool, seen)
-        del seen
-        for s in servers.values():
-            s.wait_ready()
-        preflight(servers)
-        for s in servers.values():
-            drive(s.port, warmup.payloads, 1, 10)
-        gc_frozen()
-        print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
-        for sc, work in zip(scenarios, workloads):
-            per_server = time_alternating(servers, sc, work.payloads, counted={"duckapi"}, rounds=ROUNDS)
-            for name, timing in per_server.items():
-                n = sum(x is not None for x in timing.sent)
-                print(f"  {sc.name:14} {name:8} {n:5} requests in {timing.wall_s:6.1f}s", flush=True)
-            raw.append((sc, work, per_server))
+
+    def during(workloads: list[Workload]) -> None:
         results["probes"] = probe_answers(servers)
         results["selection"] = measure_selection(servers["duckapi"].port, workloads[-1])
-    finally:
-        stop_all(servers.values())
-    gc.unfreeze()
+
+    raw = run_scenarios(servers, scenarios, range(len(scenarios)), args.seed, t0, during, counted={"duckapi"},
+                        rounds=ROUNDS)
     print("verifying answers", flush=True)
     exact_total = ok_total = 0
     for sc, work, per_server in raw:
-        entry = scenario_entry(sc)
-        for name, t in per_server.items():
-            entry[name] = summarise(t, sc.rows) | verify(t.sent, work.expected, baseline=name == "baseline")
-            entry[name]["cpu"] = cpu_summary(t)
+        entry = scenario_results(sc, per_server, lambda name, t: verify(t.sent, work.expected, name == "baseline"))
         entry["duckapi"]["batched"] = per_server["duckapi"].batched
         b, d = entry["baseline"], entry["duckapi"]
         exact_total += b["exact_order_matches"]

@@ -37,9 +37,9 @@ import orjson
 import pyarrow as pa
 
 from bench.harness import (
-    BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, cpu_summary, fmt, gc_frozen,
-    git_and_load, machine_info, machine_line, quiet_first, request, results_options, run_and_write, scenario_entry,
-    serve_cmd, start_all, stop_all, summarise, target_lines, time_alternating, tree_changes, warm,
+    BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, fmt, gc_frozen, git_and_load,
+    machine_info, machine_line, quiet_first, request, results_options, run_and_write, scenario_results, serve_cmd,
+    start_all, stop_all, target_lines, time_alternating, tree_changes, warm,
 )
 
 PROJECT = BENCH / "projects" / "reference"
@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> Result:
     built = build_all(plan.sizes)
     servers = {w: server(w) for w in plan.sizes}
     results: Result = {"quick": args.quick, "seed": args.seed, "main_rows": MAIN_ROWS, "miss_rate": MISS_RATE,
-                       "endpoints": ENDPOINTS, "load": quiet, "sizes": []}
+                       "endpoints": ENDPOINTS, "load": quiet}
     raw: list[tuple[Warehouse, list[tuple[Scenario, Orders, dict[str, Timing]]]]] = []
     memory: dict[Warehouse, dict[str, float]] = {}
     sql: dict[str, str] = {}
@@ -352,21 +352,7 @@ def run(args: argparse.Namespace) -> Result:
         stop_all(servers.values())
         gc.unfreeze()
     print("verifying answers", flush=True)
-    for w, timed in raw:
-        reference = Reference(w.db)
-        entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built[w], "rss_mib": memory[w],
-                         "scenarios": []}
-        for sc, orders, timings in timed:
-            scenario = scenario_entry(sc)
-            for name, t in timings.items():
-                scenario[name] = summarise(t, sc.rows) | check(t.sent, orders, reference, join=name == "join")
-                scenario[name]["cpu"] = cpu_summary(t)
-            j, p = scenario["join"], scenario["no join"]
-            scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
-            scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"], 2) if p["throughput_rps"] else None
-            entry["scenarios"].append(scenario)
-        results["sizes"].append(entry)
-        del reference
+    results["sizes"] = [size_entry(w, timed, built[w], memory[w]) for w, timed in raw]
     print("profiling the join in-process", flush=True)
     from duckapi.project import load_manifest
     from duckapi.settings import Settings
@@ -379,6 +365,20 @@ def run(args: argparse.Namespace) -> Result:
     results["machine"]["duckapi_tree_changes"] = tree_changes()
     results["total_s"] = round(time.monotonic() - t0, 1)
     return results
+
+
+def size_entry(w: Warehouse, timed: list[tuple[Scenario, Orders, dict[str, Timing]]], built: Result,
+               memory: dict[str, float]) -> Result:
+    """One warehouse's results, every answer checked against its stored `items` rows."""
+    reference = Reference(w.db)
+    entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built, "rss_mib": memory, "scenarios": []}
+    for sc, orders, timings in timed:
+        scenario = scenario_results(sc, timings, lambda name, t: check(t.sent, orders, reference, name == "join"))
+        j, p = scenario["join"], scenario["no join"]
+        scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
+        scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"], 2) if p["throughput_rps"] else None
+        entry["scenarios"].append(scenario)
+    return entry
 
 
 def main_of(plan: Plan) -> Warehouse:

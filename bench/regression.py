@@ -16,7 +16,6 @@ checked after timing for exact equality with tests/oracle.py.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import subprocess
 import sys
@@ -25,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.harness import (
-    ROOT, WARMUP, WORK, Result, Server, build, clean_env, cpu_summary, drive, fmt, gc_frozen, git, group_pool,
-    machine_info, machine_line, load_before, make_workload, preflight, quiet_first, results_options, run_and_write,
-    scenario_entry, serve_cmd, start_all, stop_all, summarise, target_lines, time_alternating, tree_changes, verify,
+    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, quiet_first,
+    results_options, run_and_write, run_scenarios, scenario_results, serve_cmd, target_lines, tree_changes, verify,
 )
 from bench.load import FULL, QUICK, batched_cell
 
@@ -91,37 +89,14 @@ def run(args: argparse.Namespace) -> Result:
                     "uncommitted_duckapi_changes": tree_changes()},
         "scenarios": [],
     }
-    raw = []
-    try:
-        start_all(servers.values())
-        print("generating payloads and oracle answers (servers start meanwhile)", flush=True)
-        pool_ids, seen = group_pool(), set()
-        # bench/load.py's payloads: same seed, same scenario index.
-        workloads = [make_workload(sc, args.seed, order.index(sc), pool_ids, seen) for sc in scenarios]
-        warmup = make_workload(WARMUP, args.seed, 1000, pool_ids, seen)
-        del seen
-        for s in servers.values():
-            s.wait_ready()
-        preflight(servers)
-        for s in servers.values():
-            drive(s.port, warmup.payloads, 1, 10)
-        gc_frozen()
-        print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
-        for sc, work in zip(scenarios, workloads):
-            per_server = time_alternating(servers, sc, work.payloads, counted=set(servers), rounds=rounds, abba=True)
-            for name, t in per_server.items():
-                print(f"  {sc.name:12} {name:8} {sum(x is not None for x in t.sent):5} requests in {t.wall_s:6.1f}s",
-                      flush=True)
-            raw.append((sc, work, per_server))
-    finally:
-        stop_all(servers.values())
-        gc.unfreeze()
+    # bench/load.py's payloads: same seed, same scenario index.
+    raw = run_scenarios(servers, scenarios, [order.index(sc) for sc in scenarios], args.seed, t0, counted=set(servers),
+                        rounds=rounds, abba=True)
     print("verifying answers", flush=True)
-    for sc, work, per_server in raw:
-        entry = scenario_entry(sc)
-        for name, t in per_server.items():  # both sides are duckapi: exact equality with the oracle
-            entry[name] = summarise(t, sc.rows) | verify(t.sent, work.expected)
-            entry[name].update(cpu=cpu_summary(t), batched=t.batched, per_round=t.per_round)
+    for sc, work, per_server in raw:  # both sides are duckapi: exact equality with the oracle
+        entry = scenario_results(sc, per_server, lambda name, t: verify(t.sent, work.expected))
+        for name, t in per_server.items():
+            entry[name].update(batched=t.batched, per_round=t.per_round)
         c, b = entry["current"], entry["base"]
         entry["throughput_ratio"] = round(c["throughput_rps"] / b["throughput_rps"], 3) if b["throughput_rps"] else None
         entry["p50_ratio"] = round(c["latency_ms"]["p50"] / b["latency_ms"]["p50"], 3)
