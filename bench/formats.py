@@ -394,7 +394,7 @@ def measure_small(servers: list[tuple[str, Server]], scenario: Scenario, work: A
             usage = Usage(server.pid)
             sent, wall = drive(server.port, work.payloads, scenario.concurrency, scenario.time_limit_s)
             server_cpu, finished = usage.seconds()[1], done(sent)
-            lat = ms((s.latency_s for s in finished), {"p50_ms": 0.5, "p95_ms": 0.95})
+            lat = ms((s.latency_s for s in finished), {"p50_ms": 0.5, "p95_ms": 0.95}, float("nan"))
             out.append({
                 "server": name, "round": rnd, "requests": len(finished), "wall_s": round(wall, 3),
                 "throughput_rps": round(len(finished) / wall, 1) if wall else 0.0, **lat,

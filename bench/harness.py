@@ -410,10 +410,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def ms(values: Iterable[float], qs: Mapping[str, float] = {"p50": 0.5, "p99": 0.99, "max": 1.0},
-       digits: int = 2) -> dict[str, float | None]:
-    """Percentiles in milliseconds of latencies in seconds (None when there are none)."""
+       empty: float | None = None) -> dict[str, float | None]:
+    """Percentiles in milliseconds of latencies in seconds (`empty` when there are none)."""
     lat = sorted(v * 1000 for v in values)
-    return {k: round(percentile(lat, q), digits) if lat else None for k, q in qs.items()}
+    return {k: round(percentile(lat, q), 2) if lat else empty for k, q in qs.items()}
 
 
 def done(sent: Iterable[Sent | None]) -> list[Sent]:
@@ -494,7 +494,7 @@ def summarise(t: Timing, rows: int) -> Result:
         "wall_s": round(wall, 3),
         "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
         "rows_per_s": round(n * rows / wall) if wall > 0 else 0,
-        "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}),
+        "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}, float("nan")),
         "rss_mib": {"idle_before": round(t.idle_rss / MIB, 1), "peak": round(t.peak_rss / MIB, 1),
                     "growth": round((t.peak_rss - t.idle_rss) / MIB, 1)},
         "response_mib_total": round(sum(len(s.body) for s in finished) / MIB, 2),
