@@ -400,13 +400,9 @@ class Usage:
                 "other_processes_cores": round(other / wall, 2)}
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    pos = (len(sorted_values) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1), linear between the two nearest values; NaN of nothing."""
+    return float(np.percentile(values, q * 100)) if values else float("nan")
 
 
 def ms(values: Iterable[float], qs: Mapping[str, float] = {"p50": 0.5, "p99": 0.99, "max": 1.0},

@@ -53,12 +53,6 @@ FULL = Plan()
 QUICK = Plan(small_rounds=200, big_rows=100_000, big_rounds=2)
 
 
-def time_once(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    fn()
-    return (time.perf_counter() - started) * 1000
-
-
 def alternate(sides: dict[str, Callable[[], Any]], rounds: int, per_round: int) -> dict[str, list[float]]:
     """Each side `per_round` times a round, sides in ABBA order; milliseconds per call.
     With per_round 1 the sides alternate call by call, so the machine's drift (this VM's
@@ -69,11 +63,13 @@ def alternate(sides: dict[str, Callable[[], Any]], rounds: int, per_round: int) 
         for _ in range(3):
             fn()
     for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
         if r % 50 == 0:
             gc.collect()
-        for name in order:
-            times[name].extend(time_once(sides[name]) for _ in range(per_round))
+        for name in names if r % 2 == 0 else names[::-1]:
+            for _ in range(per_round):
+                started = time.perf_counter()
+                sides[name]()
+                times[name].append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -103,13 +99,15 @@ def raw_connection(project: duckapi.Project, small: bool) -> duckdb.DuckDBPyConn
     return con
 
 
-def small_scenario(project: duckapi.Project, rows: list[dict[str, Any]], plan: Plan, json_answer: bool) -> dict[str, Any]:
+def scenario(project: duckapi.Project, rows: list[dict[str, Any]] | pa.Table, json_answer: bool, rounds: int,
+             per_round: int = 1) -> dict[str, Any]:
+    """`project.run` against the statement it runs, on a plain connection set up as the engine sets up a lane for
+    inputs of this size: small ones bound as parameter lists (one thread), a large table registered (every core)."""
     call = project.call(PATH)
-    tables = call.rows(rows)
-    engine = project.service.engine
-    kind = "json" if json_answer else "arrow"
-    sql, params = engine._query(call.pipeline, tables, kind)[:2]
-    con = raw_connection(project, small=True)  # one thread, as the engine runs inputs this small
+    sql, params = project.service.engine._query(call.pipeline, call.rows(rows), "json" if json_answer else "arrow")[:2]
+    con = raw_connection(project, small=params is not None)
+    if params is None:
+        con.register(call.pipeline.inputs[0].relation, rows)
     if json_answer:
         def statement() -> Any:
             return b"[" + b",".join(r[0].encode() for r in con.execute(sql, params).fetchall()) + b"]"
@@ -123,29 +121,10 @@ def small_scenario(project: duckapi.Project, rows: list[dict[str, Any]], plan: P
         def library() -> Any:
             return project.run(PATH, rows).to_arrow()
     assert library() == statement() if json_answer else library().equals(statement())
-    times = alternate({"project.run": library, "statement alone": statement}, plan.small_rounds, plan.small_per_round)
+    times = alternate({"project.run": library, "statement alone": statement}, rounds, per_round)
     con.close()
-    return {"sides": {name: summary(t) for name, t in times.items()}, "difference": paired(times)}
-
-
-def big_scenario(project: duckapi.Project, table: pa.Table, plan: Plan) -> dict[str, Any]:
-    call = project.call(PATH)
-    (conformed,) = call.rows(table)
-    sql, params = project.service.engine._query(call.pipeline, (conformed,), "arrow")[:2]
-    assert params is None  # a table this large goes in registered, not bound
-    con = raw_connection(project, small=False)  # every core, as the engine runs large inputs
-    con.register(call.pipeline.inputs[0].relation, table)
-
-    def statement() -> Any:
-        return con.sql(sql).to_arrow_table()
-
-    def library() -> Any:
-        return project.run(PATH, table).to_arrow()
-
-    assert library().equals(statement())
-    times = alternate({"project.run": library, "statement alone": statement}, plan.big_rounds, 1)
-    con.close()
-    return {"rows": table.num_rows, "sides": {name: summary(t) for name, t in times.items()}, "difference": paired(times)}
+    return {**({"rows": rows.num_rows} if params is None else {}), "sides": {name: summary(t) for name, t in times.items()},
+            "difference": paired(times)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,12 +141,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "group_id": pa.array([pool[i] for i in rng.integers(0, len(pool), plan.big_rows)], pa.string()),
         "event_value": pa.array(rng.integers(0, 500, plan.big_rows), pa.int64()),
     })
-    scenarios = []
+    scenarios, small = [], (plan.small_rounds, plan.small_per_round)
     with duckapi.Project(settings, manifest) as project:
         for name, measure in (
-            ("9 rows (list of dicts) -> Answer.to_arrow()", lambda: small_scenario(project, nine, plan, False)),
-            ("9 rows (list of dicts) -> Answer.json", lambda: small_scenario(project, nine, plan, True)),
-            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: big_scenario(project, big, plan)),
+            ("9 rows (list of dicts) -> Answer.to_arrow()", lambda: scenario(project, nine, False, *small)),
+            ("9 rows (list of dicts) -> Answer.json", lambda: scenario(project, nine, True, *small)),
+            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: scenario(project, big, False, plan.big_rounds)),
         ):
             print(f"measuring {name}", flush=True)
             scenarios.append({"name": name, **measure()})
