@@ -36,7 +36,7 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import duckdb
 import psutil
@@ -109,8 +109,12 @@ def tiny(path: Path) -> Path:
 
 # -- measuring --------------------------------------------------------------------------
 
-def measure(command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None) -> dict[str, Any]:
-    """Run a command; wall time, peak RSS of its process tree, exit code (killed past timeout)."""
+def measure(
+    command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None,
+    also: Sequence[psutil.Process] = (),
+) -> dict[str, Any]:
+    """Run a command; wall time, peak RSS of its process tree (and of the trees under `also`,
+    e.g. a Spark worker whose executors do the work), exit code (killed past timeout)."""
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_system = _busy_seconds()
     started = time.perf_counter()
@@ -126,7 +130,7 @@ def measure(command: list[str], env: dict[str, str], timeout: float, cwd: Path |
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
-                tree = [root, *root.children(recursive=True)]
+                tree = [root, *root.children(recursive=True), *(c for a in also for c in a.children(recursive=True))]
                 rss = 0
                 for p in tree:
                     try:

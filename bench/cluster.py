@@ -1,6 +1,6 @@
-"""The whole standalone-cluster check, too long for the suite: both shop endpoints, a rebuild
-picked up by the next run, the bundled project (tests/spark_cluster_check.py, which the
-suite does not collect), timed.
+"""The whole standalone-cluster check, timed: the suite's cluster tests (both shop endpoints,
+the executors' Parquet dataset, the bundled project, Spark Connect) and the one too long for
+the suite, a rebuild picked up by the next run (tests/spark_cluster_check.py).
 
     python -m bench.cluster     # writes bench/CLUSTER_RESULTS.md
 """
@@ -18,7 +18,7 @@ from bench.load import BENCH, ROOT
 
 def main() -> None:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/spark_cluster_check.py", "-p", "no:cacheprovider"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_spark_cluster.py", "tests/spark_cluster_check.py", "-p", "no:cacheprovider"],
                           cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
@@ -27,9 +27,10 @@ def main() -> None:
 `python -m bench.cluster` ({datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores): a master and one
 2-core worker on loopback from the installed PySpark; the shop built into a Derby catalog through
 it (`duckapi build --target cluster`), both endpoints run from processes of their own
-(`duckapi run --target cluster --engine spark`), each answer byte-identical to the DuckDB run; a
-rebuild with doubled prices on both engines picked up by the next run; the bundled project run
-there too.
+(`duckapi run --target cluster --engine spark`): /customers/ byte-identical to the API's answer,
+/orders/ written by the executors as a Parquet dataset holding the API's rows in its order; the
+bundled project run there; a Spark Connect server on the cluster with the same catalog answering
+through `--spark-remote`; a rebuild with doubled prices on both engines picked up by the next run.
 
 Result: **{last}**, in {seconds:.0f} s (exit code {done.returncode}).
 """)

@@ -1,11 +1,12 @@
 """A real Spark standalone cluster on loopback for the tests: a master and one worker,
 started from the installed PySpark (it ships both), stopped by pid with every executor
-the worker started."""
+the worker started; and a Spark Connect server (PySpark ships its jar) on that cluster."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
@@ -30,15 +31,20 @@ def _wait(what: str, ready, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"{what} not ready after {timeout} s: {log.read_text()[-2000:]}")
 
 
-@contextmanager
-def standalone_cluster(folder: Path, cores: int = 2, memory: str = "2g") -> Iterator[str]:
-    """`spark://127.0.0.1:PORT` of a master with one worker of `cores` cores, for the block."""
+def _spark_env(folder: Path) -> tuple[Path, dict[str, str]]:
     import pyspark
 
     home = Path(pyspark.__file__).parent
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(folder / "logs"),
-           "SPARK_WORKER_DIR": str(folder / "work"), "SPARK_NO_DAEMONIZE": "1"}
+    return home, {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
+                  "SPARK_LOG_DIR": str(folder / "logs"), "SPARK_WORKER_DIR": str(folder / "work"),
+                  "SPARK_NO_DAEMONIZE": "1"}
+
+
+@contextmanager
+def standalone_cluster(folder: Path, cores: int = 2, memory: str = "2g") -> Iterator[str]:
+    """`spark://127.0.0.1:PORT` of a master with one worker of `cores` cores, for the block."""
+    home, env = _spark_env(folder)
     port, ui = free_port(), free_port()
     spark_class = str(home / "bin" / "spark-class")
     master_log, worker_log = folder / "master.log", folder / "worker.log"
@@ -66,3 +72,29 @@ def standalone_cluster(folder: Path, cores: int = 2, memory: str = "2g") -> Iter
         if worker is not None:
             stop_process(worker)
         stop_process(master)
+
+
+@contextmanager
+def connect_server(folder: Path, master: str, conf: dict[str, str]) -> Iterator[str]:
+    """`sc://127.0.0.1:PORT` of a Spark Connect server whose driver runs on `master` with
+    `conf` (the catalog's settings), for the block; stopped by pid with its children."""
+    home, env = _spark_env(folder)
+    port = free_port()
+    settings = {**conf, "spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
+                "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false"}
+    command = [str(home / "bin" / "spark-submit"), "--master", master,
+               "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    for key, value in settings.items():
+        command += ["--conf", f"{key}={value}"]
+    log = folder / "connect.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([*command, "spark-internal"], env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return True
+
+        _wait("the Spark Connect server", listening, server, log)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        stop_process(server)

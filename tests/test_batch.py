@@ -392,6 +392,42 @@ def test_several_inputs_and_reference_data_on_spark(
     assert not shared_engine().missing_references(spark_pipelines(SHOP)["/customers/"].references)
 
 
+def _dataset_json(folder: Path) -> bytes:
+    """A Parquet dataset's rows, part files in name order, as the API's JSON body."""
+    parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
+    assert parts, list(folder.iterdir())
+    con = duckdb.connect()
+    rows = con.execute("select to_json(o)::varchar from read_parquet($1) o", [parts]).fetchall()
+    return ("[" + ",".join(text for (text,) in rows) + "]").encode()
+
+
+def test_a_folder_output_is_a_parquet_dataset_written_where_the_work_runs(
+    compiled: None, shop_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o out/`: on Spark the executors write the part files (a global sort in the API's
+    order, never collected to the driver), on DuckDB one part; both, read in part order,
+    are the API's answer. Replacing an earlier dataset is fine, a folder of other files not."""
+    shared_engine()
+    monkeypatch.setenv("DUCKAPI_TARGET_PATH", str(tmp_path / "target"))
+    orders, payments, names = _shop_inputs(tmp_path / "in", seed=8)
+    expected = shop_answer(shop_client, "/orders/", orders, payments)
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / engine
+        for _ in range(2):  # the second run replaces the first's dataset
+            result = run(*names, "-o", f"{out}/", "--engine", engine, *_shop_args("/orders/"))
+            assert result.exit_code == 0, result.output
+            assert _dataset_json(out) == expected, engine
+        assert json.loads((tmp_path / f"{engine}.duckapi.json").read_text())["rows"] == len(json.loads(expected))
+    assert len(list((tmp_path / "spark").glob("part-*.parquet"))) >= 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    refused = run(*names, "-o", f"{tmp_path / 'other'}/", *_shop_args("/orders/"))
+    assert refused.exit_code == 2 and "other files" in refused.output
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    as_json = run(*names, "-o", f"{tmp_path / 'json'}/", "--format", "json", *_shop_args("/orders/"))
+    assert as_json.exit_code == 2 and "Parquet dataset" in as_json.output
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing", "input stg_payments is missing: give stg_payments=PATH"),
     ("unknown", "unknown input stg_refunds"),

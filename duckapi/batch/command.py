@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.markup import escape
 from duckapi.batch.duckdb_run import run_duckdb
 from duckapi.batch.errors import InputError, MissingReferences
 from duckapi.batch.inputs import Assigned, NamedFiles, assign_inputs, resolve_arguments
+from duckapi.batch.outputs import is_dataset, replaceable_dataset
 from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, duckdb_types, render_on_spark, run_spark
 from duckapi.engines import ExecutionError, error_message
@@ -166,7 +168,8 @@ def run(
         ),
     ],
     output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write (replaced only once complete); '-' writes to stdout (json, csv).", show_default=False)
+        str, typer.Option("--output", "-o", help="File to write (replaced only once complete); '-' writes to stdout (json, csv); "
+                          "a folder (out/) gets a Parquet dataset of part files, on Spark written by the executors.", show_default=False)
     ],
     engine: Annotated[Engine, typer.Option("--engine", help="duckdb: in this process, out-of-core. spark: a SparkSession (local[*] unless --spark-master/--spark-remote).")] = Engine.duckdb,
     format: Annotated[
@@ -233,19 +236,25 @@ def run(
     reporter = Reporter(err, enabled=err.is_terminal)
     started = time.perf_counter()
     try:
-        fmt = (format.value if format else None) or format_of(output) or "json"
+        dataset = is_dataset(output)
+        fmt = (format.value if format else None) or ("parquet" if dataset else format_of(output)) or "json"
         if fmt not in ("json", "parquet", "csv"):
             raise InputError(f"--output {output}: cannot write {fmt}; use --format json, parquet or csv")
         if output == "-" and fmt == "parquet":
             raise InputError("--output -: Parquet cannot go to stdout; give a file name")
+        if dataset and fmt != "parquet":
+            raise InputError(f"--output {output}: a folder holds a Parquet dataset; use --format parquet or a file name")
+        if dataset and not replaceable_dataset(Path(output)):
+            raise InputError(f"--output {output}: the folder holds other files than an earlier answer's parts; "
+                             "give a new or empty folder")
         if output != "-":
             parent = Path(output).resolve().parent
             if not parent.is_dir():
                 raise InputError(f"--output {output}: folder {parent} does not exist")
-            if Path(output).is_dir():
-                raise InputError(f"--output {output}: is a folder; give a file name")
         if engine is Engine.duckdb and (spark_master or spark_remote or spark_conf):
             raise InputError("--spark-master, --spark-remote and --spark-conf need --engine spark")
+        if spark_remote and spark_master == os.environ.get("DUCKAPI_SPARK_MASTER"):
+            spark_master = None  # the environment's master (a cluster target's) yields to --spark-remote
         if spark_master and spark_remote:
             raise InputError("give --spark-master or --spark-remote, not both")
         conf = _parse_conf(spark_conf or [])
@@ -297,7 +306,7 @@ def _write_provenance(output: str, engine: str, pipeline: Pipeline, rows: int) -
     compiled SQL that ran and, on DuckDB, the warehouse snapshot's data version (on Spark
     the reference data is the run's own session's: null)."""
     origin = provenance(pipeline)
-    Path(output + PROVENANCE_SUFFIX).write_text(json.dumps({
+    Path(output.rstrip("/" + os.sep) + PROVENANCE_SUFFIX).write_text(json.dumps({
         "endpoint": pipeline.endpoint.path, "engine": engine, "rows": rows,
         "project_digest": origin["Duckapi-Project"],
         "data_version": origin["Duckapi-Data-Version"] if engine == "duckdb" else None,

@@ -11,7 +11,7 @@ import duckdb
 
 from duckapi.batch.errors import NULL_MESSAGE_START, InputError, MissingReferences, _input_error, missing_columns
 from duckapi.batch.inputs import Assigned, InputFile, _grouped, describe_files
-from duckapi.batch.outputs import _atomic_output, _lit, write_output
+from duckapi.batch.outputs import DUCKDB_PART, _atomic_output, _lit, is_dataset, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError, error_message
 from duckapi.engines.duckdb import missing_relations
@@ -130,6 +130,9 @@ def run_duckdb(
                 batch.register_input(item, group)
         with reporter.step(f"running {pipeline.endpoint.output} on DuckDB over {what}", measured=True) as update:
             with _atomic_output(output) as out:
+                if is_dataset(output):  # one part file, in the API's order
+                    out.mkdir()
+                    out = out / DUCKDB_PART
                 try:
                     return write_output(batch.con, pipeline.select_sql, fmt, out, update)
                 except duckdb.Error as exc:

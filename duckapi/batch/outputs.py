@@ -23,6 +23,34 @@ def _lit(text: str) -> str:
 #: The name Spark's answer (Arrow) is registered under for the writers.
 RESULT_RELATION = "__duckapi_result"
 
+#: The one file DuckDB writes into a Parquet dataset folder (Spark's executors write
+#: `part-NNNNN-<uuid>.parquet` files); in name order, the parts hold the API's order.
+DUCKDB_PART = "part-00000.parquet"
+
+
+def is_dataset(output: str) -> bool:
+    """`--output out/` (a trailing slash or an existing folder): a Parquet dataset of part
+    files written where the work runs, so a large answer never passes through one process."""
+    return output != "-" and (output.endswith(("/", os.sep)) or Path(output).is_dir())
+
+
+def dataset_parts(folder: Path) -> list[Path]:
+    """The dataset's Parquet part files, in the order their rows come in."""
+    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
+
+
+def dataset_rows(folder: Path) -> int:
+    """Rows in a dataset, from the part files' footers (nothing else is read)."""
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in dataset_parts(folder))
+
+
+def replaceable_dataset(folder: Path) -> bool:
+    """A folder `--output` may replace: missing, empty, or an earlier run's dataset (part
+    files and Spark's markers only), never a folder holding anything else."""
+    if not folder.exists():
+        return True
+    return all(p.name.startswith(("part-", ".part-", "_SUCCESS", "._SUCCESS")) for p in folder.iterdir())
+
 
 def write_output(
     con: duckdb.DuckDBPyConnection, statement: Callable[[str], str], fmt: str, out: Path,
@@ -70,7 +98,8 @@ def result_statement(projection: str) -> str:
 
 @contextmanager
 def _atomic_output(output: str) -> Iterator[Path]:
-    """A temporary file beside the output, moved into place only when writing succeeded."""
+    """A temporary file beside the output, moved into place only when writing succeeded
+    (for a dataset, a temporary folder path, not yet created)."""
     if output == "-":
         fd, name = tempfile.mkstemp(prefix="duckapi-run-")
         os.close(fd)
@@ -85,6 +114,17 @@ def _atomic_output(output: str) -> Iterator[Path]:
         return
     target = Path(output)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if is_dataset(output):  # a folder: the new one swapped in, then the old one removed
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        try:
+            yield tmp
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+        return
     try:
         yield tmp
         os.replace(tmp, target)

@@ -1,4 +1,5 @@
-"""The pipeline, compiled for Spark, over the files in a SparkSession; its rows come back as Arrow for the writers.
+"""The pipeline, compiled for Spark, over the files in a SparkSession; its rows come back as
+Arrow for the writers, or the executors write them as a Parquet dataset (`--output out/`).
 
 Reference data comes from the session's catalog. In local mode it is built there first
 (`build_references`: dbt-spark, in this process, joins the session); on a cluster it
@@ -15,7 +16,7 @@ import duckdb
 
 from duckapi.batch.errors import InputError, MissingReferences, _input_error, missing_columns
 from duckapi.batch.inputs import Assigned, _grouped, describe_files
-from duckapi.batch.outputs import RESULT_RELATION, _atomic_output, result_statement, write_output
+from duckapi.batch.outputs import RESULT_RELATION, _atomic_output, dataset_rows, is_dataset, result_statement, write_output
 from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError
 from duckapi.engines.duckdb import relation_columns
@@ -143,7 +144,15 @@ def run_spark(
                 except spark_errors() as exc:
                     raise InputError(f"{named}: {spark_message(exc)}") from exc
             engine.register_input(item, frames)
-    with reporter.step(f"running {pipeline.endpoint.output} on Spark over {what}", measured=True) as update:
+    running = f"running {pipeline.endpoint.output} on Spark over {what}"
+    if is_dataset(output):  # the executors write the answer's parts; nothing comes to the driver
+        with reporter.step(running, measured=True) as update, _atomic_output(output) as out:
+            try:
+                engine.write_parquet(pipeline, str(out), update)
+            except ExecutionError as exc:
+                raise _input_error(exc) from exc
+            return dataset_rows(out)
+    with reporter.step(running, measured=True) as update:
         try:
             table = engine.execute_arrow(pipeline, update)
         except ExecutionError as exc:

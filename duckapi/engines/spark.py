@@ -24,7 +24,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import pyarrow as pa
 
@@ -35,6 +35,8 @@ from duckapi.pipeline import Column, Dialect, Input, Pipeline, Reference
 
 if TYPE_CHECKING:  # pyspark is an optional dependency (the `spark` extra)
     from pyspark.sql import DataFrame, SparkSession
+
+T = TypeVar("T")
 
 #: dbt target (in the project's profiles.yml) whose compiled SQL this engine runs.
 SPARK_TARGET = "spark"
@@ -49,6 +51,8 @@ SESSION_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Parquet answers' timestamps as every reader reads them (Spark's default is INT96).
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 #: Only for a local master: the driver listens on loopback only.
 LOCAL_CONF: dict[str, str] = {
@@ -350,12 +354,29 @@ class SparkEngine:
         `on_progress(fraction, detail)` hears, a few times a second, the finished share of
         the tasks of the stages running now and which stages those are.
         """
+        return self._run(pipeline, on_progress, lambda frame: frame.toArrow())
+
+    def write_parquet(self, pipeline: Pipeline, folder: str, on_progress: Callable[..., None] | None = None) -> None:
+        """Run the statement and have the executors write its rows as a Parquet dataset in
+        `folder` (which must not exist), never collecting them: a global sort in the API's
+        order (`order by o`: column by column, nulls last), so part files in name order
+        hold the rows in that order. On a cluster the folder must be on storage every
+        executor and this process reach (a shared file system, an object store URL)."""
+        from pyspark.sql import functions as F
+
+        def write(frame: "DataFrame") -> None:
+            ordered = frame.orderBy(*[F.col(quote(name)).asc_nulls_last() for name in frame.columns])
+            ordered.write.mode("errorifexists").parquet(folder)
+
+        self._run(pipeline, on_progress, write)
+
+    def _run(self, pipeline: Pipeline, on_progress: Callable[..., None] | None, consume: Callable[["DataFrame"], T]) -> T:
+        """The statement as a DataFrame handed to `consume`, with progress and Spark's errors mapped."""
         poller = _ProgressPoller(self.session, on_progress) if on_progress and not self.is_connect else None
         try:
             if poller:
                 poller.start()
-            frame = self.session.sql(spark_sql(pipeline))
-            return frame.toArrow()
+            return consume(self.session.sql(spark_sql(pipeline)))
         except spark_errors() as exc:
             raise _execution_error(exc) from exc
         finally:

@@ -1,0 +1,120 @@
+"""Spark for real: a standalone cluster on loopback with a persistent Hive catalog.
+
+A master and a 2-core worker from the installed PySpark (tests/spark_cluster.py, stopped
+by pid with every executor). The shop (two inputs, reference seeds) is built into the
+catalog of its `cluster` target by `duckapi build --target cluster` through the cluster;
+then `duckapi run --target cluster --engine spark --spark-master spark://...`, each in a
+process of its own, reads the seeds from that catalog and runs on the cluster's executor:
+/customers/ is byte-identical to the API's answer over the same rows, /orders/ is written
+by the executors as a Parquet dataset holding the same rows in the same order, the
+bundled project runs there too, and a Spark Connect server on the cluster with the same
+catalog answers through `--spark-remote`. (A rebuild picked up by the next run:
+tests/spark_cluster_check.py, in `python -m bench.cluster` with this file.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from duckapi import profiles
+from duckapi.settings import BUNDLED_PROJECT
+from tests.conftest import copy_shop
+from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, random_shop, shop_answer, shop_client  # noqa: F401
+from tests.spark_cluster import connect_server, standalone_cluster
+from tests.spark_support import require_java
+from tests.test_equality import write_csv, write_parquet
+
+
+def duckapi(*args: str, env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "duckapi.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, (args, done.stdout[-3000:], done.stderr[-3000:])
+
+
+def dataset_json(folder: Path) -> bytes:
+    """A Parquet dataset's rows, part files in name order, as the API's JSON body."""
+    parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
+    assert parts, list(folder.iterdir())
+    rows = duckdb.connect().execute("select to_json(o)::varchar from read_parquet($1) o", [parts]).fetchall()
+    return ("[" + ",".join(text for (text,) in rows) + "]").encode()
+
+
+@dataclass
+class Cluster:
+    master: str
+    folder: Path
+    shop: Path
+    orders: Rows
+    payments: Rows
+    inputs: list[str]  # NAME=PATH of the same rows
+    env: dict[str, str]  # the cluster target's env vars set
+
+    def run(self, endpoint: str, out: str, *extra: str, project: Path | None = None,
+            inputs: list[str] | None = None) -> Path:
+        """`duckapi run` on the cluster in a process of its own; `out` ending in / is a
+        folder: a Parquet dataset."""
+        args = ["--engine", "spark", "--target", "cluster", *(["--endpoint", endpoint] if endpoint else []), *extra]
+        duckapi("run", "--project", str(project or self.shop), *args, *(inputs or self.inputs),
+                "--output", f"{self.folder}/{out}", env=self.env)
+        return self.folder / out
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The cluster, with the shop built into its persistent catalog through it."""
+    require_java()
+    folder = tmp_path_factory.mktemp("cluster")
+    shop = copy_shop(folder)
+    orders, payments = random_shop(3, orders=80, payments=120, unknown=0.2)
+    inputs = [f"stg_orders={write_parquet(orders, folder / 'orders.parquet', ORDER_TYPES)}",
+              f"stg_payments={write_csv(payments, folder / 'payments.csv', PAYMENT_TYPES)}"]
+    with standalone_cluster(folder / "spark") as master:
+        env = {**os.environ, "DUCKAPI_TARGET_PATH": str(folder / "target"), "DUCKAPI_SPARK_MASTER": master,
+               "DUCKAPI_SPARK_CATALOG": str(folder / "catalog"),
+               "DUCKAPI_SPARK_CATALOG_WAREHOUSE": str(folder / "spark-warehouse")}
+        duckapi("build", "--project", str(shop), "--target", "cluster", env=env)
+        assert (folder / "catalog" / "metastore_db").is_dir()  # the persistent catalog
+        yield Cluster(master, folder, shop, orders, payments, inputs, env)
+
+
+def test_both_shop_endpoints_on_the_cluster_are_the_duckdb_answers(cluster: Cluster, shop_client: TestClient) -> None:
+    """Reference data from the persistent catalog, read by a process of its own; the
+    large-answer path (a folder output) written by the executors, in the API's order."""
+    customers = cluster.run("/customers/", "customers.json")
+    assert customers.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)
+    orders = cluster.run("/orders/", "orders/")
+    assert dataset_json(orders) == shop_answer(shop_client, "/orders/", cluster.orders, cluster.payments)
+
+
+def test_the_bundled_project_on_the_cluster(cluster: Cluster, client: TestClient) -> None:
+    bundled = cluster.folder / "bundled"
+    shutil.copytree(BUNDLED_PROJECT, bundled, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    rows = [{"group_id": "a", "event_value": 1}, {"group_id": "b", "event_value": 2}, {"group_id": "a", "event_value": 3}]
+    (cluster.folder / "events.json").write_text(json.dumps(rows))
+    on_cluster = cluster.run("", "bundled.json", project=bundled, inputs=[str(cluster.folder / "events.json")])
+    assert on_cluster.read_bytes() == client.post("/analyse_data/", json=rows).content
+
+
+def test_spark_connect_on_the_cluster_reads_the_same_catalog(
+    cluster: Cluster, shop_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Connect server whose driver runs on the cluster with the target's catalog settings
+    (the profile's server_side_parameters): `--spark-remote` answers as DuckDB does."""
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)
+    conf = profiles.spark_conf(cluster.shop, "cluster")
+    conf.pop("spark.master")
+    with connect_server(cluster.folder / "connect", cluster.master, conf) as remote:
+        answer = cluster.run("/customers/", "customers-connect.json", "--spark-remote", remote)
+    assert answer.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)
