@@ -82,7 +82,7 @@ def make_project(folder: Path) -> Path:
 
 def known_and_new(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
     import duckapi
-    from duckapi import project as dbt_project
+    from duckapi.dbt import project as dbt_project
     from duckapi.settings import Settings
 
     project = make_project(folder)
@@ -154,7 +154,7 @@ def plain_side(project: str, db: str, rounds: int) -> dict[str, float]:
 
 
 def no_regression(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
-    from duckapi import project as dbt_project
+    from duckapi.dbt import project as dbt_project
     from duckapi.settings import Settings
 
     db = folder / "bundled.duckdb"

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 import duckapi
 from bench.harness import WORK, fmt, group_pool, machine_info, results_options, run_and_write, small_rows, wait_for_quiet
-from duckapi import project as dbt_project
+from duckapi.dbt import project as dbt_project
 from duckapi.engines.duckdb import SMALL_MODE
 from duckapi.settings import BUNDLED_PROJECT, Settings
 

@@ -221,7 +221,7 @@ def with_ratio(times: dict[str, list[float]]) -> Result:
 
 def profile_engine(manifest: Result, w: Warehouse, tables: list[pa.Table]) -> Result:
     """duckapi's engine in this process: the statement a server's executor thread runs, without HTTP."""
-    from duckapi.service import Service
+    from duckapi.serving.service import Service
     from duckapi.settings import Settings
 
     settings = Settings.from_env(env={}, project_dir=PROJECT, db_path=w.db,
@@ -354,7 +354,7 @@ def run(args: argparse.Namespace) -> Result:
     print("verifying answers", flush=True)
     results["sizes"] = [size_entry(w, timed, built[w], memory[w]) for w, timed in raw]
     print("profiling the join in-process", flush=True)
-    from duckapi.project import load_manifest
+    from duckapi.dbt.project import load_manifest
     from duckapi.settings import Settings
 
     manifest = load_manifest(Settings.from_env(env={}, project_dir=PROJECT,

@@ -43,7 +43,7 @@ def _fail(exc: Exception, settings: Settings | None = None) -> None:
 @app.command()
 def build(project: ProjectOpt = None, db: DbOpt = None, target: TargetOpt = None) -> None:
     """Run `dbt build` (seeds, models, tests) of the project into its DuckDB file."""
-    from duckapi import project as dbt_project
+    from duckapi.dbt import project as dbt_project
 
     settings = _settings(project_dir=project, db_path=db, target=target)
     try:
@@ -96,13 +96,13 @@ def serve(
     """
     import uvicorn
 
-    from duckapi import dbt_child
-    from duckapi import project as dbt_project
+    from duckapi.dbt import child as dbt_child
+    from duckapi.dbt import project as dbt_project
     from duckapi.api.ops.lingering import LingeringHttpToolsProtocol
     from duckapi.api.ops.multiproc import prepare_metrics_dir
     from duckapi.pipeline import PipelineError
-    from duckapi.service import Service, compile_project
-    from duckapi.warehouse import WarehouseError
+    from duckapi.serving.service import Service, compile_project
+    from duckapi.dbt.warehouse import WarehouseError
 
     settings = _settings(
         host=host, port=port, workers=workers, executor_threads=threads, max_batch=max_batch, max_body_bytes=max_body,

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from duckapi import profiles
+from duckapi.dbt import profiles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PROJECT = REPO_ROOT / "duckapi_dbt"

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.settings import Settings
 
@@ -31,7 +31,7 @@ class Built:
     def server_env(self, **extra: str) -> dict[str, str]:
         """DUCKAPI_* for a real server of the bundled project over this warehouse. These
         servers share one target folder (not dbt build's), so after the first start-up
-        compile the others reuse its manifest (duckapi/compiled.py), as a restart does."""
+        compile the others reuse its manifest (duckapi/dbt/compiled.py), as a restart does."""
         target = self.settings.db_path.parent / "serve-target"
         return {"DUCKAPI_DB_PATH": str(self.settings.db_path), "DUCKAPI_TARGET_PATH": str(target), **extra}
 

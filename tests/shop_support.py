@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.settings import REPO_ROOT, Settings
 from tests.conftest import Built

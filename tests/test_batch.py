@@ -25,7 +25,8 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
-from duckapi import batch, project
+from duckapi import batch
+from duckapi.dbt import project
 from duckapi.batch import command
 from duckapi.batch.errors import InputError
 from duckapi.engines.spark import spark_sql, spark_type

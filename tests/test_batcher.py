@@ -13,12 +13,12 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pytest
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.batcher import BATCH_MIN, Batcher
 from duckapi.engines import ExecutionError
 from duckapi.engines.duckdb import BOUND_ROWS
 from duckapi.pipeline import Pipeline
-from duckapi.service import Service
+from duckapi.serving.service import Service
 from tests.conftest import Built, settings_in
 from tests.oracle import analyse
 from tests.payloads import random_rows

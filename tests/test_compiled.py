@@ -1,5 +1,5 @@
 """A compile is reused while the project, profile, warehouse, vars and env_var() values
-are unchanged (duckapi/compiled.py), and made again when any of them changes: each
+are unchanged (duckapi/dbt/compiled.py), and made again when any of them changes: each
 `duckapi run`'s answer is compared with what the project now says, and `duckapi serve`'s
 start-up compile finds its manifest where its workers read it.
 
@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from duckapi import project
-from duckapi import compiled
-from duckapi.service import compile_project
+from duckapi.dbt import project
+from duckapi.dbt import compiled
+from duckapi.serving.service import compile_project
 from duckapi.settings import BUNDLED_PROJECT, Settings
 from tests.oracle import ANIMALS, analyse
 from tests.test_batch import APP

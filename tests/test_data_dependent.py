@@ -30,11 +30,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 import duckapi
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.api.outputs import MEDIA_TYPES
 from duckapi.errors import ProjectError, RequestError
-from duckapi.rendering import Renderings
+from duckapi.serving.rendering import Renderings
 from tests.conftest import settings_in
 from tests.spark_support import require_java
 

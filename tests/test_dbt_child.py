@@ -1,4 +1,4 @@
-"""dbt in a warm child process (duckapi/dbt_child.py): reused, never holding the warehouse."""
+"""dbt in a warm child process (duckapi/dbt/child.py): reused, never holding the warehouse."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from duckapi import dbt_child, project
+from duckapi.dbt import child as dbt_child, project
 from duckapi.errors import ProjectError
 from tests.conftest import settings_in
 

@@ -32,7 +32,7 @@ from duckapi.engines.spark import spark_type
 from duckapi.pipeline import Pipeline, build_pipelines
 from duckapi.testing.command import run_on_duckdb, run_on_spark
 from duckapi.testing.unit import unit_tests
-from duckapi.warehouse import Snapshots
+from duckapi.dbt.warehouse import Snapshots
 from tests.conftest import Built
 from tests.oracle import analyse
 from tests.payloads import AWKWARD_IDS, INT64_MAX, INT64_MIN

@@ -23,7 +23,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.settings import Settings
 from tests.servers import Server, running_server, schemathesis_finds_nothing

@@ -25,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import duckapi
-from duckapi import project as dbt_project
+from duckapi.dbt import project as dbt_project
 from duckapi.settings import BUNDLED_PROJECT, Settings
 from tests.conftest import Built, copy_shop
 from tests.oracle import analyse

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.rows.formats import InputError
 from duckapi.api.ops.limits import check_rows

@@ -13,7 +13,7 @@ import pytest
 
 from duckapi.engines.duckdb import BOUND_ROWS, DuckDBEngine
 from duckapi.pipeline import PipelineError, build_pipelines
-from duckapi.relations import check_input_types
+from duckapi.pipeline.relations import check_input_types
 from duckapi.settings import Settings
 from tests.conftest import Built
 from tests.oracle import analyse

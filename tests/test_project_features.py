@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import settings_in

@@ -22,10 +22,10 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.pipeline import PipelineError
-from duckapi.service import compile_project
+from duckapi.serving.service import compile_project
 from tests.conftest import copy_shop as _copy_shop, settings_in
 from tests.servers import Server, running_server
 

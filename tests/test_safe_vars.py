@@ -12,10 +12,10 @@ from typing import Any, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from duckapi.pipeline import PipelineError
-from duckapi.service import CompileBusy, ProjectState
+from duckapi.serving.service import CompileBusy, ProjectState
 from tests.conftest import settings_in
 
 FEATURES = Path(__file__).parent / "projects" / "features"
@@ -137,7 +137,7 @@ def test_vars_reach_dbt_as_the_same_values() -> None:
     separators survive it unchanged (YAML has no surrogate pairs and drops a raw NEL)."""
     import yaml
 
-    from duckapi.project import vars_argument
+    from duckapi.dbt.project import vars_argument
 
     value = {"s": ["\U0001F986 x\u0081\u0011\u0085\u2028\x7f\t\n\"'\\", "\ufeffé"], "n": [1, 2.5, None, True]}
     assert yaml.safe_load(vars_argument(value)) == value

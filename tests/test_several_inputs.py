@@ -16,7 +16,7 @@ import pyarrow.ipc
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
 from tests.payloads import arrow_body, parquet_body
 from tests.conftest import settings_in

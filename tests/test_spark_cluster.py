@@ -27,7 +27,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import profiles
+from duckapi.dbt import profiles
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import copy_shop
 from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, random_shop, shop_answer, shop_client  # noqa: F401

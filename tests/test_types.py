@@ -24,9 +24,9 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.api.app import create_app
-from duckapi.contract import column_type
+from duckapi.pipeline.contract import column_type
 from duckapi.engines.duckdb import BOUND_ROWS
 from duckapi.rows.formats import FAST_JSON_BYTES
 from tests.payloads import arrow_body, parquet_body

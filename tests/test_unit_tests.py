@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from duckapi import project
+from duckapi.dbt import project
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import settings_in
 from tests.spark_support import require_java

@@ -516,7 +516,7 @@ def test_a_projects_own_examples_are_one_click_away(browser: Any, tmp_path: Path
     rows fit an endpoint's inputs, and its recorded requests (tests/duckapi/), are offered
     as examples by `/models`, the OpenAPI document and the page, where one click fills the
     inputs, parts and vars; the answer is the API's."""
-    from duckapi import project as dbt_project
+    from duckapi.dbt import project as dbt_project
     from tests.conftest import settings_in
 
     folder = tmp_path / "web_events"

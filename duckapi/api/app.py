@@ -40,7 +40,7 @@ from duckapi.errors import (
     CompileBusy, ExecutionError, InputError, ProjectError, RequestError, ResourceError, StatementTimeout,
 )
 from duckapi.library.project import Call, Project
-from duckapi.warehouse import data_version
+from duckapi.dbt.warehouse import data_version
 from duckapi.pipeline import Pipeline, digest, endpoint_path, provenance
 from duckapi.settings import Settings
 

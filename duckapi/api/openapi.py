@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from duckapi.contract import column_type
+from duckapi.pipeline.contract import column_type
 from duckapi.pipeline import Column, Pipeline
-from duckapi.service import ProjectState
+from duckapi.serving.service import ProjectState
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 

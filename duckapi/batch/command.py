@@ -21,7 +21,7 @@ from duckapi.batch.progress import Reporter, err
 from duckapi.batch.spark_run import build_references, duckdb_types, render_on_spark, run_spark
 from duckapi.engines import ExecutionError, error_message
 from duckapi.errors import ProjectError
-from duckapi.relations import WarehouseSchema
+from duckapi.pipeline.relations import WarehouseSchema
 from duckapi.pipeline import (
     Pipeline, PipelineError, build_pipeline, build_pipelines, discover_endpoints, find_endpoint, provenance,
 )
@@ -74,14 +74,14 @@ def _compile(
     recompile: bool = False,
 ) -> dict[str, Any]:
     """The project's manifest, compiled by dbt for the engine's target, or the one the
-    last such compile stored if nothing it read has changed since (compiled.py).
+    last such compile stored if nothing it read has changed since (dbt/compiled.py).
 
     For DuckDB against a private snapshot of the warehouse, so relation names are the
     ones `dbt build` wrote; for Spark with no session (only the SQL text is needed).
     """
-    from duckapi import compiled
-    from duckapi import project as dbt_project
-    from duckapi.service import compile_project
+    from duckapi.dbt import compiled
+    from duckapi.dbt import project as dbt_project
+    from duckapi.serving.service import compile_project
 
     try:
         if engine is Engine.duckdb:
@@ -102,11 +102,11 @@ def _spark_options(
     settings: Settings, target: str | None, master: str | None, remote: str | None, driver_memory: str,
     conf: dict[str, str],
 ) -> "SparkOptions":
-    """The session's settings: the Spark target's `server_side_parameters` (profiles.py
+    """The session's settings: the Spark target's `server_side_parameters` (dbt/profiles.py
     spark_conf: the catalog dbt-spark built into, the master), then --spark-conf. An
     in-memory catalog's warehouse folder is the run's own scratch one (a throwaway catalog);
     --spark-driver-memory sets the driver's memory, --spark-master / --spark-remote win."""
-    from duckapi import profiles
+    from duckapi.dbt import profiles
     from duckapi.engines.spark import SPARK_TARGET, SparkOptions
 
     try:
@@ -320,7 +320,7 @@ def _run_duckdb(
     """Load the project as the Python API does (compiled against a private snapshot of
     the warehouse, reference data checked), run its pipeline over the files, free it."""
     from duckapi.library.project import Project
-    from duckapi.service import missing_references_error
+    from duckapi.serving.service import missing_references_error
 
     with reporter.step(f"compiling {settings.project_dir.name} for duckdb"):
         manifest = _compile(settings, Engine.duckdb, target, variables, recompile)
@@ -379,9 +379,9 @@ def _spark_run(
     variables: dict[str, Any] | None, recompile: bool, endpoint: str | None, named: NamedFiles, fmt: str, output: str,
     reporter: Reporter,
 ) -> tuple[int, Pipeline]:
-    from duckapi import project as dbt_project
+    from duckapi.dbt import project as dbt_project
     from duckapi.engines.spark import SparkEngine
-    from duckapi.service import missing_references_error
+    from duckapi.serving.service import missing_references_error
 
     spark_settings = _spark_settings(settings, target)
     with reporter.step(f"compiling {settings.project_dir.name} for spark"):

@@ -16,7 +16,7 @@ from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError, error_message
 from duckapi.engines.duckdb import missing_relations
 from duckapi.pipeline import Column, Input, Pipeline, quote_identifier
-from duckapi.warehouse import Warehouse
+from duckapi.dbt.warehouse import Warehouse
 
 #: The column naming each row's file (DuckDB's `filename` option), for error messages.
 FILE_COLUMN = "__duckapi_file"

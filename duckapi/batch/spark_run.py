@@ -21,7 +21,7 @@ from duckapi.batch.progress import Reporter, err
 from duckapi.engines import ExecutionError
 from duckapi.engines.duckdb import relation_columns
 from duckapi.pipeline import Pipeline, Reference, quote_identifier
-from duckapi.relations import WarehouseSchema, split_relation_name
+from duckapi.pipeline.relations import WarehouseSchema, split_relation_name
 from duckapi.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def build_references(settings: Settings, references: Sequence[Reference]) -> Non
     compiled into. Call it once the engine's session exists: dbt-spark's `session`
     method joins the running session (SparkSession.builder.getOrCreate()).
     """
-    from duckapi import project
+    from duckapi.dbt import project
 
     selector = reference_selector(references)
     if selector:
@@ -57,7 +57,7 @@ def duckdb_types(db_path: Path) -> Iterator[WarehouseSchema]:
     warehouse's relation with the same table name (when exactly one has it), mapped to
     Spark's types where the statement casts them (engines/spark.py spark_type). Read
     from a private snapshot, as serving reads it, taken only if an input needs it."""
-    from duckapi.warehouse import Snapshots
+    from duckapi.dbt.warehouse import Snapshots
 
     snapshots = Snapshots(db_path)
     opened: list[duckdb.DuckDBPyConnection] = []
@@ -92,7 +92,7 @@ def render_on_spark(
     run` (in this process, in that session) renders and builds the pipeline's models in
     DAG order, as `dbt build` would over those rows; returns the manifest it wrote, with
     each model's SQL as rendered. Local mode only: dbt-spark must share the session."""
-    from duckapi import project
+    from duckapi.dbt import project
     from duckapi.engines.spark import spark_errors, spark_message
 
     for item, files in inputs:

@@ -9,7 +9,7 @@ rather than one shared database because small queries on a shared instance conte
 inside DuckDB and stop scaling with threads. Python replacement scans are off:
 a statement can only read what was registered, never a variable in scope.
 
-Reference data: a lane attaches the pipeline's warehouse snapshot (warehouse.py)
+Reference data: a lane attaches the pipeline's warehouse snapshot (dbt/warehouse.py)
 read-only under the catalog name dbt compiled into the SQL ("dev"), so seeds, tables
 and sources resolve exactly as in `dbt build`. The dbt-built file itself is never
 opened here, and project SQL can read no other file (external access is off; only
@@ -35,7 +35,7 @@ from duckapi.errors import from_duckdb
 from duckapi.pipeline import Pipeline, Probe, Reference, Rows, Schema, cte_name, quote_identifier
 from duckapi.rows.columns import BOUND_ROWS, InputRows, as_arrow, column_values
 from duckapi.settings import Settings
-from duckapi.warehouse import Warehouse
+from duckapi.dbt.warehouse import Warehouse
 
 
 #: Below this many input rows a query is "small": it runs on one DuckDB thread

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import pyarrow as pa
 
-from duckapi import relations
-from duckapi.contract import column_type
+from duckapi.pipeline import relations
+from duckapi.pipeline.contract import column_type
 from duckapi.engines import ExecutionError, ResourceError
 from duckapi.pipeline import Column, Dialect, Input, Pipeline, Reference
 
@@ -73,7 +73,7 @@ appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 
 def spark_type(data_type: str) -> str:
     """An input's type as Spark SQL spells it, from the Arrow type DuckDB gives it
-    (contract.py): a bare varchar is `string`, DuckDB's unsigned and huge integers become
+    (pipeline/contract.py): a bare varchar is `string`, DuckDB's unsigned and huge integers become
     the types that hold them, lists are arrays, structs structs. A type duckapi does not
     take as input is passed through as written."""
     try:

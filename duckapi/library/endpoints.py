@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from duckapi.relations import Column, Reference
+from duckapi.pipeline.relations import Column, Reference
 
 __all__ = ["Column", "Endpoint", "EndpointInput", "Reference"]
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from duckapi import project as dbt_project
+from duckapi.dbt import project as dbt_project
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.errors import RequestError
 from duckapi.library.answer import Answer
@@ -30,11 +30,11 @@ from duckapi.rows import python
 from duckapi.rows.bodies import RequestReader
 from duckapi.rows.columns import InputRows
 from duckapi.rows.parsing import BodyParser
-from duckapi.project import QUERIES_KEY
-from duckapi.rendering import Renderings
-from duckapi.service import ProjectState, Served, Service, compile_project
+from duckapi.dbt.project import QUERIES_KEY
+from duckapi.serving.rendering import Renderings
+from duckapi.serving.service import ProjectState, Served, Service, compile_project
 from duckapi.settings import Settings
-from duckapi.warehouse import data_version
+from duckapi.dbt.warehouse import data_version
 
 Tables = Sequence[InputRows]
 
@@ -61,7 +61,7 @@ class Call:
     reader: RequestReader
     engine: DuckDBEngine
     max_bytes: int
-    #: For a data-dependent endpoint: its variants rendered over the rows (rendering.py).
+    #: For a data-dependent endpoint: its variants rendered over the rows (serving/rendering.py).
     renderings: Renderings | None = None
 
     def read(self, body: bytes, fmt: str, content_type: str = "") -> tuple[InputRows, ...]:
@@ -101,7 +101,7 @@ class Project:
         self.settings = settings
         if manifest is None:
             manifest = compile_project(settings, vars) if vars else load_manifest(settings)
-        #: The compiled state, vars variants and reloads (duckapi/service.py).
+        #: The compiled state, vars variants and reloads (duckapi/serving/service.py).
         self.service = Service(settings, manifest, vars)
         #: The plain calls (no parts selected) of each state in use: dropped with the state.
         self._calls: weakref.WeakKeyDictionary[ProjectState, dict[str, Call]] = weakref.WeakKeyDictionary()

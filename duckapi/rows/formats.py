@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from duckapi.contract import canonical_type, column_type, exact_decimal
+from duckapi.pipeline.contract import canonical_type, column_type, exact_decimal
 from duckapi.rows.columns import BOUND_ROWS
 from duckapi.rows.parsing import BodyParser, MissingColumn, Rejected, UnreadableInput
 from duckapi.errors import InputError
@@ -284,7 +284,7 @@ def _read_arrow(body: bytes, fmt: str) -> pa.Table:
 
 
 _STRINGS = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
-#: The Arrow types each kind of column (contract.py) takes, before a safe cast to its own.
+#: The Arrow types each kind of column (pipeline/contract.py) takes, before a safe cast to its own.
 _KINDS = {
     "varchar": _STRINGS,
     "integer": (pa.types.is_integer, lambda t: pa.types.is_decimal(t) and t.scale == 0),

@@ -19,9 +19,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckapi.contract import column_type
+from duckapi.pipeline.contract import column_type
 from duckapi.errors import error_message, from_duckdb
-from duckapi.relations import Column, quote_identifier
+from duckapi.pipeline.relations import Column, quote_identifier
 
 
 #: How a contract column's untyped value (JSON, or CSV text) is accepted and converted:
@@ -43,7 +43,7 @@ _TYPED = "{v} is not null"
 _JSON_TEXT = "json_extract_string({c}, '$')"
 #: A decimal's text: at most {s} digits after the point but trailing zeros (exact, not rounded).
 _DECIMAL = "regexp_full_match({x}, '[-+]?[0-9]+([.][0-9]{{0,{s}}}0*)?') and {v} is not null"
-#: Per kind of type (contract.py): (accepts the raw value, converts it). {c} the raw JSON
+#: Per kind of type (pipeline/contract.py): (accepts the raw value, converts it). {c} the raw JSON
 #: value or CSV text, {t} the column's type, {v} the converted value.
 JSON_RULES: dict[str, tuple[str, str]] = {
     "varchar": (_JSON_STRING, _JSON_TEXT),

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from duckapi import rendering
+from duckapi.serving import rendering
 from duckapi.errors import PipelineError, ProjectError
 from duckapi.pipeline import Pipeline
 from duckapi.settings import Settings
@@ -44,7 +44,7 @@ def test(
 ) -> None:
     """Run every `unit_tests:` entry of the project through duckapi's own path (the tested
     model served over its given rows), not dbt's; exit 0 only when none failed."""
-    from duckapi.service import compile_project
+    from duckapi.serving.service import compile_project
 
     settings = Settings.from_env(project_dir=project, db_path=db, target=target)
     try:
@@ -100,7 +100,7 @@ def _manifests(manifest: dict[str, Any], compile: Callable[[dict[str, Any]], dic
 
 def _renderings(settings: Settings, tests: list[UnitTest], db_path: Path | None = None) -> dict[str, dict[str, Any]]:
     """dbt's rendering of each test that needs it (UnitTest.rendered_by_dbt), one compile."""
-    from duckapi.project import compile_unit_tests
+    from duckapi.dbt.project import compile_unit_tests
 
     return compile_unit_tests(settings, {t.unique_id: t.model for t in tests if t.rendered_by_dbt and not t.skip}, db_path)
 
@@ -108,8 +108,8 @@ def _renderings(settings: Settings, tests: list[UnitTest], db_path: Path | None 
 def run_on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[UnitTest], report: Callable[[Verdict], None]) -> list[Verdict]:
     """Each test as a request is run: on a lane of the engine, the warehouse snapshot attached."""
     from duckapi.engines.duckdb import DuckDBEngine
-    from duckapi.service import STARTUP_WAIT_S, compile_project
-    from duckapi.warehouse import Snapshots
+    from duckapi.serving.service import STARTUP_WAIT_S, compile_project
+    from duckapi.dbt.warehouse import Snapshots
 
     snapshots = Snapshots(settings.db_path)
     engine = DuckDBEngine(settings, snapshots.folder)
@@ -128,7 +128,7 @@ def run_on_duckdb(settings: Settings, manifest: dict[str, Any], tests: list[Unit
 
         def execute(test: UnitTest, pipeline: Pipeline, tables: tuple[pa.Table, ...]) -> pa.Table:
             """A data-dependent model rendered by dbt over the given rows first, as a request's
-            new rows are (rendering.py), with the test's vars."""
+            new rows are (serving/rendering.py), with the test's vars."""
             if pipeline.introspection.refusal is not None:
                 raise PipelineError(pipeline.introspection.refusal)
             if pipeline.introspection.dependent:
@@ -159,9 +159,9 @@ def run_on_spark(settings: Settings, manifest: dict[str, Any], tests: list[UnitT
     from duckapi.batch.command import Engine, _compile, _spark_settings
     from duckapi.engines.duckdb import DuckDBEngine
     from duckapi.engines.spark import SparkEngine, SparkOptions
-    from duckapi.relations import find_relation
-    from duckapi.service import STARTUP_WAIT_S, compile_project
-    from duckapi.warehouse import Snapshots
+    from duckapi.pipeline.relations import find_relation
+    from duckapi.serving.service import STARTUP_WAIT_S, compile_project
+    from duckapi.dbt.warehouse import Snapshots
 
     spark_manifest = _compile(settings, Engine.spark, None)  # the project's `spark` target
     duck_manifest_for = _manifests(manifest, lambda dbt_vars: compile_project(settings, dbt_vars))
@@ -236,7 +236,7 @@ def record_command(
     then runs again: pin today's answers before changing a model."""
     from duckapi.batch.inputs import resolve_arguments
     from duckapi.library.project import Project
-    from duckapi.service import compile_project
+    from duckapi.serving.service import compile_project
 
     settings = Settings.from_env(project_dir=project, db_path=db)
     errors = Console(stderr=True)

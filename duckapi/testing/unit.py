@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
-from duckapi import relations
+from duckapi.pipeline import relations
 from duckapi.library.examples import csv_rows, given_input
 from duckapi.errors import PipelineError
 from duckapi.pipeline import Endpoint, Input, Node, Pipeline, build_pipeline, quote_identifier

@@ -18,11 +18,11 @@ import threading
 from concurrent.futures import Executor
 from typing import Any
 
-from duckapi.contract import column_type
+from duckapi.pipeline.contract import column_type
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.errors import InputError
 from duckapi.library.project import Call, Project
-from duckapi.service import ProjectState
+from duckapi.serving.service import ProjectState
 
 
 def warm(project: Project, state: ProjectState, executor: Executor, threads: int) -> None:
@@ -58,7 +58,7 @@ def _body(call: Call, rows: list[list[dict[str, Any]]]) -> bytes:
     return json.dumps({item.name: item_rows for item, item_rows in zip(inputs, rows)}).encode()
 
 
-#: One plausible value per kind of column (contract.py): a row that runs every operator once.
+#: One plausible value per kind of column (pipeline/contract.py): a row that runs every operator once.
 _SAMPLES: dict[str, Any] = {
     "varchar": "a", "integer": 1, "decimal": 1, "float": 1.0, "boolean": True, "date": "2000-01-01",
     "time": "00:00:00", "timestamp": "2000-01-01T00:00:00", "timestamptz": "2000-01-01T00:00:00Z",

@@ -1,6 +1,6 @@
 """dbt commands in a child interpreter that stays warm between commands.
 
-project.run_dbt hands each dbt command to a child process (`python -m duckapi.dbt_child
+project.run_dbt hands each dbt command to a child process (`python -m duckapi.dbt.child
 RESULT_FD`), never this one: dbt's adapter state is process-global, and dbt-duckdb keeps
 the database file open (and locked) while its process holds the connection. A fresh
 interpreter rather than a multiprocessing child, because a spawned child re-imports the
@@ -45,7 +45,7 @@ class _Child:
     def __init__(self) -> None:
         read, write = os.pipe()
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "duckapi.dbt_child", str(write)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "duckapi.dbt.child", str(write)],
                                          stdin=subprocess.PIPE, pass_fds=(write,))
         finally:
             os.close(write)

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from duckapi import profiles
+from duckapi.dbt import profiles
 from duckapi.settings import Settings
 
 #: Manifests kept: one per engine, target and vars in recent use.

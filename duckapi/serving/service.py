@@ -29,17 +29,18 @@ from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 import duckdb
 import jsonschema
 
-from duckapi import project
-from duckapi import compiled
-from duckapi.compiled import project_fingerprint
+from duckapi.dbt import project
+from duckapi.dbt import compiled
+from duckapi.dbt.compiled import project_fingerprint
 from duckapi.engines import ExecutionError
 from duckapi.errors import CompileBusy, RequestError
 from duckapi.engines.duckdb import DuckDBEngine
 from duckapi.pipeline import Pipeline, PipelineError, Reference, Schema, build_pipelines
-from duckapi import relations, rendering
-from duckapi.rendering import Renderer, Renderings
+from duckapi.pipeline import relations
+from duckapi.serving import rendering
+from duckapi.serving.rendering import Renderer, Renderings
 from duckapi.settings import Settings
-from duckapi.warehouse import Snapshots, Warehouse, WarehouseBusy, WarehouseError
+from duckapi.dbt.warehouse import Snapshots, Warehouse, WarehouseBusy, WarehouseError
 
 log = logging.getLogger("duckapi")
 #: How long start-up and a reload wait for a `dbt build` that holds the warehouse.
@@ -104,7 +105,7 @@ class Served:
 
     pipeline: Pipeline
     schemas: dict[str, Schema]
-    #: A data-dependent pipeline's rendered variants (rendering.py); None for the others.
+    #: A data-dependent pipeline's rendered variants (serving/rendering.py); None for the others.
     renderings: Renderings | None = None
 
     @property
@@ -236,7 +237,7 @@ def missing_references_error(
 
 def compile_project(settings: Settings, dbt_vars: dict[str, Any] | None = None, recompile: bool = False) -> dict[str, Any]:
     """`dbt compile` against a private copy of the warehouse (never the file itself), or
-    the manifest of an earlier compile if nothing it read has changed (compiled.py).
+    the manifest of an earlier compile if nothing it read has changed (dbt/compiled.py).
 
     With vars, into a scratch target folder: the project's own target/manifest.json
     stays the one compiled with the defaults (`duckapi serve` and `load` read it).

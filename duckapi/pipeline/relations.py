@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 
-from duckapi.contract import column_type, duckdb_name
+from duckapi.pipeline.contract import column_type, duckdb_name
 from duckapi.errors import PipelineError
 
 

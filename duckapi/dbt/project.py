@@ -1,8 +1,8 @@
 """The dbt side: build and compile a project with dbt's Python API, read its manifest.
 
-This module and dbt_child.py (which runs dbtRunner) are the only ones that import dbt.
+This module and child.py (which runs dbtRunner) are the only ones that import dbt.
 dbt runs at build time or once at start-up,
-never per request. Each invocation runs dbtRunner in a child process (dbt_child.py,
+never per request. Each invocation runs dbtRunner in a child process (child.py,
 kept warm between commands only once it has let go of every database file): dbt's
 adapter state is process-global, and dbt-duckdb keeps the database file open (and
 locked) while it holds the connection; the server must hold neither.
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from duckapi import profiles
+from duckapi.dbt import profiles
 from duckapi.errors import ProjectError
 from duckapi.settings import Settings
 
@@ -90,7 +90,7 @@ def run_dbt(
     dbt's duckdb outputs write `db_path` (default: the warehouse, settings.db_path),
     whatever path the project's profiles.yml names: dbt gets a re-pointed copy of it.
     """
-    from duckapi import dbt_child  # not at import: `python -m duckapi.dbt_child` must find it unloaded
+    from duckapi.dbt import child as dbt_child  # not at import: `python -m duckapi.dbt.child` must find it unloaded
 
     with _prepared(settings, command, extra, quiet, db_path) as (args, prepared):
         error = dbt_child.run(args, str(settings.project_dir), {**prepared, **(env or {})})
@@ -106,7 +106,7 @@ def run_dbt_in_process(settings: Settings, command: str, extra: list[str] | None
     environment is restored afterwards; dbt's adapter state stays, which is harmless
     for the Spark adapter (it keeps no file open).
     """
-    from duckapi import dbt_child
+    from duckapi.dbt import child as dbt_child
 
     with _prepared(settings, command, extra, quiet, None) as (args, env):
         saved = {name: os.environ.get(name) for name in env}
@@ -164,7 +164,7 @@ def compile_unit_tests(
     {"error": why dbt could not render it}}."""
     from dataclasses import replace
 
-    from duckapi import dbt_child
+    from duckapi.dbt import child as dbt_child
 
     if not unit_tests:
         return {}

@@ -37,13 +37,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckapi import introspection, project, relations
+from duckapi.dbt import project
+from duckapi.pipeline import introspection, relations
 from duckapi.errors import PipelineError, RequestError
-from duckapi.introspection import Probe
+from duckapi.pipeline.introspection import Probe
 from duckapi.pipeline import Pipeline, quote_identifier
 from duckapi.rows.columns import Columns, InputRows, as_arrow
 from duckapi.settings import Settings
-from duckapi.warehouse import Snapshots
+from duckapi.dbt.warehouse import Snapshots
 
 Tables = Sequence[InputRows]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar
 
-from duckapi import relations
-from duckapi.introspection import Introspection, Probe, classify
-from duckapi.project import QUERIES_KEY
-from duckapi.relations import Column, PipelineError, Reference, quote_identifier
-from duckapi.warehouse import Warehouse, data_version
+from duckapi.pipeline import relations
+from duckapi.pipeline.introspection import Introspection, Probe, classify
+from duckapi.dbt.project import QUERIES_KEY
+from duckapi.pipeline.relations import Column, PipelineError, Reference, quote_identifier
+from duckapi.dbt.warehouse import Warehouse, data_version
 
 __all__ = [
     "Column", "Dialect", "Endpoint", "Input", "Introspection", "Node", "Pipeline", "PipelineError", "Probe", "Reference",

@@ -3,12 +3,12 @@
 dbt renders a model like `{{ dbt_utils.pivot('g', get_column_values(ref('x'), 'g')) }}`
 by running a query against the database while it compiles, so its SQL depends on the
 rows that query read. The compile records every query a node's rendering ran
-(project.py, dbt's SQLQuery events while the node is compiling). Here each query of a
+(dbt/project.py, dbt's SQLQuery events while the node is compiling). Here each query of a
 pipeline model is classified by what it reads, on DuckDB's parse tree:
 
 * it reads an input or a pipeline model (a relation the request's rows replace or feed):
   a **probe**. The model is data-dependent: its SQL is rendered per request, keyed by
-  what the probes give over the request's rows (rendering.py);
+  what the probes give over the request's rows (serving/rendering.py);
 * it reads only reference data (the warehouse): the same answer for every request of a
   snapshot, so the compiled SQL stands;
 * it only introspects a relation's columns (`describe`, information_schema: as
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from duckapi import relations
+from duckapi.pipeline import relations
 from duckapi.errors import PipelineError
 
 #: The leading `/* {"app": "dbt", ...} */` comment dbt puts on every query.
@@ -43,7 +43,7 @@ class Probe:
     reads: tuple[str, ...]  # dbt's names of the pipeline relations it reads
     #: (input index, column) when the query is `select distinct <column> from <input>`,
     #: maybe ordered by that column: its rows are a function of the column's set of
-    #: values, which can key it without a statement (rendering.py).
+    #: values, which can key it without a statement (serving/rendering.py).
     distinct: tuple[int, str] | None = None
 
 
