@@ -1,28 +1,6 @@
-"""Faults benchmark: duckapi on the bundled project under overload, killed processes,
-slow connections and a long soak.
-
-Every timed request posts a distinct seeded 9-row payload to /analyse_data/; every 200
-answer is checked after timing for exact equality with tests/oracle.py. Four scenarios,
-each on a server of its own (all started together after one `duckapi build`):
-
-1. Overload. Capacity first: closed loop, 8 keep-alive connections (harness.drive). Then an
-   open loop offers 4x that rate for 60 s: requests are due at fixed times whatever the
-   answers, sent by an asyncio (uvloop) client over a pool of keep-alive connections (a new
-   one when all are busy; every fourth request says `Connection: close`, as urllib does, and
-   its connection closes after the answer), against a server with DUCKAPI_MAX_QUEUE=16.
-   Reported: offered vs target rate and how late the client sent, accepted (200) and
-   rejected (503) latency from the moment of sending, other statuses, server RSS every second.
-2. Kill -9. `--workers 2`, closed loop c=8: one worker (a child of the server process) is
-   killed at ~5 s; a poller attributes each of its answers to the worker that holds the
-   server side of its connection (psutil), to time when the replacement answers; the
-   0.5 s throughput buckets time the recovery. Then the whole server (supervisor and
-   workers) is killed under the same load and restarted on the same port: time to the
-   first 200 and to full throughput.
-3. Slow connections. 1,000 connections that send a partial request (line, then headers)
-   one byte per second, plus 100 that send nothing and 100 idle after one complete
-   request, while a normal client posts at c=1; compared with c=1 before they opened.
-4. Soak at c=2 (10 minutes; --soak-seconds): server RSS every 5 s, per-minute throughput
-   and latency.
+"""Faults benchmark: duckapi on the bundled project under overload (an open loop at 4x capacity,
+DUCKAPI_MAX_QUEUE=16), kill -9 of a worker and of the whole server, 1,000 slow connections, and a
+soak; each scenario on a server of its own. docs/benchmarks.md (Faults) says how each is measured.
 
     python -m bench.faults            # full run, ~15 minutes: bench/faults_results.json, bench/FAULTS_RESULTS.md
     python -m bench.faults --quick    # smoke run, ~1.5 minutes; writes under bench/.work/ unless --out-* given
@@ -42,6 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -53,19 +32,15 @@ import uvloop
 
 from bench.harness import (
     HEADERS, INT32_MAX, INT32_MIN, MIB, PATH, WORK, Result, RssSampler, Sent, Server, Usage, analyse, build,
-    clean_env, done, drive, fmt, gc_frozen, git_and_load, group_pool, machine_info, machine_line, ms, percentile,
-    post, quiet_first, results_options, run_and_write, serve_cmd, start_all, stop_all, target_lines, tree_changes,
-    tree_of, verify,
+    clean_env, done, drive, fmt, gc_frozen, git_and_load, group_pool, machine_info, machine_line, md_table, ms,
+    percentile, post, quiet_first, results_options, run_and_write, serve_cmd, start_all, stop_all, target,
+    target_lines, tree_changes, tree_of, tree_sum, verify,
 )
 
 HERE = WORK / "faults"
-#: The open-loop client reuses a pooled connection only if it was idle for less than this
-#: (uvicorn's keep-alive timeout is 5 s; reusing one it is closing fails with 0 bytes read).
+#: Reuse a pooled connection only if idle for less than this (uvicorn closes them after 5 s).
 KEEP_ALIVE_REUSE_S = 4.0
-#: Share of 9-row payloads with one event_value anywhere in int32 (as harness.small_rows).
-WILD_VALUE_RATE = 0.05
-#: Every CLOSE_EVERY-th open-loop request says `Connection: close`, as urllib, many scripts
-#: and proxies do: its answer (a 503 above all, sent before the body is read) must arrive.
+#: Every CLOSE_EVERY-th open-loop request says `Connection: close`, as urllib does.
 CLOSE_EVERY = 4
 #: What a slow connection sends, one byte at a time: a request line, then headers without end.
 SLOW_PREFIX = b"POST /analyse_data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Slow: "
@@ -101,9 +76,8 @@ QUICK = Plan(capacity_s=3, overload_s=8, kill_load_s=8, kill_at_s=3, restart_loa
 
 
 class Payloads:
-    """Distinct seeded 9-row payloads, made in bulk (numpy draws, one orjson.dumps each):
-    three groups of group_pool() per payload, event values 0..29, sometimes one anywhere
-    in int32. The expected answers are computed only when checking."""
+    """Distinct seeded 9-row payloads made in bulk, as harness.small_rows makes them one by one
+    (three groups, values 0..29, 5% with one value anywhere in int32); answers only when checking."""
 
     def __init__(self, seed: int) -> None:
         self.seed, self.pool, self.seen, self.batches = seed, group_pool(), set[bytes](), 0
@@ -117,7 +91,7 @@ class Payloads:
             groups = rng.integers(0, len(self.pool), (m, 3))
             distinct = (groups[:, 0] != groups[:, 1]) & (groups[:, 0] != groups[:, 2]) & (groups[:, 1] != groups[:, 2])
             which, values = rng.integers(0, 3, (m, 9)), rng.integers(0, 30, (m, 9))
-            wild = rng.random(m) < WILD_VALUE_RATE
+            wild = rng.random(m) < 0.05
             values[wild, rng.integers(0, 9, int(wild.sum()))] = rng.integers(INT32_MIN, INT32_MAX + 1, int(wild.sum()))
             gid = np.take_along_axis(groups, which, axis=1)
             for ok, g_row, v_row in zip(distinct.tolist(), gid.tolist(), values.tolist()):
@@ -129,7 +103,7 @@ class Payloads:
 
 
 def check(sent: list[Sent | None] | list[Sent], payloads: list[bytes]) -> Result:
-    """Wrong answers among the 200s (exact equality with tests/oracle.py; answers computed one by one)."""
+    """Wrong answers among the 200s (exact equality with tests/oracle.py)."""
     expected = (analyse(orjson.loads(b)) if s is not None and s.status == 200 else None for s, b in zip(sent, payloads))
     out = verify(sent, expected)
     del out["exact_order_matches"]
@@ -140,11 +114,9 @@ def workers(server: Server) -> list[psutil.Process]:
     """The uvicorn workers of a --workers N server (spawned children of the supervisor)."""
     out = []
     for p in psutil.Process(server.pid).children():
-        try:
+        with suppress(psutil.Error):
             if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
                 out.append(p)
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 
@@ -159,8 +131,7 @@ def error_kinds(sent: Iterable[Sent | None]) -> dict[str, int]:
 
 
 def buckets(sent: Iterable[Sent | None], t0: float, width: float, end: float) -> list[float]:
-    """200s completed per second in consecutive `width`-second buckets from t0 to end
-    (whole buckets only: a last, partial one would look like a drop)."""
+    """200s per second in consecutive `width`-second buckets from t0 to end (whole buckets only)."""
     counts = [0] * max(1, int((end - t0) / width + 1e-6))
     for s in done(sent):
         if s.status == 200 and t0 <= s.at_s < t0 + len(counts) * width:
@@ -168,20 +139,19 @@ def buckets(sent: Iterable[Sent | None], t0: float, width: float, end: float) ->
     return [round(c / width, 1) for c in counts]
 
 
-def recovered_at(rates: list[float], width: float, level: float, from_s: float, share: float = 0.9,
+def recovered_at(rates: list[float], width: float, level: float, from_s: float,
                  after_dip: bool = False) -> float | None:
-    """Seconds (bucket ends, from the buckets' t0) when two consecutive buckets first average
-    at least `share` of `level`, looking only at buckets starting at or after from_s. With
-    `after_dip`: the first such window after the lowest one (from_s itself if none is below)."""
+    """Seconds (bucket ends) when two consecutive buckets from from_s on first average 90% of `level`;
+    with `after_dip`, the first such window after the lowest one (from_s itself if none is below)."""
     first = max(int(np.floor(from_s / width)), 0)
     windows = [(rates[i] + rates[i + 1]) / 2 for i in range(first, len(rates) - 1)]
     start = first
     if after_dip and windows:
-        if min(windows) >= share * level:
+        if min(windows) >= 0.9 * level:
             return round(from_s, 2)
         start = first + int(np.argmin(windows))
     return next((round((i + 2) * width, 2) for i in range(start, len(rates) - 1)
-                 if (rates[i] + rates[i + 1]) / 2 >= share * level), None)
+                 if (rates[i] + rates[i + 1]) / 2 >= 0.9 * level), None)
 
 
 def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int | None]:
@@ -195,12 +165,10 @@ def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int 
         sent.latency_s = sent.at_s - t0
         local = conn.sock.getsockname()[1] if conn.sock else -1
         for pid in pids:
-            try:
+            with suppress(psutil.Error):
                 if any(c.raddr and c.raddr.port == local and c.laddr.port == port
                        for c in psutil.Process(pid).net_connections("tcp")):
                     return sent, pid
-            except psutil.Error:
-                pass
         return sent, None
     except (OSError, http.client.HTTPException) as exc:
         now = time.perf_counter()
@@ -209,12 +177,6 @@ def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int 
         conn.close()
 
 # ---------------------------------------------------------------- asyncio HTTP client
-
-
-def request_bytes(body: bytes, close: bool = False) -> bytes:
-    return (b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + (b"Connection: close\r\n" if close else b"") + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-            + body)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -249,7 +211,7 @@ class OpenLoop:
     live: int = 0
 
 
-async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connections: int, timeout_s: float = 60) -> OpenLoop:
+async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connections: int) -> OpenLoop:
     n = len(payloads)
     run = OpenLoop(rate, [None] * n, [0.0] * n, [0.0] * n, time.perf_counter() + 0.2)
     # LIFO: a released connection is reused before a free slot (None) opens a new one.
@@ -266,10 +228,10 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
         t0 = run.send[i] = time.perf_counter()
         writer = None
         if item is not None and (item[0].at_eof() or t0 - item[2] > KEEP_ALIVE_REUSE_S):
-            close(item[1])  # uvicorn closes keep-alive connections idle for 5 s: don't race it
+            close(item[1])
             item = None
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(60):
                 if item is None:
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                     run.connections_opened += 1
@@ -277,10 +239,14 @@ async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connecti
                     run.most_open = max(run.most_open, run.live)
                 else:
                     reader, writer, _ = item
-                writer.write(request_bytes(payloads[i], close=i % CLOSE_EVERY == 0))
-                status, body, closing = await read_response(reader)
+                body = payloads[i]
+                writer.write(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1"
+                             + b"\r\nContent-Type: application/json"
+                             + b"\r\nConnection: close" * (i % CLOSE_EVERY == 0)
+                             + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                status, answer, closing = await read_response(reader)
             t1 = time.perf_counter()
-            run.sent[i] = Sent(status, t1 - t0, body, t1)
+            run.sent[i] = Sent(status, t1 - t0, answer, t1)
             if closing:
                 close(writer)
             pool.put_nowait(None if closing else (reader, writer, t1))
@@ -317,10 +283,8 @@ def open_loop(port: int, payloads: list[bytes], rate: float, max_connections: in
 
 # ---------------------------------------------------------------- 1. overload
 
-#: An independent client in a process of its own, idle between requests: one POST at a
-#: time on a keep-alive connection (latency from sending to the last byte read; a new
-#: connection, from connecting), so its figures carry none of the load generator's own
-#: lag on this shared 2-core machine.
+#: An independent client in a process of its own, idle between requests: one POST at a time on a
+#: keep-alive connection, so its figures carry none of the load generator's own lag.
 PROBE = r"""
 import http.client, json, sys, time
 port, seconds, pause, body = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), open(sys.argv[4], "rb").read()
@@ -346,13 +310,13 @@ json.dump(out, sys.stdout)
 
 
 def server_durations(log: Path, offset: int) -> dict[str, list[float]]:
-    """The request log's duration_ms of POSTs by status, from byte `offset` of the server's log
-    (DUCKAPI_ACCESS_LOG=json: from the ASGI app's first sight of a request to its last byte sent)."""
+    """The request log's duration_ms of POSTs by status, from byte `offset` of the server's log."""
     out: dict[str, list[float]] = {}
     with open(log, "rb") as f:
         f.seek(offset)
         for line in f:
-            if line.startswith(b"{") and b'"duration_ms"' in line and (entry := orjson.loads(line)).get("method") == "POST":
+            entry = orjson.loads(line) if line.startswith(b"{") and b'"duration_ms"' in line else {}
+            if entry.get("method") == "POST":
                 out.setdefault(str(entry["status"]), []).append(entry["duration_ms"])
     return out
 
@@ -392,8 +356,7 @@ def overload(server: Server, plan: Plan, payloads: Payloads) -> Result:
     run = open_loop(port, work, rate, plan.max_connections)
     probed = [(str(status), latency) for status, latency in orjson.loads(probe.communicate(timeout=120)[0])]
     peak_rss = sampler.stop() / MIB
-    points = sampler.points
-    cores = usage.cores()
+    points, cores = sampler.points, usage.cores()
     time.sleep(2)
     after = answers_after(port, payloads)
     rss_after = server.rss() / MIB
@@ -464,23 +427,27 @@ def kill_worker_later(server: Server, at: float, bodies: list[bytes], out: Resul
         time.sleep(0.02)
 
 
-def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Result, Server]:
-    port, c, width = server.port, plan.kill_concurrency, 0.5
-    for _ in range(1200):
-        if len(workers(server)) >= 2:
-            break
+def since(end: float | None, start: float) -> float | None:
+    return None if end is None else round(end - start, 2)
+
+
+def kill_worker(server: Server, plan: Plan, payloads: Payloads, width: float) -> tuple[Result, float]:
+    """One of two workers killed under load: when its replacement answers, when throughput is back."""
+    deadline = time.monotonic() + 120
+    while len(workers(server)) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: 2 workers never came up")
         time.sleep(0.1)
-    else:
-        raise RuntimeError(f"{server.name}: 2 workers never came up")
-    drive(port, payloads.make(400), c, 3)  # warm-up: both workers
+    drive(server.port, payloads.make(400), plan.kill_concurrency, 3)  # warm-up: both workers
     worker_pids = [p.pid for p in workers(server)]
     work, poll_bodies = payloads.make(int(plan.kill_load_s * 1500)), payloads.make(3000)
     gc_frozen()
     info: Result = {}
     t0 = time.perf_counter()
-    killer = threading.Thread(target=kill_worker_later, args=(server, t0 + plan.kill_at_s, poll_bodies, info), daemon=True)
+    killer = threading.Thread(target=kill_worker_later, args=(server, t0 + plan.kill_at_s, poll_bodies, info),
+                              daemon=True)
     killer.start()
-    sent, wall = drive(port, work, c, plan.kill_load_s)
+    sent, wall = drive(server.port, work, plan.kill_concurrency, plan.kill_load_s)
     killer.join()
     rates = buckets(sent, t0, width, t0 + wall)
     kill_s = info["killed_at"] - t0
@@ -489,31 +456,35 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
     after_kill = [r for i, r in enumerate(rates) if i * width >= kill_s]
     recovered = recovered_at(rates, width, level, kill_s, after_dip=True)
     dip_at = (int(np.floor(kill_s / width)) + int(np.argmin(after_kill))) * width if after_kill else None
-    answered_s = info["answered_at"] - info["killed_at"] if "answered_at" in info else None
-    post_ = [r for i, r in enumerate(rates) if answered_s is not None and i * width >= kill_s + answered_s + 1]
-    worker_kill = {
+    answered = info["answered_at"] - info["killed_at"] if "answered_at" in info else None
+    post_ = [r for i, r in enumerate(rates) if answered is not None and i * width >= kill_s + answered + 1]
+    polls_check = check(info["polls"], info["poll_payloads"])
+    result = {
         "workers": worker_pids, "victim": info["victim_pid"], "replacement": info.get("replacement_pid"),
-        "concurrency": c, "load_s": plan.kill_load_s, "kill_at_s": round(kill_s, 2),
+        "concurrency": plan.kill_concurrency, "load_s": plan.kill_load_s, "kill_at_s": round(kill_s, 2),
         "requests": len(done(sent)), "statuses": statuses(sent), "errors": error_kinds(sent),
-        "replacement_spawned_s": round(info["spawned_at"] - info["killed_at"], 2) if "spawned_at" in info else None,
-        "replacement_answered_s": round(answered_s, 2) if answered_s is not None else None,
+        "replacement_spawned_s": since(info.get("spawned_at"), info["killed_at"]),
+        "replacement_answered_s": since(info.get("answered_at"), info["killed_at"]),
         "polls": len(info["polls"]), "poll_statuses": statuses(info["polls"]),
         "polls_answered_by": dict(Counter("replacement" if p == info.get("replacement_pid") else
                                           "other worker" if p else "unknown" for p in info["answered_by"])),
         "pre_kill_rps": round(level, 1),
         "lowest_0_5s_after_kill_rps": min(after_kill) if after_kill else None,
-        "lowest_0_5s_at_s": round(dip_at - kill_s, 2) if dip_at is not None else None,
-        "throughput_back_s": round(recovered - kill_s, 2) if recovered is not None else None,
+        "lowest_0_5s_at_s": since(dip_at, kill_s),
+        "throughput_back_s": since(recovered, kill_s),
         "after_replacement_rps": round(float(np.mean(post_)), 1) if post_ else None,
         "throughput_0_5s": rates, **check(sent, work),
     }
-    polls_check = check(info["polls"], info["poll_payloads"])
-    worker_kill["wrong"] += polls_check["wrong"]
-    worker_kill["wrong_examples"] += polls_check["wrong_examples"]
-    print(f"  worker kill: {worker_kill['statuses']}, replacement answered after "
-          f"{worker_kill['replacement_answered_s']} s, throughput back after {worker_kill['throughput_back_s']} s",
-          flush=True)
+    result["wrong"] += polls_check["wrong"]
+    result["wrong_examples"] += polls_check["wrong_examples"]
+    print(f"  worker kill: {result['statuses']}, replacement answered after {result['replacement_answered_s']} s, "
+          f"throughput back after {result['throughput_back_s']} s", flush=True)
+    return result, level
 
+
+def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Result, Server]:
+    port, c, width = server.port, plan.kill_concurrency, 0.5
+    worker_kill, level = kill_worker(server, plan, payloads, width)
     # The whole server (supervisor and workers) under the same load, then a restart on the same port.
     work2 = payloads.make(int(4 * 1500))
     stop = threading.Event()
@@ -525,10 +496,8 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
     procs = tree_of(server.pid)
     stop.set()  # no new requests: the ones in flight meet the kill
     for p in procs:  # supervisor first, so that it replaces nobody
-        try:
+        with suppress(psutil.NoSuchProcess):
             p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
     killed_at = time.perf_counter()
     psutil.wait_procs(procs, timeout=10)
     server.proc.wait(10)  # type: ignore[union-attr]
@@ -541,7 +510,7 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
     polls, k = [], 0
     while True:
         if again.proc.poll() is not None:  # type: ignore[union-attr]
-            raise RuntimeError(f"{again.name} exited with {again.proc.returncode}; see {again.log}")  # type: ignore[union-attr]
+            raise RuntimeError(f"{again.name} exited; see {again.log}")
         polls.append(s := post(port, restart_bodies[k], timeout=10))
         k += s.status != -1  # a payload is used up once the server has answered it
         if s.status == 200:
@@ -554,7 +523,8 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
     sent3, wall3 = drive(port, rest, c, plan.restart_load_s)
     rates3 = buckets(sent3, t_restart, width, time.perf_counter())
     full = recovered_at(rates3, width, level, first_200)
-    wrong = [check(box["sent"], work2), check([s for s in polls if s.status != -1], restart_bodies[:k]), check(sent3, rest)]
+    wrong = [check(box["sent"], work2), check([s for s in polls if s.status != -1], restart_bodies[:k]),
+             check(sent3, rest)]
     restart = {
         "kill_under_load_concurrency": c, "requests_before_kill": len(done(box["sent"])),
         "statuses_before_kill": statuses(box["sent"]),
@@ -573,9 +543,8 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
 
 
 class SlowClients(threading.Thread):
-    """Connections held open in an event loop of their own: `slow` send SLOW_PREFIX (then
-    "a"s) a byte every `every_s`; `idle` send nothing; `keepalive` send one complete GET
-    /healthz, read the answer, then nothing. Each records when the server closed it."""
+    """Connections held open in an event loop of their own: `slow` send SLOW_PREFIX (then "a"s) a
+    byte every `every_s`; `idle` send nothing; `keepalive` send one GET /healthz, then nothing."""
 
     def __init__(self, port: int, plan: Plan) -> None:
         super().__init__(daemon=True)
@@ -585,14 +554,13 @@ class SlowClients(threading.Thread):
         self.records: list[Result] = [{"kind": k, "sent": 0, "received": b""} for k in self.kinds]
         self.opened = threading.Event()
         self.loop = uvloop.new_event_loop()
-        self.stopping: asyncio.Event | None = None
+        self.stopping = asyncio.Event()
 
     def run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(self.main())
 
     async def main(self) -> None:
-        self.stopping = asyncio.Event()
         conns = []
         for lo in range(0, len(self.records), 50):
             conns += await asyncio.gather(*(self.connect(r) for r in self.records[lo:lo + 50]))
@@ -641,7 +609,6 @@ class SlowClients(threading.Thread):
             rec["closed"], rec["how"] = time.perf_counter(), type(exc).__name__
 
     def stop(self) -> None:
-        assert self.stopping is not None
         self.loop.call_soon_threadsafe(self.stopping.set)
         self.join(30)
 
@@ -651,15 +618,16 @@ class SlowClients(threading.Thread):
             recs = [r for r in self.records if r["kind"] == kind]
             opened = [r for r in recs if "opened" in r]
             closed = [r for r in opened if "closed" in r and r["closed"] <= at]
-            since = sorted(r["closed"] - r.get("idle_from", r["opened"]) for r in closed)
+            after = sorted(r["closed"] - r.get("idle_from", r["opened"]) for r in closed)
             out[kind] = {
                 "connections": len(recs), "opened": len(opened), "connect_errors": len(recs) - len(opened),
                 "closed_by_server": len(closed), "open_at_end": len(opened) - len(closed),
                 "held_open_s": round(at - min((r["opened"] for r in opened), default=at), 1),
-                "closed_after_s": {"min": round(since[0], 2), "p50": round(percentile(since, 0.5), 2),
-                                   "max": round(since[-1], 2)} if since else None,
+                "closed_after_s": {"min": round(after[0], 2), "p50": round(percentile(after, 0.5), 2),
+                                   "max": round(after[-1], 2)} if after else None,
                 "close_kinds": dict(Counter(r["how"] for r in closed)),
-                "answers_to_them": sorted({r["received"][:40].decode(errors="replace") for r in opened if r["received"]})[:3],
+                "answers_to_them": sorted({r["received"][:40].decode(errors="replace") for r in opened
+                                           if r["received"]})[:3],
             }
             if kind == "slow":
                 out[kind]["bytes_sent_max"] = max((r["sent"] for r in opened), default=0)
@@ -670,15 +638,11 @@ class SlowClients(threading.Thread):
 
 def server_connections(server: Server) -> dict[str, int]:
     """Open file descriptors and established connections on the port of the server tree."""
-    fds = established = 0
-    for p in tree_of(server.pid):
-        try:
-            fds += p.num_fds()
-            established += sum(1 for c in p.net_connections("tcp")
-                               if c.laddr.port == server.port and c.status == psutil.CONN_ESTABLISHED)
-        except psutil.Error:
-            pass
-    return {"fds": fds, "established": established}
+    procs = tree_of(server.pid)
+    return {"fds": int(tree_sum(procs, lambda p: p.num_fds())),
+            "established": int(tree_sum(procs, lambda p: sum(c.laddr.port == server.port and
+                                                             c.status == psutil.CONN_ESTABLISHED
+                                                             for c in p.net_connections("tcp"))))}
 
 
 def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
@@ -689,16 +653,13 @@ def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
     limit = psutil.Process(server.pid).rlimit(psutil.RLIMIT_NOFILE)
     before_conns = server_connections(server)
 
-    def side(work: list[bytes], seconds: float) -> tuple[list[Sent | None], float, dict[str, float]]:
+    def side(work: list[bytes], seconds: float) -> Result:
         usage = Usage(server.pid)
         sent, wall = drive(port, work, 1, seconds)
-        return sent, wall, usage.cores()
-
-    def summary(work: list[bytes], sent: list[Sent | None], wall: float, cores: dict[str, float]) -> Result:
         return {"requests": len(done(sent)), "rps": round(len(done(sent)) / wall, 1), "statuses": statuses(sent),
-                "latency_ms": ms(s.latency_s for s in done(sent)), **check(sent, work), **cores}
+                "latency_ms": ms(s.latency_s for s in done(sent)), "sent": sent, **usage.cores()}
 
-    base = side(base_work, plan.slow_baseline_s)
+    without = side(base_work, plan.slow_baseline_s)
     rss_before = server.rss() / MIB
     clients = SlowClients(port, plan)
     t_open = time.perf_counter()
@@ -710,7 +671,7 @@ def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
     held_conns = server_connections(server)
     peak = RssSampler(server.pid)
     peak.start()
-    during = side(slow_work, plan.slow_s)
+    with_slow = side(slow_work, plan.slow_s)
     at = time.perf_counter()
     end_conns = server_connections(server)
     peak_rss = peak.stop() / MIB
@@ -719,7 +680,8 @@ def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
     time.sleep(1)
     after_conns = server_connections(server)
     after = answers_after(port, payloads)
-    without, with_slow = summary(base_work, *base), summary(slow_work, *during)
+    for work, result in ((base_work, without), (slow_work, with_slow)):
+        result.update(check(result.pop("sent"), work))
     print(f"  c=1 p50/p99 without {without['latency_ms']['p50']}/{without['latency_ms']['p99']} ms, with "
           f"{sum(g['opened'] for g in groups.values())} slow/idle connections "
           f"{with_slow['latency_ms']['p50']}/{with_slow['latency_ms']['p99']} ms; "
@@ -750,9 +712,7 @@ def soak(server: Server, plan: Plan, payloads: Payloads, capacity: float) -> Res
     sent, wall = drive(server.port, work, plan.soak_concurrency, plan.soak_s)
     peak_rss = sampler.stop() / MIB
     points, cores, n = sampler.points, usage.cores(), len(done(sent))
-    # The server's RSS settles about two minutes into steady load (native memory of the
-    # statements; Python's own stays flat): flat from 120 s to 600 s in the 18:39 run (c8580dd),
-    # whose 60-s point was still 12 MiB short of it (docs/benchmarks.md, Faults).
+    # RSS settles about two minutes into steady load (docs/benchmarks.md, Faults).
     warm_up = min(120.0, plan.soak_s / 3)
     mark = max(10.0, min(60.0, plan.soak_s / 6))  # table rows every minute (quick: every 10 s)
     table = []
@@ -842,46 +802,46 @@ def run(args: argparse.Namespace) -> Result:
 
 def targets(r: Result) -> list[Result]:
     o, w, k, sl, so = r["overload"], r["kill"]["worker"], r["kill"]["server"], r["slow"], r["soak"]
-    lag, probe, rss = o["offered"]["send_lag_ms"], o["probe"]["503_latency_ms"], so["rss_mib"]
+    lag, probe, rss, orss = o["offered"]["send_lag_ms"], o["probe"]["503_latency_ms"], so["rss_mib"], o["rss_mib"]
     return [
-        {"target": "overload: the client offers the target rate (at least 95%)",
-         "pass": o["offered"]["rps"] >= 0.95 * o["target_rps"],
-         "measured": f"{o['offered']['rps']} of {o['target_rps']} req/s, send lag p99 {lag['p99']} ms"},
-        {"target": "overload: rejected (503) within 10 ms (p99), for a client that is not itself overloaded",
-         "pass": bool(o["rejected"]["requests"]) and (probe["p99"] or 1e9) <= 10,
-         "measured": f"independent client: {o['probe']['statuses'].get('503', 0)} rejected, p50 {probe['p50']} / p99 "
-                     f"{probe['p99']} / max {probe['max']} ms; the load generator's {o['rejected']['requests']}: p99 "
-                     f"{o['rejected']['latency_ms']['p99']} ms (its own send lag p99 {lag['p99']} ms); "
-                     f"server side p99 {o['server_side_ms'].get('503', {}).get('p99')} ms"},
-        {"target": "overload: no status but 200 and 503, no connection error", "pass": o["other"]["requests"] == 0,
-         "measured": f"{o['other']['requests']} other ({o['other']['kinds']})"},
-        {"target": "overload: server RSS bounded (last third of the run at most 10% over the first)",
-         "pass": o["rss_mib"]["last_third_max"] <= 1.1 * o["rss_mib"]["first_third_max"],
-         "measured": f"{o['rss_mib']['first_third_max']} -> {o['rss_mib']['last_third_max']} MiB, peak {o['rss_mib']['peak']}"},
-        {"target": "overload: no wrong answer", "pass": o["wrong"] == 0 and o["answers_after"]["wrong"] == 0,
-         "measured": f"{o['wrong']} wrong of {o['accepted']['requests']}"},
-        {"target": "worker kill -9: the replacement answers", "pass": w["replacement_answered_s"] is not None,
-         "measured": f"after {w['replacement_answered_s']} s (spawned after {w['replacement_spawned_s']} s)"},
-        {"target": "worker kill -9: throughput back to the pre-kill level (90%)", "pass": w["throughput_back_s"] is not None,
-         "measured": f"after {w['throughput_back_s']} s; pre-kill {w['pre_kill_rps']} req/s, lowest 0.5 s "
-                     f"{w['lowest_0_5s_after_kill_rps']}"},
-        {"target": "worker kill -9: no wrong answer", "pass": w["wrong"] == 0,
-         "measured": f"{w['wrong']} wrong; errors {w['errors'] or 'none'}"},
-        {"target": "server kill -9 and restart: a 200, then full throughput", "pass": k["full_throughput_s"] is not None,
-         "measured": f"first 200 after {k['first_200_s']} s, full throughput after {k['full_throughput_s']} s"},
-        {"target": "server kill -9 and restart: no wrong answer", "pass": k["wrong"] == 0, "measured": f"{k['wrong']} wrong"},
-        {"target": "slow connections: every normal request answered 200, correctly",
-         "pass": sl["with"]["statuses"] == {"200": sl["with"]["requests"]} and sl["with"]["wrong"] == 0
-         and sl["without"]["wrong"] == 0,
-         "measured": f"{sl['with']['statuses']}, {sl['with']['wrong']} wrong; p50 {sl['with']['latency_ms']['p50']} vs "
-                     f"{sl['without']['latency_ms']['p50']} ms, p99 {sl['with']['latency_ms']['p99']} vs "
-                     f"{sl['without']['latency_ms']['p99']} ms"},
-        {"target": "soak: no error, no wrong answer",
-         "pass": so["statuses"] == {"200": so["requests"]} and so["wrong"] == 0 and not so["ran_out_of_payloads"],
-         "measured": f"{so['requests']} requests, {so['statuses']}, {so['wrong']} wrong"},
-        {"target": "soak: RSS growth after warm-up under 5%", "pass": rss["growth_after_warm_up"] <= 0.05 * rss["after_warm_up"],
-         "measured": f"{rss['after_warm_up']} -> {rss['end']} MiB ({rss['growth_after_warm_up']:+} MiB; fit "
-                     f"{rss['slope_mib_per_min']} MiB/min)"},
+        target("overload: the client offers the target rate (at least 95%)",
+               o["offered"]["rps"] >= 0.95 * o["target_rps"],
+               f"{o['offered']['rps']} of {o['target_rps']} req/s, send lag p99 {lag['p99']} ms"),
+        target("overload: rejected (503) within 10 ms (p99), for a client that is not itself overloaded",
+               bool(o["rejected"]["requests"]) and (probe["p99"] or 1e9) <= 10,
+               f"independent client: {o['probe']['statuses'].get('503', 0)} rejected, p50 {probe['p50']} / p99 "
+               f"{probe['p99']} / max {probe['max']} ms; the load generator's {o['rejected']['requests']}: p99 "
+               f"{o['rejected']['latency_ms']['p99']} ms (its own send lag p99 {lag['p99']} ms); "
+               f"server side p99 {o['server_side_ms'].get('503', {}).get('p99')} ms"),
+        target("overload: no status but 200 and 503, no connection error", o["other"]["requests"] == 0,
+               f"{o['other']['requests']} other ({o['other']['kinds']})"),
+        target("overload: server RSS bounded (last third of the run at most 10% over the first)",
+               orss["last_third_max"] <= 1.1 * orss["first_third_max"],
+               f"{orss['first_third_max']} -> {orss['last_third_max']} MiB, peak {orss['peak']}"),
+        target("overload: no wrong answer", o["wrong"] == 0 and o["answers_after"]["wrong"] == 0,
+               f"{o['wrong']} wrong of {o['accepted']['requests']}"),
+        target("worker kill -9: the replacement answers", w["replacement_answered_s"] is not None,
+               f"after {w['replacement_answered_s']} s (spawned after {w['replacement_spawned_s']} s)"),
+        target("worker kill -9: throughput back to the pre-kill level (90%)", w["throughput_back_s"] is not None,
+               f"after {w['throughput_back_s']} s; pre-kill {w['pre_kill_rps']} req/s, lowest 0.5 s "
+               f"{w['lowest_0_5s_after_kill_rps']}"),
+        target("worker kill -9: no wrong answer", w["wrong"] == 0,
+               f"{w['wrong']} wrong; errors {w['errors'] or 'none'}"),
+        target("server kill -9 and restart: a 200, then full throughput", k["full_throughput_s"] is not None,
+               f"first 200 after {k['first_200_s']} s, full throughput after {k['full_throughput_s']} s"),
+        target("server kill -9 and restart: no wrong answer", k["wrong"] == 0, f"{k['wrong']} wrong"),
+        target("slow connections: every normal request answered 200, correctly",
+               sl["with"]["statuses"] == {"200": sl["with"]["requests"]} and sl["with"]["wrong"] == 0
+               and sl["without"]["wrong"] == 0,
+               f"{sl['with']['statuses']}, {sl['with']['wrong']} wrong; p50 {sl['with']['latency_ms']['p50']} vs "
+               f"{sl['without']['latency_ms']['p50']} ms, p99 {sl['with']['latency_ms']['p99']} vs "
+               f"{sl['without']['latency_ms']['p99']} ms"),
+        target("soak: no error, no wrong answer",
+               so["statuses"] == {"200": so["requests"]} and so["wrong"] == 0 and not so["ran_out_of_payloads"],
+               f"{so['requests']} requests, {so['statuses']}, {so['wrong']} wrong"),
+        target("soak: RSS growth after warm-up under 5%", rss["growth_after_warm_up"] <= 0.05 * rss["after_warm_up"],
+               f"{rss['after_warm_up']} -> {rss['end']} MiB ({rss['growth_after_warm_up']:+} MiB; fit "
+               f"{rss['slope_mib_per_min']} MiB/min)"),
     ]
 
 # ---------------------------------------------------------------- reporting
@@ -891,12 +851,17 @@ def lat(d: Result) -> str:
     return f"{fmt(d['p50'], 2)} / {fmt(d['p99'], 2)} / {fmt(d['max'], 2)}"
 
 
+def listed(values: Iterable[float]) -> str:
+    return ", ".join(f"{x:.0f}" for x in values)
+
+
 REPORT = """\
 # Faults benchmark{quick}
 
 {machine}{git_and_load} Client and server share the cores.
 
-Bundled project, 9-row POSTs to /analyse_data/, each a distinct seeded payload; every 200 checked after timing for exact equality with tests/oracle.py. `python -m bench.faults` regenerates this file.
+Bundled project, distinct seeded 9-row POSTs to /analyse_data/, every 200 checked against tests/oracle.py. \
+`python -m bench.faults` regenerates this file; docs/benchmarks.md (Faults) says how each scenario is measured.
 
 ## Targets
 
@@ -904,11 +869,14 @@ Bundled project, 9-row POSTs to /analyse_data/, each a distinct seeded payload; 
 
 ## 1. Overload: {o[factor]:g}x capacity for {o[duration_s]:g} s, DUCKAPI_MAX_QUEUE={o[max_queue]}
 
-Open loop: request i is due at start + i / rate whatever the answers, sent by an asyncio (uvloop) client on a pool of keep-alive connections (up to {o[offered][pool_limit]}; {o[offered][connections_opened]} opened, at most {o[offered][most_connections_open]} at once; every {close_every}th request says `Connection: close` and its connection closes after the answer). Latency from sending (for a new connection, from connecting); send lag is how late the client sent after the due time. Meanwhile an independent client in a process of its own, idle between requests, sends one POST at a time on a keep-alive connection: what a client that is not itself the overloaded load generator sees. The server's own time per request is its request log's duration_ms (DUCKAPI_ACCESS_LOG=json), from the app's first sight of the request to its last byte sent.
+Open-loop client: {o[offered][connections_opened]} connections opened, at most {o[offered][most_connections_open]} \
+at once (pool of {o[offered][pool_limit]}; every {close_every}th request says `Connection: close`).
 
 {overload_rows}
 
-Accepted latency from the due time: {due} ms. Wrong answers: {o[wrong]}. CPU: server {o[server_cores]}, client {o[client_cores]}, other processes {o[other_processes_cores]} cores. Server RSS: {rss[idle_before]} MiB before, peak {rss[peak]} MiB (20 ms samples), {rss[after_2s_idle]} MiB 2 s after; each second (s MiB): {series}. Afterwards: {o[answers_after]}.
+Accepted latency from the due time: {due} ms. Wrong answers: {o[wrong]}. CPU: server {o[server_cores]}, \
+client {o[client_cores]}, other processes {o[other_processes_cores]} cores. Server RSS: {rss[idle_before]} MiB before, \
+peak {rss[peak]} MiB, {rss[after_2s_idle]} MiB 2 s after; each second (s MiB): {series}. Afterwards: {o[answers_after]}.
 
 Accepted req/s each second: {throughput}. Rejected p99 ms each second: {rejected_p99}.
 
@@ -916,25 +884,19 @@ Accepted req/s each second: {throughput}. Rejected p99 ms each second: {rejected
 
 `--workers 2`, closed loop c={w[concurrency]} for {w[load_s]:g} s; worker {w[victim]} killed at {w[kill_at_s]} s.
 
-| | measured |
-|---|---|
-| requests, statuses | {w[requests]}, {w[statuses]} |
-| errors (kinds) | {worker_errors} |
-| wrong answers | {w[wrong]} |
-| replacement worker spawned / answered a 200 itself | {w[replacement_spawned_s]} s / {w[replacement_answered_s]} s after the kill ({w[polls]} polls: {w[polls_answered_by]}) |
-| throughput pre-kill / lowest 0.5 s after ({w[lowest_0_5s_at_s]} s after the kill) / from 1 s after the replacement answered | {w[pre_kill_rps]} / {w[lowest_0_5s_after_kill_rps]} / {w[after_replacement_rps]} req/s |
-| throughput back to 90% of pre-kill (1 s window, after the lowest one) | {w[throughput_back_s]} s after the kill |
-| whole server killed under load (c={k[kill_under_load_concurrency]}) | {k[in_flight_at_kill]} requests in flight failed: {in_flight_errors} |
-| restart on the same port: first 200 | {k[first_200_s]} s ({k[polls_until_first_200]} polls: {k[poll_statuses]}) |
-| restart: throughput at 90% of pre-kill | {k[full_throughput_s]} s; {k[rps_after_first_200]} req/s over the {restart_load_s:g} s after the first 200, {k[restart_load_statuses]} |
-| wrong answers (kill and restart) | {k[wrong]} |
+{kill_rows}
 
 Throughput every 0.5 s around the worker kill (req/s): {worker_rates}.
 From the restart: {restart_rates}.
 
 ## 3. Slow connections
 
-{g[slow][connections]} connections sending `{slow_prefix}...` one byte every {sl[byte_every_s]:g} s (at most {g[slow][bytes_sent_max]} bytes each), {g[idle][connections]} sending nothing, {g[keepalive][connections]} idle after one complete GET /healthz (answers {g[keepalive][first_request]}); opened in {sl[opening_s]} s. RLIMIT_NOFILE: client {sl[client_nofile_limit][0]}, server {sl[server_nofile_limit][0]}. Server side: {srv[held][established]} established connections and {srv[held][fds]} fds held (before: {srv[before][fds]} fds; after the client closed them: {srv[after_closing][fds]}); RSS {srv[rss_mib_before]} MiB before, peak {srv[rss_mib_peak_with]} MiB with them.
+{g[slow][connections]} connections sending `{slow_prefix}...` one byte every {sl[byte_every_s]:g} s (at most \
+{g[slow][bytes_sent_max]} bytes each), {g[idle][connections]} sending nothing, {g[keepalive][connections]} idle after \
+one GET /healthz (answers {g[keepalive][first_request]}); opened in {sl[opening_s]} s. RLIMIT_NOFILE: client \
+{sl[client_nofile_limit][0]}, server {sl[server_nofile_limit][0]}. Server side: {srv[held][established]} established \
+connections and {srv[held][fds]} fds held (before: {srv[before][fds]} fds; after the client closed them: \
+{srv[after_closing][fds]}); RSS {srv[rss_mib_before]} MiB before, peak {srv[rss_mib_peak_with]} MiB with them.
 
 {slow_rows}
 
@@ -942,11 +904,13 @@ p50 ratio {sl[p50_ratio]}x, p99 ratio {sl[p99_ratio]}x. Afterwards: {sl[answers_
 
 {groups}
 
-{slow_verdict}
-
 ## 4. Soak: c={so[concurrency]} for {so[duration_s]:g} s
 
-{so[requests]} requests ({soak_rps} req/s), {so[statuses]}, {so[wrong]} wrong, latency {soak_latency} ms. Server RSS every {so[rss_every_s]:g} s: {srss[start]} MiB at the start, {srss[after_warm_up]} MiB after warm-up ({so[warm_up_s]:g} s), {srss[end]} MiB at the end ({growth} MiB; {srss[min_after_warm_up]}-{srss[max_after_warm_up]} MiB after warm-up; linear fit {srss[slope_mib_per_min]} MiB/min), peak {srss[peak]} MiB. CPU: server {so[server_cores]}, client {so[client_cores]}, other processes {so[other_processes_cores]} cores.
+{so[requests]} requests ({soak_rps} req/s), {so[statuses]}, {so[wrong]} wrong, latency {soak_latency} ms. Server RSS \
+every {so[rss_every_s]:g} s: {srss[start]} MiB at the start, {srss[after_warm_up]} MiB after warm-up \
+({so[warm_up_s]:g} s), {srss[end]} MiB at the end ({growth} MiB; {srss[min_after_warm_up]}-{srss[max_after_warm_up]} \
+MiB after warm-up; linear fit {srss[slope_mib_per_min]} MiB/min), peak {srss[peak]} MiB. CPU: server \
+{so[server_cores]}, client {so[client_cores]}, other processes {so[other_processes_cores]} cores.
 
 {soak_rows}
 """
@@ -955,63 +919,65 @@ p50 ratio {sl[p50_ratio]}x, p99 ratio {sl[p99_ratio]}x. Afterwards: {sl[answers_
 def markdown(r: Result) -> str:
     m, o, w, k, sl, so = r["machine"], r["overload"], r["kill"]["worker"], r["kill"]["server"], r["slow"], r["soak"]
     cap, rss, probe = o["capacity"], o["rss_mib"], o["probe"]
-    overload_rows = [
-        "| | requests | req/s | latency p50 / p99 / max ms |", "|---|---:|---:|---:|",
-        f"| capacity, closed loop c={cap['concurrency']} ({fmt(r['plan']['capacity_s'], 0)} s) | {cap['requests']} "
-        f"| {fmt(cap['rps'])} | {lat(cap['latency_ms'])} |",
-        f"| offered, open loop ({o['factor']:g}x for {o['duration_s']:g} s; target {fmt(o['target_rps'])} req/s) "
-        f"| {o['offered']['requests']} | {fmt(o['offered']['rps'])} | send lag {lat(o['offered']['send_lag_ms'])} |",
-        f"| accepted (200) | {o['accepted']['requests']} | {fmt(o['accepted']['rps'])} | {lat(o['accepted']['latency_ms'])} |",
-        f"| rejected (503) | {o['rejected']['requests']} | | {lat(o['rejected']['latency_ms'])} |",
-        f"| other statuses, connection errors | {o['other']['requests']} | | {o['other']['kinds'] or '-'} |",
-        f"| independent client, one POST every {probe['every_s'] * 1000:g} ms meanwhile: rejected (503) "
-        f"| {probe['statuses'].get('503', 0)} | | {lat(probe['503_latency_ms'])} |",
-        f"| independent client: accepted (200); other | {probe['statuses'].get('200', 0)}; "
-        f"{sum(n for s, n in probe['statuses'].items() if s not in ('200', '503'))} | | {lat(probe['200_latency_ms'])} |",
-        *(f"| server side ({status}, its request log's duration_ms, every client) | {side['requests']} | | {lat(side)} |"
+    overload_rows = md_table("| | requests | req/s | latency p50 / p99 / max ms |", "lrrr", [
+        (f"capacity, closed loop c={cap['concurrency']} ({fmt(r['plan']['capacity_s'], 0)} s)", cap["requests"],
+         fmt(cap["rps"]), lat(cap["latency_ms"])),
+        (f"offered, open loop ({o['factor']:g}x for {o['duration_s']:g} s; target {fmt(o['target_rps'])} req/s)",
+         o["offered"]["requests"], fmt(o["offered"]["rps"]), f"send lag {lat(o['offered']['send_lag_ms'])}"),
+        ("accepted (200)", o["accepted"]["requests"], fmt(o["accepted"]["rps"]), lat(o["accepted"]["latency_ms"])),
+        ("rejected (503)", o["rejected"]["requests"], "", lat(o["rejected"]["latency_ms"])),
+        ("other statuses, connection errors", o["other"]["requests"], "", o["other"]["kinds"] or "-"),
+        (f"independent client, one POST every {probe['every_s'] * 1000:g} ms meanwhile: rejected (503)",
+         probe["statuses"].get("503", 0), "", lat(probe["503_latency_ms"])),
+        ("independent client: accepted (200); other", f"{probe['statuses'].get('200', 0)}; "
+         f"{sum(n for s, n in probe['statuses'].items() if s not in ('200', '503'))}", "",
+         lat(probe["200_latency_ms"])),
+        *((f"server side ({status}, its request log's duration_ms, every client)", side["requests"], "", lat(side))
           for status, side in sorted(o["server_side_ms"].items())),
-    ]
-    slow_rows = ["| normal client, c=1 | requests | statuses | latency p50 / p99 / max ms | server CPU (cores) | wrong |",
-                 "|---|---:|---|---:|---:|:-:|"]
-    slow_rows += [f"| {label} | {side['requests']} | {side['statuses']} | {lat(side['latency_ms'])} "
-                  f"| {fmt(side['server_cores'], 2)} | {side['wrong']} |"
-                  for label, side in (("without slow connections", sl["without"]), ("with them", sl["with"]))]
-    groups = ["| connections | opened | closed by the server | after (s) | open at the end (held s) |",
-              "|---|---:|---:|---|---:|"]
-    groups += [f"| {kind} | {g['opened']} | {g['closed_by_server']} | "
-               + (f"{g['closed_after_s']['min']} - {g['closed_after_s']['max']}" if g["closed_after_s"] else "-")
-               + f" | {g['open_at_end']} ({g['held_open_s']}) |" for kind, g in sl["groups"].items()]
-    soak_rows = ["| until s | server RSS MiB | requests | req/s | p50 / p99 / max ms | errors |", "|---:|---:|---:|---:|---:|---:|"]
-    soak_rows += [f"| {fmt(x['until_s'], 0)} | {fmt(x['rss_mib'], 1)} | {x['requests']} | {fmt(x['rps'])} "
-                  f"| {lat(x['latency_ms'])} | {x['errors']} |" for x in so["table"]]
+    ])
+    kill_rows = md_table("| | measured |", "ll", [
+        ("requests, statuses", f"{w['requests']}, {w['statuses']}"),
+        ("errors (kinds)", w["errors"] or "none"),
+        ("wrong answers", w["wrong"]),
+        ("replacement worker spawned / answered a 200 itself", f"{w['replacement_spawned_s']} s / "
+         f"{w['replacement_answered_s']} s after the kill ({w['polls']} polls: {w['polls_answered_by']})"),
+        (f"throughput pre-kill / lowest 0.5 s after ({w['lowest_0_5s_at_s']} s after the kill) / from 1 s after the "
+         "replacement answered", f"{w['pre_kill_rps']} / {w['lowest_0_5s_after_kill_rps']} / "
+         f"{w['after_replacement_rps']} req/s"),
+        ("throughput back to 90% of pre-kill (1 s window, after the lowest one)",
+         f"{w['throughput_back_s']} s after the kill"),
+        (f"whole server killed under load (c={k['kill_under_load_concurrency']})",
+         f"{k['in_flight_at_kill']} requests in flight failed: {k['in_flight_errors'] or 'none'}"),
+        ("restart on the same port: first 200",
+         f"{k['first_200_s']} s ({k['polls_until_first_200']} polls: {k['poll_statuses']})"),
+        ("restart: throughput at 90% of pre-kill", f"{k['full_throughput_s']} s; {k['rps_after_first_200']} req/s "
+         f"over the {r['plan']['restart_load_s']:g} s after the first 200, {k['restart_load_statuses']}"),
+        ("wrong answers (kill and restart)", k["wrong"]),
+    ])
+    slow_rows = md_table("| normal client, c=1 | requests | statuses | latency p50 / p99 / max ms | server CPU (cores) "
+                         "| wrong |", "lrlrrc",
+                         [(label, x["requests"], x["statuses"], lat(x["latency_ms"]), fmt(x["server_cores"], 2),
+                           x["wrong"]) for label, x in (("without slow connections", sl["without"]),
+                                                        ("with them", sl["with"]))])
+    groups = md_table("| connections | opened | closed by the server | after (s) | open at the end (held s) |", "lrrlr",
+                      [(kind, g["opened"], g["closed_by_server"],
+                        f"{g['closed_after_s']['min']} - {g['closed_after_s']['max']}" if g["closed_after_s"] else "-",
+                        f"{g['open_at_end']} ({g['held_open_s']})") for kind, g in sl["groups"].items()])
+    soak_rows = md_table("| until s | server RSS MiB | requests | req/s | p50 / p99 / max ms | errors |", "rrrrrr",
+                         [(fmt(x["until_s"], 0), fmt(x["rss_mib"], 1), x["requests"], fmt(x["rps"]),
+                           lat(x["latency_ms"]), x["errors"]) for x in so["table"]])
     series = rss["series_1s"]
     return REPORT.format(
         quick=" (quick run)" if r["quick"] else "", machine=machine_line(m, "uvicorn", "duckdb"),
-        git_and_load=git_and_load(m, r["load"]), targets="\n".join(target_lines(r["targets"])), o=o, w=w, k=k, sl=sl,
+        git_and_load=git_and_load(m, r["load"]), targets="\n".join(target_lines(r["targets"])), o=o, w=w, sl=sl,
         so=so, rss=rss, g=sl["groups"], srv=sl["server"], srss=so["rss_mib"], close_every=CLOSE_EVERY,
-        overload_rows="\n".join(overload_rows), due=lat(o["accepted"]["latency_from_due_ms"]),
+        overload_rows=overload_rows, due=lat(o["accepted"]["latency_from_due_ms"]), kill_rows=kill_rows,
         series=", ".join(f"{t:.0f} s {mib:.0f}" for t, mib in series[::max(1, len(series) // 12)]),
-        throughput=", ".join(f"{x:.0f}" for x in o["throughput_1s"]),
-        rejected_p99=", ".join(fmt(x, 1) for x in o["rejected_p99_ms_1s"]),
-        worker_errors=w["errors"] or "none", in_flight_errors=k["in_flight_errors"] or "none",
-        restart_load_s=r["plan"]["restart_load_s"], worker_rates=", ".join(f"{x:.0f}" for x in w["throughput_0_5s"]),
-        restart_rates=", ".join(f"{x:.0f}" for x in k["throughput_0_5s_from_restart"]),
-        slow_prefix=SLOW_PREFIX[:20].decode(), slow_rows="\n".join(slow_rows), groups="\n".join(groups),
-        slow_verdict=slow_verdict(sl), soak_rps=fmt(so["rps"]), soak_latency=lat(so["latency_ms"]),
-        growth=f"{so['rss_mib']['growth_after_warm_up']:+}", soak_rows="\n".join(soak_rows))
-
-
-def slow_verdict(sl: Result) -> str:
-    parts = []
-    for kind, what in (("slow", "the slow ones"), ("idle", "the silent ones"), ("keepalive", "those idle after a request")):
-        x = sl["groups"][kind]
-        after = x["closed_after_s"]
-        parts.append(f"{what}: none closed by the server in {x['held_open_s']} s" if x["closed_by_server"] == 0 else
-                     f"{what}: {x['closed_by_server']} of {x['opened']} closed by the server {after['min']}-{after['max']} "
-                     f"s after {'their answer' if kind == 'keepalive' else 'connecting'} ({x['close_kinds']})")
-    return ("How uvicorn treated them: " + "; ".join(parts) + ". uvicorn arms its keep-alive timeout (5 s by default) "
-            "only once a response is complete; a connection that has not sent a whole request has no timer, so it is "
-            "held (one fd and a protocol object each) until the client closes it.")
+        throughput=listed(o["throughput_1s"]), rejected_p99=", ".join(fmt(x, 1) for x in o["rejected_p99_ms_1s"]),
+        worker_rates=listed(w["throughput_0_5s"]), restart_rates=listed(k["throughput_0_5s_from_restart"]),
+        slow_prefix=SLOW_PREFIX[:20].decode(), slow_rows=slow_rows, groups=groups,
+        soak_rps=fmt(so["rps"]), soak_latency=lat(so["latency_ms"]),
+        growth=f"{so['rss_mib']['growth_after_warm_up']:+}", soak_rows=soak_rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,10 +154,10 @@ def tree_of(pid: int) -> list[psutil.Process]:
 
 
 def tree_sum(procs: Iterable[psutil.Process], of: Callable[[psutil.Process], float]) -> float:
-    """A sum over a process tree; processes that exit meanwhile count nothing."""
+    """A sum over a process tree; processes that exit meanwhile (or that we may not read) count nothing."""
     total = 0.0
     for p in procs:
-        with suppress(psutil.NoSuchProcess):
+        with suppress(psutil.Error):
             total += of(p)
     return total
 
@@ -679,6 +679,16 @@ def quiet_first(args: argparse.Namespace) -> Result:
     return wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
 
 # ---------------------------------------------------------------- results files
+
+
+def target(name: str, passed: bool, measured: str) -> Result:
+    return {"target": name, "pass": passed, "measured": measured}
+
+
+def md_table(header: str, align: str, rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table: the header line, a rule aligning each column (l, r or c), a line per row."""
+    rule = "|" + "|".join({"l": "---", "r": "---:", "c": ":-:"}[a] for a in align) + "|"
+    return "\n".join([header, rule, *("|" + "|".join(f" {c} " if c != "" else " " for c in row) + "|" for row in rows)])
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
