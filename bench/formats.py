@@ -1,24 +1,9 @@
-"""Format benchmark: every body format at 1M rows against its in-process DuckDB floor.
+"""Format benchmark: every body format at 1M rows against its in-process DuckDB floor (the same
+body bytes loaded by DuckDB or pyarrow, the served model's compiled statement run over them), with
+peak RSS growth, the server's phases in-process, the original-way baseline and a 9-row c=8 A/B
+against the core benchmark's commit. docs/benchmarks.md (Formats) says how each is measured.
 
-The floor is defined here, in the same process and without HTTP: DuckDB (or pyarrow, for
-Parquet and Arrow IPC) loads the very same body bytes, the result is registered as
-`__duckapi_input` and the served model's compiled statement runs over it, exactly the
-statement the server runs (`pipeline.select_sql("to_json(o)::varchar")`). Each format's
-floor is the fastest of the sensible ways to do that (a lazy DuckDB reader registered as
-the input, or the body first loaded to Arrow), median of the payloads.
-
-Then every format is posted end to end to `duckapi serve` (a fresh server per format, on a
-free 127.0.0.1 port), its latency compared with the floor and its peak RSS growth with the
-body size; the server-side phases are timed in-process with the server's own functions
-to show where the time goes. The same run measures the original-way baseline
-(bench/baseline_server.py) on the 1M-row JSON bodies, and 9-row requests at concurrency 8
-against duckapi as it was for the core benchmark (a `git archive` export of --reference)
-to check for a regression on the same machine in the same run.
-
-Payloads are made and their answers computed by tests/oracle.py before anything is
-timed; every answer (HTTP and floor) is checked after timing, by exact equality.
-
-    python -m bench.formats                 # full run, ~3-5 min; writes bench/formats_results.json, bench/FORMATS_RESULTS.md
+    python -m bench.formats                 # full run, ~3-5 min: bench/formats_results.json, bench/FORMATS_RESULTS.md
     python -m bench.formats --quick         # smoke run, about a minute; writes under bench/.work/formats/
     python -m bench.formats --ten-million   # the full run plus one 10M-row NDJSON request (not for CI)
 """
@@ -53,8 +38,8 @@ import pyarrow.parquet as pq
 
 from bench.harness import (
     BENCH, GIB, MIB, PATH, ROOT, WARMUP, WORK, Result, RssSampler, Scenario, Sent, Server, Usage, analyse, big_values,
-    build, clean_env, done, drive, git, group_pool, machine_info, make_workload, ms, normalise, post,
-    serve_cmd, start_all, stop_all, target_lines, verify, wait_for_quiet, warm, write_results,
+    build, clean_env, done, drive, git, group_pool, machine_info, make_workload, md_table, ms, normalise, post,
+    serve_cmd, start_all, stop_all, target_lines, tree_of, tree_sum, verify, wait_for_quiet, warm, write_results,
 )
 from bench.load import FULL, QUICK, baseline_server, copy_db
 from duckapi.api.outputs import encode as arrow_bytes
@@ -470,20 +455,11 @@ def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: floa
 def busiest_others(exclude: set[int], sample_s: float = 1.0) -> list[Result]:
     """Other processes using CPU right now (name, pid, percent of one core)."""
     procs = [p for p in psutil.process_iter(["name"]) if p.pid not in exclude]
-    for p in procs:
-        try:
-            p.cpu_percent(None)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+    tree_sum(procs, lambda p: p.cpu_percent(None))
     time.sleep(sample_s)
-    out = []
-    for p in procs:
-        try:
-            if (cpu := p.cpu_percent(None)) >= 5:
-                out.append({"pid": p.pid, "name": p.info["name"], "cpu_percent": round(cpu)})
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return sorted(out, key=lambda x: -x["cpu_percent"])[:5]
+    cpu = {p: tree_sum([p], lambda p: p.cpu_percent(None)) for p in procs}
+    return sorted(({"pid": p.pid, "name": p.info["name"], "cpu_percent": round(c)} for p, c in cpu.items() if c >= 5),
+                  key=lambda x: -x["cpu_percent"])[:5]
 
 
 class CpuLedger:
@@ -508,15 +484,8 @@ class CpuLedger:
 
 
 def our_pids(servers: dict[str, Server]) -> set[int]:
-    pids = {os.getpid()}
-    for s in servers.values():
-        if s.proc is not None and s.proc.poll() is None:
-            try:
-                root = psutil.Process(s.proc.pid)
-                pids |= {root.pid, *(c.pid for c in root.children(recursive=True))}
-            except psutil.NoSuchProcess:
-                pass
-    return pids
+    alive = [s for s in servers.values() if s.proc is not None and s.proc.poll() is None]
+    return {os.getpid(), *(p.pid for s in alive for p in tree_of(s.pid))}
 
 # ---------------------------------------------------------------- the run
 
@@ -781,13 +750,13 @@ def core_numbers(reference: str | None) -> Result:
 REPORT = """\
 # Formats benchmark: {rows:,} rows in every body format against its in-process floor{quick}
 
-{m[date_utc]}, {m[cpu_count]} CPUs, {m[memory_gib]} GiB, Python {m[python]}, DuckDB {m[versions][duckdb]}, pyarrow {m[versions][pyarrow]}. Client, servers and the floor share the machine. `python -m bench.formats` regenerates this file and bench/formats_results.json (`--ten-million` adds the 10M-row NDJSON request; `--quick` is a smoke run that writes under bench/.work/).
+{m[date_utc]}, {m[cpu_count]} CPUs, {m[memory_gib]} GiB, Python {m[python]}, DuckDB {m[versions][duckdb]}, \
+pyarrow {m[versions][pyarrow]}. `python -m bench.formats` regenerates this file; docs/benchmarks.md (Formats) says what \
+the floor and the HTTP side measure. {r[payloads_per_format]} distinct bodies per format, every answer checked.
 
-**Machine load.** 1-min load average {wq[loadavg][0]} when the run started{waited}{not_quiet}; {r[loadavg_at_timing_start][0]} when timing started (includes this run's own payload generation and server start-ups), {r[loadavg_at_timing_end][0]} at the end. Other processes' CPU (machine-wide busy CPU minus this benchmark's client and servers): over the whole timed part ({timing[wall_s]} s) {timing[others_cpu_s]} CPU-s, {timing[others_cores]} cores on average; at most {others_max:.2f} cores during any single measurement (each is listed below; above ~0.1 a number is disturbed). Busiest other processes when timing started: {busiest}.
-
-**Floor**: in this process, no HTTP, a DuckDB connection with default threads ({floor[duckdb_threads]}): load the same body bytes, register the result as `__duckapi_input`, run the statement the server runs (`pipeline.select_sql("to_json(o)::varchar")` of the compiled project), fetch it and wrap it in `[ ]`. JSON and NDJSON via `read_json` with typed columns, CSV via `read_csv` (typed), Parquet via `pyarrow.parquet.read_table` or DuckDB `read_parquet`, Arrow IPC via `pyarrow.ipc.open_stream(...).read_all()`; DuckDB readers registered lazily or loaded to Arrow first, whichever is faster (every way is listed below). Median over the payloads, after one warm-up. The floor validates nothing; the server checks every value against the contract.
-
-**HTTP**: a fresh `duckapi serve` per format (its defaults), warmed with 20 nine-row JSON requests; then one large body (its memory growth is the table's: the cost of one request on a server that has not seen a large body), then each body posted once (these give the p50; each is followed by the floor's runs and the in-process server path on the same body, so all three see the same machine), with its Content-Type (`application/json`, `application/x-ndjson`, `text/csv`, `application/vnd.apache.parquet`, `application/vnd.apache.arrow.stream`), each on a new loopback connection. Latency: from sending to the last answer byte. RSS of the server's process tree sampled every 5 ms. {r[payloads_per_format]} distinct seeded bodies per format, the same rows in every format (short group ids, awkward ones included: empty, quote, comma, tab, backslash, NFC/NFD, emoji); every answer, the floor's included, compared with tests/oracle.py for exact equality after timing. "Floor's growth" is the peak RSS growth of a fresh Python process that has imported DuckDB and pyarrow, run the statement once on nine rows, and then reads the first body from a file and runs the floor on it: what the analysis itself needs, without a server.
+**Machine load.** 1-min load {wq[loadavg][0]} at the start{waited}{not_quiet}; {r[loadavg_at_timing_start][0]} when \
+timing started, {r[loadavg_at_timing_end][0]} at the end. Other processes: {timing[others_cores]} cores on average over \
+the {timing[wall_s]} s timed, at most {others_max:.2f} during one measurement; busiest when timing started: {busiest}.
 
 ## Results
 
@@ -798,8 +767,6 @@ REPORT = """\
 {targets}
 
 {gaps}## Where the time goes
-
-The server's request path timed in-process with its own functions (medians): the body copy (64 KiB chunks appended to a `bytearray`, then `bytes()`, as `duckapi.api.body.read_body` does), decode (`RowsReader(pipeline.inputs[0].columns, DuckDBEngine(Settings())).read(body, fmt)`), and execute and serialise (`engine.execute_json(pipeline, (table,))`). "HTTP rest" is HTTP p50 minus the in-process total: loopback transfer both ways, uvicorn/Starlette, thread hops, the client. The eager floor loads the body completely before the statement runs, which splits the floor into load and analysis.
 
 {where}
 
@@ -835,109 +802,100 @@ def markdown(results: Result) -> str:
         mf = (results.get("memory_floor") or {}).get(f)
         return f"{mf['growth_mib']:.0f} ({mf['growth_per_body_byte']:.2f}x)" if mf else "-"
 
-    table = ["| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass "
-             "| peak RSS growth MiB | growth / body | <= 4x | floor's growth MiB (x body) | correct |",
-             "|---|---:|---:|---:|---:|---:|:-:|---:|---:|:-:|---:|:-:|"]
-    for f in shown:
-        h, limit = http_[f], FLOOR_TARGETS.get(f)
-        ratio, g = h["p50_ms"] / floor[f]["ms"], h["growth_per_body_byte"]
-        table.append(
-            f"| {LABELS[f]} | {results['body_mb'][f]:.1f} | {floor[f]['ms']:.0f} | {h['p50_ms']:.0f} | {ratio:.2f}x "
-            f"| {f'<= {limit}x' if limit else '-'} | {('PASS' if ratio <= limit else 'FAIL') if limit else '-'} "
-            f"| {h['growth_mib']:.0f} | {g:.2f}x | {'PASS' if g <= MEMORY_TARGET else 'FAIL'} | {mem_floor(f)} "
-            f"| {h['correct']}/{h['answers']} |")
-    where = ["| format | body copy ms | decode ms | execute_json ms | in-process total ms | HTTP p50 ms "
-             "| HTTP rest ms | floor ms | eager floor: load ms | eager floor: analysis ms | answer MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    where += [f"| {LABELS[f]} | {p['body_ms']:.0f} | {p['decode_ms']:.0f} | {p['execute_ms']:.0f} | {p['total_ms']:.0f} "
-              f"| {http_[f]['p50_ms']:.0f} | {http_[f]['p50_ms'] - p['total_ms']:.0f} | {fl['ms']:.0f} "
-              f"| {fl['eager_load_ms']:.0f} | {fl['eager_analysis_ms']:.0f} | {p['answer_mb']} |"
-              for f, p, fl in ((f, phases[f], floor[f]) for f in shown)]
+    def verdict(passed: bool) -> str:
+        return "PASS" if passed else "FAIL"
+
+    table = md_table("| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass | peak RSS growth MiB "
+                     "| growth / body | <= 4x | floor's growth MiB (x body) | correct |", "lrrrrrcrrcrc", [
+                         (LABELS[f], f"{results['body_mb'][f]:.1f}", f"{floor[f]['ms']:.0f}", f"{h['p50_ms']:.0f}",
+                          f"{ratio:.2f}x", f"<= {limit}x" if limit else "-", verdict(ratio <= limit) if limit else "-",
+                          f"{h['growth_mib']:.0f}", f"{h['growth_per_body_byte']:.2f}x",
+                          verdict(h["growth_per_body_byte"] <= MEMORY_TARGET), mem_floor(f),
+                          f"{h['correct']}/{h['answers']}")
+                         for f, h, limit in ((f, http_[f], FLOOR_TARGETS.get(f)) for f in shown)
+                         for ratio in [h["p50_ms"] / floor[f]["ms"]]])
+    where = md_table("| format | body copy ms | decode ms | execute_json ms | in-process total ms | HTTP p50 ms "
+                     "| HTTP rest ms | floor ms | eager floor: load ms | eager floor: analysis ms | answer MB |",
+                     "lrrrrrrrrrr", [
+                         (LABELS[f], *(f"{x:.0f}" for x in (p["body_ms"], p["decode_ms"], p["execute_ms"],
+                                                             p["total_ms"], http_[f]["p50_ms"],
+                                                             http_[f]["p50_ms"] - p["total_ms"], fl["ms"],
+                                                             fl["eager_load_ms"], fl["eager_analysis_ms"])),
+                          p["answer_mb"]) for f, p, fl in ((f, phases[f], floor[f]) for f in shown)])
     decode = "".join(
-        f"{LABELS[f]} decoding, medians: DuckDB's typed read to Arrow (the eager floor's load) {p['typed_read_ms']:.0f} "
-        f"ms; the same read with JSON-typed columns, as `load_rows` reads before checking, {p['json_columns_read_ms']:.0f} "
-        f"ms; `RowsReader.read` (that read plus the contract checks and conversions) {p['decode_ms']:.0f} ms, so the "
-        f"checks and conversions cost about {p['decode_ms'] - p['json_columns_read_ms']:.0f} ms; msgspec (the path for "
-        f"bodies up to 512 KiB) would take {p['msgspec_ms']:.0f} ms.\n\n"
+        f"{LABELS[f]} decoding, medians: DuckDB's typed read {p['typed_read_ms']:.0f} ms, with JSON-typed columns "
+        f"{p['json_columns_read_ms']:.0f} ms, `RowsReader.read` {p['decode_ms']:.0f} ms (checks and conversions about "
+        f"{p['decode_ms'] - p['json_columns_read_ms']:.0f} ms), msgspec {p['msgspec_ms']:.0f} ms.\n\n"
         for f, p in ((f, phases.get(f, {})) for f in ("json", "ndjson")) if "typed_read_ms" in p)
-    ways = ["| format | way | median ms | load ms (median) | each payload ms | correct |", "|---|---|---:|---:|---|:-:|"]
-    ways += [f"| {LABELS[f]} | {way}{' (floor)' if way == floor[f]['way'] else ''} | {w['median_ms']:.0f} "
-             f"| {w['load_median_ms']:.0f} | {', '.join(f'{x:.0f}' for x in w['ms'])} | {w['correct']}/{w['runs']} |"
-             for f in FORMATS for way, w in floor[f]["ways"].items()]
-    detail = ["| server | request | status | ms | RSS before MiB | peak MiB | growth over idle MiB "
-              "| growth over just before MiB | server CPU ms | other procs' CPU (cores) | answer |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    detail += [f"| {key} | {label} | {r['status']} | {r['ms']:.0f} | {r['rss_before_mib']:.0f} | {r['rss_peak_mib']:.0f} "
-               f"| {r['growth_mib']:.0f} | {r['growth_vs_just_before_mib']:.0f} | {r['server_cpu_ms']} "
-               f"| {r['others_cores']:.2f} | {r['problem'] or 'exact'} |"
-               for key, h in http_.items()
-               for label, r in ([("first (memory)", h["cold"])] if "cold" in h else [])
-               + [(f"timed {i}", r) for i, r in enumerate(h["requests"])]]
+    ways = md_table("| format | way | median ms | load ms (median) | each payload ms | correct |", "llrrlc", [
+        (LABELS[f], way + (" (floor)" if way == floor[f]["way"] else ""), f"{w['median_ms']:.0f}",
+         f"{w['load_median_ms']:.0f}", ", ".join(f"{x:.0f}" for x in w["ms"]), f"{w['correct']}/{w['runs']}")
+        for f in FORMATS for way, w in floor[f]["ways"].items()])
+    detail = md_table("| server | request | status | ms | RSS before MiB | peak MiB | growth over idle MiB "
+                      "| growth over just before MiB | server CPU ms | other procs' CPU (cores) | answer |",
+                      "llrrrrrrrrl", [
+                          (key, label, r["status"], *(f"{r[k]:.0f}" for k in (
+                              "ms", "rss_before_mib", "rss_peak_mib", "growth_mib", "growth_vs_just_before_mib")),
+                           r["server_cpu_ms"], f"{r['others_cores']:.2f}", r["problem"] or "exact")
+                          for key, h in http_.items()
+                          for label, r in ([("first (memory)", h["cold"])] if "cold" in h else [])
+                          + [(f"timed {i}", r) for i, r in enumerate(h["requests"])]])
     small = results.get("small") or []
-    small_rows = ["| server | round | requests | req/s | p50 ms | p95 ms | server CPU ms/req | other procs' CPU (cores) "
-                  "| errors | wrong |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    small_rows += [f"| {r['server']} | {r['round']} | {r['requests']} | {r['throughput_rps']:.0f} | {r['p50_ms']} "
-                   f"| {r['p95_ms']} | {r['server_cpu_ms_per_request']} | {r['others_cores']:.2f} | {r['errors']} "
-                   f"| {r['wrong']} |" for r in small]
+    small_rows = md_table("| server | round | requests | req/s | p50 ms | p95 ms | server CPU ms/req "
+                          "| other procs' CPU (cores) | errors | wrong |", "lrrrrrrrrr", [
+                              (r["server"], r["round"], r["requests"], f"{r['throughput_rps']:.0f}", r["p50_ms"],
+                               r["p95_ms"], r["server_cpu_ms_per_request"], f"{r['others_cores']:.2f}", r["errors"],
+                               r["wrong"]) for r in small])
     core = results.get("core_numbers") or {}
     committed = core.get("committed", {}).get("throughput_rps")
     tree, ref = core.get("working_tree") or {}, results.get("reference")
     small_text = (
-        f"bench.load's 9-row c=8 scenario (its seeded payloads, {small[0]['requests'] if small else 0} distinct "
-        "requests from 8 keep-alive connections) on the JSON server before it saw a large body"
-        + (f", in rounds alternating with duckapi as of the core benchmark (commit {ref['commit']}, exported with "
-           f"`git archive` to {ref['dir']}, built and served from there with the same Python environment)" if ref else "")
-        + (f". The core benchmark's committed bench/results.json ({core['committed']['commit']}, a separate run, "
-           f"{core['committed']['date_utc']}) has {committed} req/s" if committed else "")
-        + (f"; the bench/results.json in the tree when this ran ({tree['date_utc']}) has {tree['throughput_rps']} req/s"
+        f"bench.load's 9-row c=8 payloads ({small[0]['requests'] if small else 0} requests) on the JSON server before "
+        "it saw a large body" + (f", alternating with duckapi at {ref['commit']} ({ref['dir']})" if ref else "")
+        + (f". The committed bench/results.json ({core['committed']['commit']}, {core['committed']['date_utc']}) "
+           f"has {committed} req/s" if committed else "")
+        + (f"; the one in the tree ({tree['date_utc']}) {tree['throughput_rps']} req/s"
            if tree and tree.get("throughput_rps") != committed else "") + ".")
     base_text = "Not run."
     if (base := http_.get("baseline")) and "json" in http_:
         base_text = (
-            f"The original-way baseline (bench/baseline_server.py) on the first {len(base['requests'])} of the same "
-            f"{rows_n:,}-row JSON bodies: p50 {base['p50_ms']:.0f} ms (each: {', '.join(f'{x:.0f}' for x in base['ms'])} ms), "
-            f"correct {base['correct']}/{base['answers']} (after normalising order and numbers), peak RSS "
-            f"{base['peak_rss_mib']:.0f} MiB. duckapi's JSON p50 {http_['json']['p50_ms']:.0f} ms: "
+            f"bench/baseline_server.py on the first {len(base['requests'])} JSON bodies: p50 {base['p50_ms']:.0f} ms "
+            f"(each: {', '.join(f'{x:.0f}' for x in base['ms'])} ms), correct {base['correct']}/{base['answers']}, "
+            f"peak RSS {base['peak_rss_mib']:.0f} MiB. duckapi's JSON p50 {http_['json']['p50_ms']:.0f} ms: "
             f"{base['p50_ms'] / http_['json']['p50_ms']:.1f}x faster.")
     ten_text = "Not run (`python -m bench.formats --ten-million` adds it)."
     if ten := results.get("ten_million"):
         ten_text = (
-            f"{'(Carried over from an earlier run, ' + ten['date_utc'] + '.) ' if ten.get('carried_over') else ''}"
-            f"{ten['rows']:,} rows, {ten['body_mb']:.0f} MB of NDJSON, one request to a fresh server started with "
-            f"`--max-body {GIB}` and warmed only with 9-row requests: status {ten['status']}, {ten['ms'] / 1000:.2f} s, "
-            f"peak server RSS {ten['rss_peak_mib']:.0f} MiB (idle {ten['idle_rss_mib']:.0f} MiB, growth "
+            f"{'(Carried over from ' + ten['date_utc'] + '.) ' if ten.get('carried_over') else ''}"
+            f"{ten['rows']:,} rows, {ten['body_mb']:.0f} MB, one request to a fresh server (`--max-body {GIB}`): "
+            f"status {ten['status']}, {ten['ms'] / 1000:.2f} s, peak RSS {ten['rss_peak_mib']:.0f} MiB (growth "
             f"{ten['growth_mib']:.0f} MiB = {ten['growth_per_body_byte']:.2f}x the body), server CPU "
-            f"{ten['server_cpu_ms'] / 1000:.1f} s, answer {'exactly the oracle' + chr(39) + 's' if ten['correct'] else 'WRONG or missing'}; "
-            f"other processes' CPU {ten['others_cores']:.2f} cores. In-process floor ({ten['floor']['way']}, once): "
-            f"{ten['floor']['ms'] / 1000:.2f} s, so HTTP is {ten['ms'] / ten['floor']['ms']:.2f}x the floor."
-            + (f" Error: {ten['error']}" if ten.get("error") else ""))
+            f"{ten['server_cpu_ms'] / 1000:.1f} s, answer {'exact' if ten['correct'] else 'WRONG or missing'}, other "
+            f"processes {ten['others_cores']:.2f} cores. Floor ({ten['floor']['way']}): {ten['floor']['ms'] / 1000:.2f} "
+            f"s, so HTTP is {ten['ms'] / ten['floor']['ms']:.2f}x the floor." + (f" Error: {ten['error']}" if ten.get(
+                "error") else ""))
     selected = ""
     if sel := results.get("selected"):
         selected = (
-            f"The request path's own memory: the first JSON body again, on another fresh server, with "
-            f"`?select={sel['part']}` (a 200-row part: the other six parts, the {phases['json']['answer_mb']:.0f} MB "
-            f"answer and their working memory drop out): growth {sel['growth_mib']:.0f} MiB = "
-            f"{sel['growth_per_body_byte']:.2f}x the {results['body_mb']['json']:.1f} MB body ({sel['ms']:.0f} ms, answer "
-            f"{'exact' if not sel['problem'] else sel['problem']}); the floor's fresh process for the same statement "
-            f"grows {sel['memory_floor']['growth_mib']:.0f} MiB ({sel['memory_floor']['growth_per_body_byte']:.2f}x).\n\n")
+            f"`?select={sel['part']}` on the first JSON body (another fresh server): growth {sel['growth_mib']:.0f} "
+            f"MiB = {sel['growth_per_body_byte']:.2f}x the body ({sel['ms']:.0f} ms, answer {sel['problem'] or 'exact'})"
+            f"; the floor's fresh process for that statement grows {sel['memory_floor']['growth_mib']:.0f} MiB "
+            f"({sel['memory_floor']['growth_per_body_byte']:.2f}x).\n\n")
     wq, idle_wait, gaps = results["wait_quiet"], results.get("wait_others_idle"), gap_notes(results)
-    not_quiet = "; it did NOT drop below the threshold within the wait" if wq.get("quiet") is False else ""
+    not_quiet = "; it did NOT drop below the threshold" if wq.get("quiet") is False else ""
     if idle_wait:
-        not_quiet += (f". After preparing, the run waited {idle_wait['waited_s']} s until other processes used less "
-                      f"than {idle_wait['threshold_cores']} cores over {idle_wait['window_s']:.0f} s"
-                      + ("" if idle_wait["quiet"] else
-                         f" (they never did: {idle_wait['last_window_cores']} cores in the last window)"))
+        not_quiet += (f", then {idle_wait['waited_s']} s for other processes to use < {idle_wait['threshold_cores']} "
+                      f"cores" + ("" if idle_wait["quiet"] else f" (they never did: {idle_wait['last_window_cores']})"))
     return REPORT.format(
         rows=rows_n, quick=" (quick run)" if results["quick"] else "", m=results["machine"], wq=wq, r=results,
-        waited=(f" after waiting {wq['waited_s']} s for the 1-min load to drop below {wq.get('threshold')}"
-                if wq.get("waited_s") else ""), not_quiet=not_quiet, timing=results["timing"], floor=floor,
+        waited=f" after waiting {wq['waited_s']} s for < {wq.get('threshold')}" if wq.get("waited_s") else "",
+        not_quiet=not_quiet, timing=results["timing"],
         others_max=max([h["others_cores_max"] for h in http_.values()] + [r["others_cores"] for r in small]
                        + [w["others_cores_max"] for f in FORMATS for w in floor[f]["ways"].values()] + [0.0]),
-        busiest=", ".join(f"{p['name']} {p['cpu_percent']}%" for p in results["others_at_timing_start"]) or "none above 5%",
-        table="\n".join(table), selected=selected, targets="\n".join(target_lines(results["targets"], ": ", "")),
-        gaps="## Gaps\n\n" + "\n".join(gaps) + "\n\n" if gaps else "", where="\n".join(where), decode=decode,
-        ways="\n".join(ways), base=base_text, small_text=small_text, small_rows="\n".join(small_rows), ten=ten_text,
-        detail="\n".join(detail))
+        busiest=", ".join(f"{p['name']} {p['cpu_percent']}%" for p in results["others_at_timing_start"]) or "none",
+        table=table, selected=selected, targets="\n".join(target_lines(results["targets"], ": ", "")),
+        gaps="## Gaps\n\n" + "\n".join(gaps) + "\n\n" if gaps else "", where=where, decode=decode,
+        ways=ways, base=base_text, small_text=small_text, small_rows=small_rows, ten=ten_text, detail=detail)
 
 
 def gap_notes(results: Result) -> list[str]:
@@ -945,36 +903,20 @@ def gap_notes(results: Result) -> list[str]:
     notes = []
     floor, http_, phases = results["floor"], results["http"], results["phases"]
     for f, limit in FLOOR_TARGETS.items():
-        if f not in http_ or http_[f]["p50_ms"] <= limit * floor[f]["ms"]:
-            continue
-        h, fl, p = http_[f], floor[f], phases[f]
-        notes.append(
-            f"- {LABELS[f]}: HTTP p50 {h['p50_ms']:.0f} ms is {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x "
-            f"the floor ({limit * fl['ms']:.0f} ms) and {h['p50_ms'] - fl['ms']:.0f} ms over the floor. In-process "
-            f"the server's path takes {p['total_ms']:.0f} ms ({p['total_ms'] - fl['ms']:+.0f} ms against the floor): "
-            f"decode {p['decode_ms']:.0f} ms where the eager floor loads in {fl['eager_load_ms']:.0f} ms, "
-            f"execute_json {p['execute_ms']:.0f} ms where the eager floor's analysis takes "
-            f"{fl['eager_analysis_ms']:.0f} ms, body copy {p['body_ms']:.0f} ms; HTTP adds "
-            f"{h['p50_ms'] - p['total_ms']:.0f} ms (the {results['body_mb'][f]:.1f} MB body and the "
-            f"{p['answer_mb']} MB answer over loopback, framework, client).")
+        if f in http_ and (h := http_[f])["p50_ms"] > limit * (fl := floor[f])["ms"]:
+            notes.append(f"- {LABELS[f]}: HTTP p50 {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x the floor; the "
+                         f"in-process path is {phases[f]['total_ms'] - fl['ms']:+.0f} ms against the floor, HTTP adds "
+                         f"{h['p50_ms'] - phases[f]['total_ms']:.0f} ms.")
     if "json" in http_ and "baseline" in http_:
-        speedup = http_["baseline"]["p50_ms"] / http_["json"]["p50_ms"]
-        if speedup < BASELINE_SPEEDUP_TARGET:
-            need = http_["baseline"]["p50_ms"] / BASELINE_SPEEDUP_TARGET
-            notes.append(f"- JSON against the baseline: {speedup:.1f}x; 10x needs a JSON p50 of {need:.0f} ms, "
-                         f"{http_['json']['p50_ms'] - need:.0f} ms less than measured (the floor itself is "
-                         f"{floor['json']['ms']:.0f} ms, {http_['baseline']['p50_ms'] / floor['json']['ms']:.1f}x "
-                         "faster than the baseline).")
+        need = http_["baseline"]["p50_ms"] / BASELINE_SPEEDUP_TARGET
+        if http_["json"]["p50_ms"] > need:
+            notes.append(f"- JSON against the baseline: 10x needs a JSON p50 of {need:.0f} ms; the floor itself is "
+                         f"{http_['baseline']['p50_ms'] / floor['json']['ms']:.1f}x faster than the baseline.")
     for f in FORMATS:
-        if f in http_ and http_[f]["growth_per_body_byte"] > MEMORY_TARGET:
-            mf = (results.get("memory_floor") or {}).get(f)
-            notes.append(f"- {LABELS[f]} memory: the first large request grew the server by "
-                         f"{http_[f]['growth_mib']:.0f} MiB, {http_[f]['growth_per_body_byte']:.2f}x the "
-                         f"{results['body_mb'][f]:.1f} MB body; 4x would be "
-                         f"{MEMORY_TARGET * results['body_mb'][f] * 1e6 / MIB:.0f} MiB."
-                         + (f" The floor alone, in a fresh process, grows {mf['growth_mib']:.0f} MiB "
-                            f"({mf['growth_per_body_byte']:.2f}x) on the same body: the analysis's own working memory "
-                            "and answer, not the request path." if mf else ""))
+        mf = (results.get("memory_floor") or {}).get(f)
+        if f in http_ and http_[f]["growth_per_body_byte"] > MEMORY_TARGET and mf:
+            notes.append(f"- {LABELS[f]} memory: the floor alone grows {mf['growth_per_body_byte']:.2f}x the body "
+                         f"(the server {http_[f]['growth_per_body_byte']:.2f}x): the analysis's own memory.")
     return notes
 
 

@@ -1,17 +1,7 @@
-"""Reference-data benchmark: request rows joined to a reference table the dbt build made.
-
-The project is bench/projects/reference/: the request input `order_lines` (line_id,
-item_key, qty; a contract) and the table model `items` (item_key, item_name,
-price_cents), `reference_rows` rows made with range(). Two endpoints answer the same
-shape for the same payloads: /enriched/ joins each line to `items` on item_key (read
-from the server's read-only warehouse snapshot), /plain/ computes the same name and
-price from the key without the join. One warehouse and one server per reference size
-(100k, 1M, 10M rows; and 1M with a unique index on item_key, to show what the join
-costs without a scan); each scenario is timed on both endpoints of that server in
-alternating rounds (bench/harness.py). After timing every answer is checked
-against rows computed in Python (numpy lookups into the stored `items` rows), and the
-join is profiled in-process: duckapi's engine without HTTP, and DuckDB alone on a
-connection set up like a server lane.
+"""Reference-data benchmark: request rows joined (/enriched/) to a reference table the dbt build
+made (bench/projects/reference/, 100k to 10M rows, and 1M with a unique index), against the same
+answer without the join (/plain/); every answer checked against Python lookups, and the join
+profiled in-process. docs/benchmarks.md (Reference data) says how it is measured.
 
     python -m bench.reference            # full run, ~2-3 minutes: bench/reference_results.json, bench/REFERENCE_RESULTS.md
     python -m bench.reference --quick    # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
@@ -38,7 +28,7 @@ import pyarrow as pa
 
 from bench.harness import (
     BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, fmt, gc_frozen, git_and_load,
-    machine_info, machine_line, quiet_first, request, results_options, run_and_write, scenario_results, serve_cmd,
+    machine_info, machine_line, md_table, quiet_first, request, results_options, run_and_write, scenario_results, serve_cmd,
     start_all, stop_all, target_lines, time_alternating, tree_changes, warm,
 )
 
@@ -402,57 +392,48 @@ def targets(results: Result) -> list[Result]:
 def markdown(results: Result) -> str:
     m = results["machine"]
     main = next((s for s in results["sizes"] if s["rows"] == MAIN_ROWS and not s["indexed"]), results["sizes"][0])
-    rows = ["| scenario | endpoint | requests | req/s | p50 ms | p95 ms | max ms | server CPU ms/req "
-            "| other procs' CPU (cores) | peak RSS MiB | errors | wrong |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"]
-    for sc in main["scenarios"]:
-        for name in ENDPOINTS:
-            r = sc[name]
-            rows.append(f"| {sc['name']} | {name} ({ENDPOINTS[name]}) | {r['requests']} | {fmt(r['throughput_rps'])} "
-                        f"| {fmt(r['latency_ms']['p50'], 2)} | {fmt(r['latency_ms']['p95'], 2)} | {fmt(r['latency_ms']['max'], 2)} "
-                        f"| {fmt(r['cpu']['server_ms_per_request'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
-                        f"| {fmt(r['rss_mib']['peak'], 0)} | {r['errors']} | {r['wrong']} |")
-        rows.append(f"| {sc['name']} | **join / no join** | | {fmt(sc['throughput_ratio'], 2)}x | **{fmt(sc['p50_ratio'], 2)}x** "
-                    "| | | | | | | |")
     names = [sc["name"] for sc in main["scenarios"]]
-    sizes = ["| reference rows | warehouse file MiB | RSS after start-up | after warm-up | "
-             + " | ".join(f"after {n} / peak" for n in names) + " | idle at end | "
-             + " | ".join(f"{n} p50 join / no join ms (ratio)" for n in names) + " |",
-             "|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|" + "---:|" * len(names)]
-    for size in results["sizes"]:
-        mem = size["rss_mib"]
-        cells = [f"{fmt(mem.get('after ' + n), 0)} / {fmt(mem.get('peak ' + n), 0)}" for n in names]
-        by_name = {s["name"]: s for s in size["scenarios"]}
-        lat = [f"{fmt(sc['join']['latency_ms']['p50'], 2)} / {fmt(sc['no join']['latency_ms']['p50'], 2)} "
-               f"({fmt(sc['p50_ratio'], 2)}x)" for sc in (by_name[n] for n in names)]
-        sizes.append(f"| {size['label']} | {fmt(size['db_mib'])} | {fmt(mem['after_start'], 0)} "
-                     f"| {fmt(mem['after_warm_up'], 0)} | " + " | ".join(cells) + f" | {fmt(mem['idle_at_end'], 0)} | "
-                     + " | ".join(lat) + " |")
-    prof = ["| reference rows | engine in-process join / no join ms (ratio) | DuckDB alone, 1 thread (ratio) "
-            "| DuckDB alone, 2 threads (ratio) | row groups the join scans | plan | other procs' CPU (cores) |",
-            "|---:|---:|---:|---:|:-:|:-:|---:|"]
-    for p in results["profile"]:
-        cells = [f"{fmt(p[k]['join_p50_ms'], 2)} / {fmt(p[k]['no join_p50_ms'], 2)} ({fmt(p[k]['ratio'], 2)}x)"
-                 for k in ("engine", "duckdb", "duckdb_2_threads")]
-        prof.append(f"| {p['label']} | " + " | ".join(cells) + f" | {p['duckdb']['row_groups_scanned']} "
-                    f"| {p['duckdb']['join_type']} join, {p['duckdb']['scan_type']} | {fmt(p['other_processes_cores'], 2)} |")
+    rows = md_table("| scenario | endpoint | requests | req/s | p50 ms | p95 ms | max ms | server CPU ms/req "
+                    "| other procs' CPU (cores) | peak RSS MiB | errors | wrong |", "llrrrrrrrrcc", [
+                        row for sc in main["scenarios"] for row in [
+                            *((sc["name"], f"{name} ({ENDPOINTS[name]})", r["requests"], fmt(r["throughput_rps"]),
+                               *(fmt(r["latency_ms"][q], 2) for q in ("p50", "p95", "max")),
+                               fmt(r["cpu"]["server_ms_per_request"], 2), fmt(r["cpu"]["other_processes_cores"], 2),
+                               fmt(r["rss_mib"]["peak"], 0), r["errors"], r["wrong"])
+                              for name, r in ((name, sc[name]) for name in ENDPOINTS)),
+                            (sc["name"], "**join / no join**", "", f"{fmt(sc['throughput_ratio'], 2)}x",
+                             f"**{fmt(sc['p50_ratio'], 2)}x**", *[""] * 7)]])
+    sizes = md_table("| reference rows | warehouse file MiB | RSS after start-up | after warm-up | "
+                     + " | ".join(f"after {n} / peak" for n in names) + " | idle at end | "
+                     + " | ".join(f"{n} p50 join / no join ms (ratio)" for n in names) + " |",
+                     "r" * (5 + 2 * len(names)), [
+                         (size["label"], fmt(size["db_mib"]), fmt(mem["after_start"], 0), fmt(mem["after_warm_up"], 0),
+                          *(f"{fmt(mem.get('after ' + n), 0)} / {fmt(mem.get('peak ' + n), 0)}" for n in names),
+                          fmt(mem["idle_at_end"], 0),
+                          *(f"{fmt(sc['join']['latency_ms']['p50'], 2)} / {fmt(sc['no join']['latency_ms']['p50'], 2)} "
+                            f"({fmt(sc['p50_ratio'], 2)}x)" for sc in (by_name[n] for n in names)))
+                         for size in results["sizes"]
+                         for mem, by_name in [(size["rss_mib"], {s["name"]: s for s in size["scenarios"]})]])
+    prof = md_table("| reference rows | engine in-process join / no join ms (ratio) | DuckDB alone, 1 thread (ratio) "
+                    "| DuckDB alone, 2 threads (ratio) | row groups the join scans | plan | other procs' CPU (cores) |",
+                    "rrrrccr", [
+                        (p["label"], *(f"{fmt(p[k]['join_p50_ms'], 2)} / {fmt(p[k]['no join_p50_ms'], 2)} "
+                                       f"({fmt(p[k]['ratio'], 2)}x)" for k in ("engine", "duckdb", "duckdb_2_threads")),
+                         p["duckdb"]["row_groups_scanned"],
+                         f"{p['duckdb']['join_type']} join, {p['duckdb']['scan_type']}",
+                         fmt(p["other_processes_cores"], 2)) for p in results["profile"]])
     return "\n".join([
         f"# Reference-data benchmark{' (quick run)' if results['quick'] else ''}",
         "",
         machine_line(m, "duckdb") + git_and_load(m, results["load"]),
         "",
-        "Project bench/projects/reference: request lines (line_id, item_key, qty) joined on item_key to the table model "
-        "`items` (item_key, item_name, price_cents; stored in key order) that duckapi reads from its read-only "
-        f"warehouse snapshot (`{ENDPOINTS['join']}`), against the same answer computed without the join "
-        f"(`{ENDPOINTS['no join']}`). Item keys uniform over the table, {int(MISS_RATE * 100)}% of them missing from it "
-        "(null item). One server per warehouse: 100k, 1M and 10M rows, and 1M with a unique index on item_key "
-        "(dbt var items_index: a post-hook `create unique index`); the client on the same machine. Both endpoints of a "
-        "server get the same distinct seeded payloads, in alternating rounds. Every answer is checked after timing, row "
-        "for row, against Python lookups into the stored `items` rows. `python -m bench.reference` regenerates this file.",
+        f"Project bench/projects/reference: `{ENDPOINTS['join']}` joins request lines to `items` in the warehouse "
+        f"snapshot, `{ENDPOINTS['no join']}` computes the same answer without it; {int(MISS_RATE * 100)}% of the keys "
+        "missing. `python -m bench.reference` regenerates this file; docs/benchmarks.md (Reference data) says how.",
         "",
         f"## {label(main['rows'])} reference rows",
         "",
-        *rows,
+        rows,
         "",
         "## Targets",
         "",
@@ -460,22 +441,16 @@ def markdown(results: Result) -> str:
         "",
         "## Memory and latency by warehouse",
         "",
-        "Server RSS in MiB (process tree): right after start-up (the snapshot attached, nothing read yet), after "
-        "20 warm-up requests per endpoint, after each scenario / peak during it (sampled every 20 ms), and idle at "
-        "the end of the run.",
+        "Server RSS in MiB: after start-up, after warm-up, after each scenario / its peak, idle at the end.",
         "",
-        *sizes,
+        sizes,
         "",
         "## Where the join's time goes (in-process, 9-row requests)",
         "",
-        "p50 over the same seeded 9-row inputs, both statements alternating: duckapi's engine called in this process "
-        "(the statement a server thread runs: bound list parameters, the thread's lane with the snapshot attached; no "
-        "HTTP, no JSON parsing), and DuckDB alone running the served statements (`GET /enriched/sql`, "
-        "`GET /plain/sql`) over a registered Arrow table on a connection set up like a lane in small mode "
-        "(1 thread, no join-order optimizer), and the same with 2 threads. Row groups: DuckDB's `explain analyze` "
-        "of one such join.",
+        "p50 of duckapi's engine in this process, and of DuckDB alone running the served statements on a connection "
+        "set up like a lane; row groups from `explain analyze`.",
         "",
-        *prof,
+        prof,
         "",
     ])
 
