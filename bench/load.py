@@ -1,10 +1,5 @@
-"""Load benchmark: duckapi against the original FastAPI app (bench/baseline_server.py).
-
-One run builds the dbt project into bench/.work/, starts both servers on free
-loopback ports, replays the same distinct, seeded payloads against each, then
-verifies every stored answer against the independent oracle (tests/oracle.py).
-Payloads and expected answers are made before timing and answers are checked
-after it, because client and servers share the same (few) cores.
+"""Load benchmark: duckapi against the original FastAPI app (bench/baseline_server.py), the same
+distinct seeded payloads on both, every answer checked against tests/oracle.py after timing.
 
     python -m bench.load            # full run, ~3-5 minutes; writes bench/results.json, bench/RESULTS.md
     python -m bench.load --quick    # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
@@ -25,7 +20,7 @@ import orjson
 
 from bench.harness import (
     BENCH, PATH, ROOT, WORK, Result, Scenario, Server, Workload, analyse, big_rows, build, drive, fmt, group_pool,
-    machine_info, machine_line, normalise, request, results_options, run_and_write, run_scenarios, scenario_results,
+    machine_info, machine_line, md_table, normalise, request, results_options, run_and_write, run_scenarios, scenario_results,
     serve_cmd, target_lines, verify,
 )
 
@@ -166,8 +161,8 @@ def batched_cell(server: Result, unit: str = " statements") -> str:
 REPORT = """\
 # Load benchmark: duckapi vs the original FastAPI app{quick}
 
-{machine}. Client and both servers share the machine; one server is loaded at a time, in {rounds} alternating rounds per scenario.
-Every request posts a distinct seeded payload; every 200 answer is checked after timing: duckapi for exact equality with tests/oracle.py, the baseline after sorting lists and normalising numbers. Speedup is duckapi req/s over baseline req/s. `python -m bench.load` regenerates this file.
+{machine}. Client and both servers share the machine; one server is loaded at a time, in {rounds} alternating rounds \
+per scenario. Every answer checked (the baseline's after normalising). `python -m bench.load` regenerates this file.
 
 {rows}
 
@@ -177,52 +172,48 @@ Every request posts a distinct seeded payload; every 200 answer is checked after
 
 ## Selecting one part
 
-duckapi only, {sel[rows]:,} rows, {sel[one][requests]} distinct payloads: all seven parts p50 {sel[all][p50_ms]} ms, `?select={sel[part]}` p50 {sel[one][p50_ms]} ms: {sel[ratio_all_over_one]}x faster (correct answers: {sel[all][correct]} and {sel[one][correct]} of {sel[one][requests]}).
+duckapi only, {sel[rows]:,} rows, {sel[one][requests]} distinct payloads: all seven parts p50 {sel[all][p50_ms]} ms, \
+`?select={sel[part]}` p50 {sel[one][p50_ms]} ms: {sel[ratio_all_over_one]}x faster (correct answers: \
+{sel[all][correct]} and {sel[one][correct]} of {sel[one][requests]}).
 
 ## Probes
 
-- event_value 2**31: duckapi {over[duckapi][status]} (correct: {over[duckapi][correct]}), baseline {over[baseline][status]}; baseline still answers afterwards: {p[baseline_healthy_after_overflow]}
-- same payload twice, list order differs: baseline {p[order_differs][baseline]}, duckapi {p[order_differs][duckapi]}; byte-identical answers: baseline {p[bytes_identical][baseline]}, duckapi {p[bytes_identical][duckapi]}
-- baseline answers in the oracle's exact order (no normalisation needed): {r[baseline_exact_order_total]} of {r[baseline_ok_total]}
+- event_value 2**31: duckapi {over[duckapi][status]} (correct: {over[duckapi][correct]}), baseline \
+{over[baseline][status]}; baseline still answers afterwards: {p[baseline_healthy_after_overflow]}
+- same payload twice, list order differs: baseline {p[order_differs][baseline]}, duckapi {p[order_differs][duckapi]}; \
+byte-identical answers: baseline {p[bytes_identical][baseline]}, duckapi {p[bytes_identical][duckapi]}
+- baseline answers in the oracle's exact order (no normalisation needed): {r[baseline_exact_order_total]} of \
+{r[baseline_ok_total]}
 
 ## Details
 
-Both servers run with their defaults: the baseline with uvicorn's per-request access log, duckapi without (its default). "Other procs' CPU" is what the rest of the machine used meanwhile, in cores out of {m[cpu_count]}: above ~0.1 the numbers in that row are disturbed.
+"Other procs' CPU": the rest of the machine meanwhile, in cores out of {m[cpu_count]}.
 
 {detail}
 """
 
 
 def markdown(results: Result) -> str:
-    rows = [
-        "| scenario | duckapi req/s | duckapi p50 ms | baseline req/s | baseline p50 ms | speedup (req/s) "
-        "| p50 faster | duckapi peak RSS MiB | baseline peak RSS MiB | errors duckapi / baseline "
-        "| wrong duckapi / baseline |",
-        "|---|---:|---:|---:|---:|---:|:-:|---:|---:|:-:|:-:|",
-    ]
-    detail = [
-        "| scenario | server | requests | p95 ms | max ms | rows/s | server CPU ms/req | client CPU ms/req "
-        "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for sc in results["scenarios"]:
-        d, b = sc["duckapi"], sc["baseline"]
-        rows.append(
-            f"| {sc['name']} | {fmt(d['throughput_rps'])} | {fmt(d['latency_ms']['p50'], 2)} "
-            f"| {fmt(b['throughput_rps'])} | {fmt(b['latency_ms']['p50'], 2)} | {fmt(sc['speedup'])}x "
-            f"| {'yes' if sc['p50_faster'] else 'NO'} | {fmt(d['rss_mib']['peak'], 0)} | {fmt(b['rss_mib']['peak'], 0)} "
-            f"| {d['errors']} / {b['errors']} | {d['wrong']} / {b['wrong']} |")
-        for name, r in (("duckapi", d), ("baseline", b)):
-            detail.append(
-                f"| {sc['name']} | {name} | {r['requests']} | {fmt(r['latency_ms']['p95'], 2)} "
-                f"| {fmt(r['latency_ms']['max'], 2)} | {r['rows_per_s']:,} | {fmt(r['cpu']['server_ms_per_request'], 2)} "
-                f"| {fmt(r['cpu']['client_ms_per_request'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
-                f"| {fmt(r['rss_mib']['idle_before'], 0)} | {fmt(r['rss_mib']['growth'], 0)} | {batched_cell(r)} |")
-    probes, m, sel = results["probes"], results["machine"], results["selection"]
+    rows = md_table("| scenario | duckapi req/s | duckapi p50 ms | baseline req/s | baseline p50 ms | speedup (req/s) "
+                    "| p50 faster | duckapi peak RSS MiB | baseline peak RSS MiB | errors duckapi / baseline "
+                    "| wrong duckapi / baseline |", "lrrrrrcrrcc", [
+                        (sc["name"], fmt(d["throughput_rps"]), fmt(d["latency_ms"]["p50"], 2), fmt(b["throughput_rps"]),
+                         fmt(b["latency_ms"]["p50"], 2), f"{fmt(sc['speedup'])}x", "yes" if sc["p50_faster"] else "NO",
+                         fmt(d["rss_mib"]["peak"], 0), fmt(b["rss_mib"]["peak"], 0), f"{d['errors']} / {b['errors']}",
+                         f"{d['wrong']} / {b['wrong']}")
+                        for sc in results["scenarios"] for d, b in [(sc["duckapi"], sc["baseline"])]])
+    detail = md_table("| scenario | server | requests | p95 ms | max ms | rows/s | server CPU ms/req | client CPU ms/req "
+                      "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |", "llrrrrrrrrrr", [
+                          (sc["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"], 2),
+                           f"{r['rows_per_s']:,}", fmt(r["cpu"]["server_ms_per_request"], 2),
+                           fmt(r["cpu"]["client_ms_per_request"], 2), fmt(r["cpu"]["other_processes_cores"], 2),
+                           fmt(r["rss_mib"]["idle_before"], 0), fmt(r["rss_mib"]["growth"], 0), batched_cell(r))
+                          for sc in results["scenarios"] for name in ("duckapi", "baseline") for r in [sc[name]]])
+    probes, m = results["probes"], results["machine"]
     return REPORT.format(
         quick=" (quick run)" if results["quick"] else "", machine=machine_line(m, "duckdb", "pandas"), r=results, m=m,
-        rounds=results.get("rounds", 1), rows="\n".join(rows), targets="\n".join(target_lines(results["targets"])),
-        sel=sel, over=probes["int32_overflow"], p=probes, detail="\n".join(detail))
+        rounds=results.get("rounds", 1), rows=rows, targets="\n".join(target_lines(results["targets"])),
+        sel=results["selection"], over=probes["int32_overflow"], p=probes, detail=detail)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,6 @@
-"""Regression benchmark: the bundled 9-row analysis, this checkout against an older commit.
-
-The base commit (default 91921fd, the last before reference data) runs from a git
-worktree of its own (default /tmp/duckapi-base, added when missing) with the same
-interpreter and packages: the server starts with that folder as its working directory
-and PYTHONPATH, so `duckapi` imports from it (checked, and recorded, before timing).
-Each side builds the bundled dbt project with its own code into bench/.work/regression/.
-Both servers get the same distinct seeded payloads as bench/load.py's "9 rows c=1" and
-"9 rows c=8" scenarios, in rounds that alternate the two servers, and every answer is
-checked after timing for exact equality with tests/oracle.py.
+"""Regression benchmark: the bundled 9-row analysis, this checkout against an older commit (default
+91921fd) served from a git worktree of its own (default /tmp/duckapi-base) with the same interpreter;
+bench/load.py's 9-row payloads, rounds alternating ABBA, every answer checked against tests/oracle.py.
 
     python -m bench.regression           # full run, ~1.5 minutes: bench/regression_results.json, bench/REGRESSION_RESULTS.md
     python -m bench.regression --quick   # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
@@ -24,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.harness import (
-    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, quiet_first,
+    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, md_table, quiet_first,
     results_options, run_and_write, run_scenarios, scenario_results, serve_cmd, target_lines, tree_changes, verify,
 )
 from bench.load import FULL, QUICK, batched_cell
@@ -125,22 +118,20 @@ def targets(scenarios: list[Result]) -> list[Result]:
 
 
 def markdown(results: Result) -> str:
-    m, load = results["machine"], results["load"]
-    base, cur = results["base"], results["current"]
-    rows = ["| scenario | current req/s | base req/s | req/s ratio | current p50 ms | base p50 ms | p50 ratio "
-            "| server CPU ms/req current / base | errors / wrong current, base |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|:-:|"]
-    detail = ["| scenario | server | requests | p95 ms | max ms | other procs' CPU (cores) | peak RSS MiB | answered in batches |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for s in results["scenarios"]:
-        c, b = s["current"], s["base"]
-        rows.append(f"| {s['name']} | {fmt(c['throughput_rps'])} | {fmt(b['throughput_rps'])} | **{fmt(s['throughput_ratio'], 3)}x** "
-                    f"| {fmt(c['latency_ms']['p50'], 2)} | {fmt(b['latency_ms']['p50'], 2)} | **{fmt(s['p50_ratio'], 3)}x** "
-                    f"| {fmt(c['cpu']['server_ms_per_request'], 2)} / {fmt(b['cpu']['server_ms_per_request'], 2)} "
-                    f"| {c['errors']}/{c['wrong']}, {b['errors']}/{b['wrong']} |")
-        detail += [f"| {s['name']} | {name} | {r['requests']} | {fmt(r['latency_ms']['p95'], 2)} "
-                   f"| {fmt(r['latency_ms']['max'], 2)} | {fmt(r['cpu']['other_processes_cores'], 2)} "
-                   f"| {fmt(r['rss_mib']['peak'], 0)} | {batched_cell(r, '')} |" for name, r in (("current", c), ("base", b))]
+    m, load, base, cur = results["machine"], results["load"], results["base"], results["current"]
+    rows = md_table("| scenario | current req/s | base req/s | req/s ratio | current p50 ms | base p50 ms | p50 ratio "
+                    "| server CPU ms/req current / base | errors / wrong current, base |", "lrrrrrrrc", [
+                        (s["name"], fmt(c["throughput_rps"]), fmt(b["throughput_rps"]),
+                         f"**{fmt(s['throughput_ratio'], 3)}x**", fmt(c["latency_ms"]["p50"], 2),
+                         fmt(b["latency_ms"]["p50"], 2), f"**{fmt(s['p50_ratio'], 3)}x**",
+                         f"{fmt(c['cpu']['server_ms_per_request'], 2)} / {fmt(b['cpu']['server_ms_per_request'], 2)}",
+                         f"{c['errors']}/{c['wrong']}, {b['errors']}/{b['wrong']}")
+                        for s in results["scenarios"] for c, b in [(s["current"], s["base"])]])
+    detail = md_table("| scenario | server | requests | p95 ms | max ms | other procs' CPU (cores) | peak RSS MiB "
+                      "| answered in batches |", "llrrrrrr", [
+                          (s["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"], 2),
+                           fmt(r["cpu"]["other_processes_cores"], 2), fmt(r["rss_mib"]["peak"], 0), batched_cell(r, ""))
+                          for s in results["scenarios"] for name in ("current", "base") for r in [s[name]]])
     per_round = [f"- {s['name']}, {name}: " + ", ".join(f"{r['rps']:g}" for r in s[name]["per_round"])
                  for s in results["scenarios"] for name in ("current", "base")]
     changes = cur.get("uncommitted_duckapi_changes") or []
@@ -153,13 +144,11 @@ def markdown(results: Result) -> str:
         "",
         f"Current: this checkout at {cur['commit'][:7]}"
         + (f" with uncommitted changes to {', '.join(c.split()[-1] for c in changes)}" if changes else " (duckapi/ clean)")
-        + f". Base: {base['commit'][:7]} from the worktree {base['tree']}, same interpreter and packages, imports "
-        f"resolved to {Path(base['imports']['duckapi']).parent}. Each side built the bundled project with its own code; "
-        f"same payloads as bench/load.py's scenarios of these names, {results['rounds']} rounds per scenario alternating "
-        "the servers in ABBA order (current, base, base, current, ...), every answer checked for exact equality with "
-        "tests/oracle.py after timing. `python -m bench.regression` regenerates this file.",
+        + f". Base: {base['commit'][:7]} from {base['tree']}, imports resolved to "
+        f"{Path(base['imports']['duckapi']).parent}. {results['rounds']} rounds per scenario, ABBA. "
+        "`python -m bench.regression` regenerates this file.",
         "",
-        *rows,
+        rows,
         "",
         "## Targets",
         "",
@@ -167,7 +156,7 @@ def markdown(results: Result) -> str:
         "",
         "## Details",
         "",
-        *detail,
+        detail,
         "",
         "req/s of each round, in time order (rounds run current, base, base, current, ...):",
         "",
