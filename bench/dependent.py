@@ -1,21 +1,9 @@
-"""Data-dependent models: a known key against the same SQL as a plain model, new keys, and
-endpoints without data-dependent models against the code before them, in one run.
+"""Data-dependent models, in-process through the Python API: a known key against the same SQL as a
+plain model (p50 at most 1.3x), new keys (each a dbt rendering), and the bundled endpoint against
+the code before data-dependent models (p50 at most 1.05x). docs/benchmarks.md says how.
 
     python -m bench.dependent           # writes bench/dependent_results.json, bench/DEPENDENT_RESULTS.md
     python -m bench.dependent --quick   # smoke run; writes under bench/.work/
-
-In-process, through the Python API (`Project.run(...).json`), on a copy of the bundled project
-plus two models over its input: `pivot` (one column per distinct group_id, rendered by dbt
-from `select distinct group_id ...` over the request's rows) and `pivot_plain`, whose SQL is
-the variant `pivot` renders for the benchmark's groups, written out as a plain model.
-Scenarios (targets from issue 20):
-- known key, 9 and 100k rows: `pivot` (one probe statement, then the variant) against
-  `pivot_plain` (one statement), interleaved A B B A; p50 ratio at most 1.3x;
-- new key: every request holds groups not seen before: time to the first answer and
-  throughput (requests per second, one after the other, each a dbt rendering);
-- no data-dependent model: the bundled /analyse_data/ over 9 rows, c=1 and c=8 threads, with
-  this code and with the code before data-dependent models (a git worktree of BASE), each in
-  a process of its own, alternating; p50 at most 1.05x the base's.
 """
 
 from __future__ import annotations
@@ -113,10 +101,12 @@ def known_and_new(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
             rounds = plan["small_rounds"] if n < 1000 else plan["big_rounds"]
             sides: dict[str, list[float]] = {"pivot": [], "pivot_plain": []}
             for _ in range(4):  # A B B A
-                for name, call, tables in (("pivot", a, ta), ("pivot_plain", b, tb), ("pivot_plain", b, tb), ("pivot", a, ta)):
+                for name, call, tables in (("pivot", a, ta), ("pivot_plain", b, tb), ("pivot_plain", b, tb), ("pivot",
+                                                                                                              a, ta)):
                     sides[name].append(p50(lambda: call.json(tables), rounds))
             known, plain = statistics.median(sides["pivot"]), statistics.median(sides["pivot_plain"])
-            results["known_key"].append({"rows": n, "p50_ms": round(known * 1e3, 3), "plain_p50_ms": round(plain * 1e3, 3),
+            results["known_key"].append({"rows": n, "p50_ms": round(known * 1e3, 3), "plain_p50_ms": round(plain * 1e3,
+                                                                                                           3),
                                          "ratio": round(known / plain, 3), "target": 1.3, "met": known / plain <= 1.3})
         renderings = served.service.state.endpoints["/pivot/"].renderings
         assert renderings is not None
@@ -160,7 +150,8 @@ def no_regression(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
     db = folder / "bundled.duckdb"
     dbt_project.build(Settings.from_env(env={}, db_path=db, target_path=folder / "bundled-target", executor_nice=0))
     base = folder / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), BASE], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), BASE], check=True,
+                   capture_output=True)
     try:
         sides: dict[str, list[dict[str, float]]] = {"head": [], "base": []}
         for name in ("head", "base", "base", "head") * plan["regression_pairs"]:
@@ -168,7 +159,8 @@ def no_regression(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
             env = {**os.environ, "PYTHONPATH": str(code), "DUCKAPI_TARGET_PATH": str(folder / f"target-{name}")}
             out = subprocess.run([sys.executable, "-c", (
                 "import json, sys; sys.path.insert(0, %r); from bench_dependent_side import plain_side; "
-                "print(json.dumps(plain_side(%r, %r, %d)))") % (str(folder), str(code / "duckapi_dbt"), str(db), plan["plain_rounds"])],
+                "print(json.dumps(plain_side(%r, %r, %d)))") % (str(folder), str(code / "duckapi_dbt"), str(db),
+                                                                plan["plain_rounds"])],
                 env=env, check=True, capture_output=True, text=True, cwd=str(code))
             sides[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
@@ -183,28 +175,40 @@ def no_regression(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["# Data-dependent models: benchmark results", "",
-             f"Run {results['when']} on {results['machine']}; `python -m bench.dependent` (bench/dependent.py says how).", "",
-             "## A known key against the same SQL as a plain model (p50, in-process)", "",
-             "| rows | data-dependent ms | plain model ms | ratio | target | met |", "|---|---|---|---|---|---|"]
-    for r in results["known_key"]:
-        lines.append(f"| {r['rows']:,} | {r['p50_ms']} | {r['plain_p50_ms']} | {r['ratio']} | <= {r['target']} | {r['met']} |")
-    new = results["new_key"]
-    lines += ["", "## New keys (each a dbt rendering)", "",
-              f"First answer after start-up: {new['first_answer_s']} s. {new['requests']} requests, each with new groups, "
-              f"one after the other: p50 {new['p50_s']} s, max {new['max_s']} s, {new['throughput_rps']} requests/s.", "",
-              f"## Endpoints without data-dependent models: this code against {results['no_regression']['base']}", "",
-              "| scenario | this code ms | before ms | ratio | target | met |", "|---|---|---|---|---|---|"]
-    for r in results["no_regression"]["rows"]:
-        lines.append(f"| {r['scenario']} | {r['head_ms']} | {r['base_ms']} | {r['ratio']} | <= {r['target']} | {r['met']} |")
-    return "\n".join(lines) + "\n"
+    new, regression = results["new_key"], results["no_regression"]
+    known = "\n".join(f"| {r['rows']:,} | {r['p50_ms']} | {r['plain_p50_ms']} | {r['ratio']} | <= {r['target']} "
+                      f"| {r['met']} |" for r in results["known_key"])
+    base = "\n".join(f"| {r['scenario']} | {r['head_ms']} | {r['base_ms']} | {r['ratio']} | <= {r['target']} "
+                     f"| {r['met']} |" for r in regression["rows"])
+    return f"""# Data-dependent models: benchmark results
+
+Run {results['when']} on {results['machine']}; `python -m bench.dependent` (bench/dependent.py says how).
+
+## A known key against the same SQL as a plain model (p50, in-process)
+
+| rows | data-dependent ms | plain model ms | ratio | target | met |
+|---|---|---|---|---|---|
+{known}
+
+## New keys (each a dbt rendering)
+
+First answer after start-up: {new['first_answer_s']} s. {new['requests']} requests, each with new groups, one after \
+the other: p50 {new['p50_s']} s, max {new['max_s']} s, {new['throughput_rps']} requests/s.
+
+## Endpoints without data-dependent models: this code against {regression['base']}
+
+| scenario | this code ms | before ms | ratio | target | met |
+|---|---|---|---|---|---|
+{base}
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    plan = ({"small_rounds": 50, "big_rounds": 2, "new_keys": 2, "plain_rounds": 200, "regression_pairs": 1} if args.quick
+    plan = ({"small_rounds": 50, "big_rounds": 2, "new_keys": 2, "plain_rounds": 200,
+             "regression_pairs": 1} if args.quick
             else {"small_rounds": 400, "big_rounds": 5, "new_keys": 5, "plain_rounds": 2000, "regression_pairs": 2})
     work = ROOT / "bench" / ".work" / "dependent"
     shutil.rmtree(work, ignore_errors=True)
@@ -214,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     import platform
 
     results = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+               "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+                          f"{platform.python_version()}",
                "plan": plan, **known_and_new(work, plan), "no_regression": no_regression(work, plan)}
     from bench.harness import results_paths, write_results  # not at the top: the side process's copy imports no bench
 

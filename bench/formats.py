@@ -145,7 +145,8 @@ def make_payloads(plan: Plan, seed: int) -> Payloads:
 def _source(cursor: duckdb.DuckDBPyConnection, body: bytes, fmt_: str, way: str) -> Any:
     """The body as something DuckDB can scan: a lazy DuckDB reader or an Arrow table."""
     if fmt_ in ("json", "ndjson"):
-        rel = cursor.read_json(io.BytesIO(body), format="array" if fmt_ == "json" else "newline_delimited", columns=TYPED)
+        rel = cursor.read_json(io.BytesIO(body), format="array" if fmt_ == "json" else "newline_delimited",
+                               columns=TYPED)
     elif fmt_ == "csv":
         rel = cursor.read_csv(io.BytesIO(body), header=True, dtype=TYPED, allow_quoted_nulls=False)
     elif fmt_ == "parquet" and way == "duckdb lazy":
@@ -262,7 +263,8 @@ def summarise_phases(raw: dict[str, list[Result]]) -> Result:
                             "msgspec_ms") if k in runs[0]]
         out[f] = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys}
         out[f].update(answer_mb=runs[0]["answer_mb"], correct=sum(r["correct"] for r in runs), runs=len(runs),
-                      others_cores_max=max(r["others_cores"] for r in runs), each_total_ms=[r["total_ms"] for r in runs])
+                      others_cores_max=max(r["others_cores"] for r in runs),
+                      each_total_ms=[r["total_ms"] for r in runs])
     return out
 
 
@@ -286,7 +288,8 @@ def memory_floor(statement: str, payloads: Payloads, f: str, way: str) -> Result
     body_path.write_bytes(payloads.bodies[f][0])
     statement_path.write_text(statement)
     child = subprocess.Popen([sys.executable, "-m", "bench.formats", "--memory-floor-child", str(statement_path),
-                              str(body_path), f, way], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                              str(body_path), f, way], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
     assert child.stdin is not None and child.stdout is not None
 
     def say(line: str) -> None:
@@ -435,7 +438,8 @@ def measure_ten_million(server: Server, args: argparse.Namespace, statement: str
 # ---------------------------------------------------------------- machine state
 
 
-def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: float = 0.1, window_s: float = 10.0) -> Result:
+def wait_others_idle(servers: dict[str, Server], limit_s: float, threshold: float = 0.1,
+                     window_s: float = 10.0) -> Result:
     """Right before timing: wait until everything but this benchmark used < threshold cores for a window."""
     start, windows = time.monotonic(), 0
     while True:
@@ -496,7 +500,8 @@ def export_reference(commit: str) -> Path:
     dest = FWORK / f"reference-{full[:12]}"
     if not (dest / "duckapi" / "cli.py").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "--format=tar", full], cwd=ROOT, capture_output=True, check=True).stdout
+        archive = subprocess.run(["git", "archive", "--format=tar", full], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
     return dest
@@ -510,7 +515,8 @@ def run(args: argparse.Namespace) -> Result:
     t0 = time.monotonic()
     if args.wait_quiet > 0:
         seen = wait_for_quiet(0.5, args.wait_quiet, every_s=5)
-        quiet = {"threshold": 0.5, "waited_s": seen["waited_s"], "quiet": seen["quiet"], "loadavg": seen["loadavg_at_start"]}
+        quiet = {"threshold": 0.5, "waited_s": seen["waited_s"], "quiet": seen["quiet"],
+                 "loadavg": seen["loadavg_at_start"]}
     else:
         quiet = {"waited_s": 0, "quiet": None, "loadavg": [round(x, 2) for x in os.getloadavg()]}
     print(f"machine load {quiet['loadavg']} after waiting {quiet['waited_s']}s", flush=True)
@@ -518,7 +524,8 @@ def run(args: argparse.Namespace) -> Result:
 
     def duckapi_server(name: str, db: Path, *extra: str) -> Server:
         # each server compiles into its own target dir: they start side by side
-        return Server(f"formats-{name}", serve_cmd(db, *extra), {**env, "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}")})
+        return Server(f"formats-{name}", serve_cmd(db, *extra), {**env,
+                                                                 "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}")})
 
     ours_db = FWORK / "duckapi" / "dev.duckdb"
     servers = {f: duckapi_server(f, ours_db) for f in FORMATS}
@@ -538,7 +545,8 @@ def run(args: argparse.Namespace) -> Result:
             copy_db(ours_db, FWORK / "baseline" / "dev.duckdb")
         if reference:
             ref_dir = export_reference(reference)
-            ref_db, ref_env = ref_dir / ".bench" / "dev.duckdb", {**env, "DUCKAPI_TARGET_PATH": str(ref_dir / ".bench" / "target")}
+            ref_db = ref_dir / ".bench" / "dev.duckdb"
+            ref_env = {**env, "DUCKAPI_TARGET_PATH": str(ref_dir / ".bench" / "target")}
             print(f"building the reference {reference} in {ref_dir}", flush=True)
             build(ref_db, ref_env, ref_dir, "formats-reference-build.log")
             servers["reference"] = Server("formats-reference", serve_cmd(ref_db), ref_env, cwd=ref_dir)
@@ -578,7 +586,8 @@ def run(args: argparse.Namespace) -> Result:
         try:
             for f in FORMATS:
                 if f == "json":
-                    small_servers = [("duckapi", servers[f])] + ([("reference", servers["reference"])] if reference else [])
+                    small_servers = [("duckapi", servers[f])] + ([("reference",
+                                                                   servers["reference"])] if reference else [])
                     for _, srv in small_servers:
                         warm(srv, warmup)
                     results["small"] = measure_small(small_servers, plan.small, small_work, plan.small_rounds)
@@ -613,7 +622,8 @@ def run(args: argparse.Namespace) -> Result:
         results["memory_floor"] = {}
         for f in FORMATS:
             mf = results["memory_floor"][f] = memory_floor(statement, payloads, f, results["floor"][f]["way"])
-            print(f"  {f:8} {mf['way']:16} growth {mf['growth_mib']:.0f} MiB ({mf['growth_per_body_byte']:.2f}x the body)",
+            print(f"  {f:8} {mf['way']:16} growth {mf['growth_mib']:.0f} MiB ({mf['growth_per_body_byte']:.2f}x the "
+                  f"body)",
                   flush=True)
         schemas = DuckDBEngine(Settings()).describe(pipeline)
         sel_statement = pipeline.select([SELECTED_PART], schemas).select_sql(STATEMENT_PROJECTION)
@@ -692,7 +702,8 @@ def targets(results: Result) -> list[Result]:
         speedup = http_["baseline"]["p50_ms"] / http_["json"]["p50_ms"]
         out.append({"target": f"JSON: at least {BASELINE_SPEEDUP_TARGET:.0f}x faster than the original-way baseline",
                     "pass": speedup >= BASELINE_SPEEDUP_TARGET,
-                    "measured": f"{speedup:.1f}x ({http_['json']['p50_ms']:.0f} ms vs {http_['baseline']['p50_ms']:.0f} ms, "
+                    "measured": f"{speedup:.1f}x ({http_['json']['p50_ms']:.0f} ms vs "
+                                f"{http_['baseline']['p50_ms']:.0f} ms, "
                                 "same bodies, same run)"})
     out += [{"target": f"{LABELS[f]}: peak server RSS growth during a request <= {MEMORY_TARGET:.0f}x the body",
              "pass": http_[f]["growth_per_body_byte"] <= MEMORY_TARGET,
@@ -706,11 +717,13 @@ def targets(results: Result) -> list[Result]:
         if refs:
             theirs = statistics.median(refs)
             out.append({"target": f"9 rows c=8: no regression against the core benchmark's duckapi "
-                                  f"({results['reference']['commit']}, same run; >= {SMALL_TOLERANCE:.0%} of its req/s)",
+                                  f"({results['reference']['commit']}, same run; >= {SMALL_TOLERANCE:.0%} of its "
+                                  f"req/s)",
                         "pass": mine >= SMALL_TOLERANCE * theirs,
                         "measured": f"{mine:.0f} vs {theirs:.0f} req/s ({mine / theirs:.2f}x)"})
         if committed := (results.get("core_numbers") or {}).get("committed", {}).get("throughput_rps"):
-            out.append({"target": f"9 rows c=8: no regression against the core benchmark's committed bench/results.json "
+            out.append({"target": f"9 rows c=8: no regression against the core benchmark's committed "
+                                  f"bench/results.json "
                                   f"({results['core_numbers']['committed']['commit']}; a separate run; "
                                   f">= {SMALL_TOLERANCE:.0%} of its req/s)",
                         "pass": mine >= SMALL_TOLERANCE * committed,
@@ -724,7 +737,8 @@ def targets(results: Result) -> list[Result]:
             for r in small if r["errors"] or r["wrong"]]
     if (ten := results.get("ten_million")) and not ten.get("carried_over") and not ten["correct"]:
         bad.append("10M NDJSON")
-    return out + [{"target": "every answer exactly the oracle's", "pass": not bad, "measured": "; ".join(bad) or "all correct"}]
+    return out + [{"target": "every answer exactly the oracle's", "pass": not bad,
+                   "measured": "; ".join(bad) or "all correct"}]
 
 
 def core_numbers(reference: str | None) -> Result:
@@ -751,12 +765,14 @@ REPORT = """\
 # Formats benchmark: {rows:,} rows in every body format against its in-process floor{quick}
 
 {m[date_utc]}, {m[cpu_count]} CPUs, {m[memory_gib]} GiB, Python {m[python]}, DuckDB {m[versions][duckdb]}, \
-pyarrow {m[versions][pyarrow]}. `python -m bench.formats` regenerates this file; docs/benchmarks.md (Formats) says what \
-the floor and the HTTP side measure. {r[payloads_per_format]} distinct bodies per format, every answer checked.
+pyarrow {m[versions][pyarrow]}. `python -m bench.formats` regenerates this file; docs/benchmarks.md (Formats) \
+says what the floor and the HTTP side measure. {r[payloads_per_format]} distinct bodies per format, every answer \
+checked.
 
 **Machine load.** 1-min load {wq[loadavg][0]} at the start{waited}{not_quiet}; {r[loadavg_at_timing_start][0]} when \
-timing started, {r[loadavg_at_timing_end][0]} at the end. Other processes: {timing[others_cores]} cores on average over \
-the {timing[wall_s]} s timed, at most {others_max:.2f} during one measurement; busiest when timing started: {busiest}.
+timing started, {r[loadavg_at_timing_end][0]} at the end. Other processes: {timing[others_cores]} cores on average \
+over the {timing[wall_s]} s timed, at most {others_max:.2f} during one measurement; busiest when timing started: \
+{busiest}.
 
 ## Results
 
@@ -805,7 +821,8 @@ def markdown(results: Result) -> str:
     def verdict(passed: bool) -> str:
         return "PASS" if passed else "FAIL"
 
-    table = md_table("| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass | peak RSS growth MiB "
+    table = md_table("| format | body MB | floor ms | HTTP p50 ms | ratio to floor | target | pass | peak RSS growth "
+                     "MiB "
                      "| growth / body | <= 4x | floor's growth MiB (x body) | correct |", "lrrrrrcrrcrc", [
                          (LABELS[f], f"{results['body_mb'][f]:.1f}", f"{floor[f]['ms']:.0f}", f"{h['p50_ms']:.0f}",
                           f"{ratio:.2f}x", f"<= {limit}x" if limit else "-", verdict(ratio <= limit) if limit else "-",
@@ -871,14 +888,16 @@ def markdown(results: Result) -> str:
             f"status {ten['status']}, {ten['ms'] / 1000:.2f} s, peak RSS {ten['rss_peak_mib']:.0f} MiB (growth "
             f"{ten['growth_mib']:.0f} MiB = {ten['growth_per_body_byte']:.2f}x the body), server CPU "
             f"{ten['server_cpu_ms'] / 1000:.1f} s, answer {'exact' if ten['correct'] else 'WRONG or missing'}, other "
-            f"processes {ten['others_cores']:.2f} cores. Floor ({ten['floor']['way']}): {ten['floor']['ms'] / 1000:.2f} "
+            f"processes {ten['others_cores']:.2f} cores. Floor ({ten['floor']['way']}): "
+            f"{ten['floor']['ms'] / 1000:.2f} "
             f"s, so HTTP is {ten['ms'] / ten['floor']['ms']:.2f}x the floor." + (f" Error: {ten['error']}" if ten.get(
                 "error") else ""))
     selected = ""
     if sel := results.get("selected"):
         selected = (
             f"`?select={sel['part']}` on the first JSON body (another fresh server): growth {sel['growth_mib']:.0f} "
-            f"MiB = {sel['growth_per_body_byte']:.2f}x the body ({sel['ms']:.0f} ms, answer {sel['problem'] or 'exact'})"
+            f"MiB = {sel['growth_per_body_byte']:.2f}x the body ({sel['ms']:.0f} ms, answer "
+            f"{sel['problem'] or 'exact'})"
             f"; the floor's fresh process for that statement grows {sel['memory_floor']['growth_mib']:.0f} MiB "
             f"({sel['memory_floor']['growth_per_body_byte']:.2f}x).\n\n")
     wq, idle_wait, gaps = results["wait_quiet"], results.get("wait_others_idle"), gap_notes(results)
@@ -904,7 +923,8 @@ def gap_notes(results: Result) -> list[str]:
     floor, http_, phases = results["floor"], results["http"], results["phases"]
     for f, limit in FLOOR_TARGETS.items():
         if f in http_ and (h := http_[f])["p50_ms"] > limit * (fl := floor[f])["ms"]:
-            notes.append(f"- {LABELS[f]}: HTTP p50 {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x the floor; the "
+            notes.append(f"- {LABELS[f]}: HTTP p50 {h['p50_ms'] - limit * fl['ms']:.0f} ms over {limit}x the floor; "
+                         f"the "
                          f"in-process path is {phases[f]['total_ms'] - fl['ms']:+.0f} ms against the floor, HTTP adds "
                          f"{h['p50_ms'] - phases[f]['total_ms']:.0f} ms.")
     if "json" in http_ and "baseline" in http_:
@@ -923,15 +943,18 @@ def gap_notes(results: Result) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="120k rows, fewer requests: a smoke run of about a minute")
-    parser.add_argument("--ten-million", action="store_true", help="also post one 10M-row NDJSON body (~360 MB; not for CI)")
+    parser.add_argument("--ten-million", action="store_true",
+                        help="also post one 10M-row NDJSON body (~360 MB; not for CI)")
     parser.add_argument("--ten-million-rows", type=int, default=10_000_000, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help="rows per payload (default 1,000,000; quick 200,000)")
     parser.add_argument("--seed", type=int, default=20240521, help="payload seed")
     parser.add_argument("--reference", help=f"commit of the core benchmark's duckapi for the 9-row A/B "
                                             f"(default {DEFAULT_REFERENCE}; quick: none; 'none' to skip)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the original-way baseline")
-    parser.add_argument("--wait-quiet", type=float, help="seconds to wait for 1-min load < 0.5 first (default 600; quick 0)")
-    parser.add_argument("--out-json", type=Path, help="default bench/formats_results.json (quick: bench/.work/formats/)")
+    parser.add_argument("--wait-quiet", type=float,
+                        help="seconds to wait for 1-min load < 0.5 first (default 600; quick 0)")
+    parser.add_argument("--out-json", type=Path,
+                        help="default bench/formats_results.json (quick: bench/.work/formats/)")
     parser.add_argument("--out-md", type=Path, help="default bench/FORMATS_RESULTS.md (quick: bench/.work/formats/)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--report-only", action="store_true",
@@ -943,7 +966,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.wait_quiet is None:
         args.wait_quiet = 0 if args.quick else 600
-    folder, suffix = Path(os.environ.get("DUCKAPI_BENCH_OUT") or (FWORK if args.quick else BENCH)), "-quick" * args.quick
+    folder = Path(os.environ.get("DUCKAPI_BENCH_OUT") or (FWORK if args.quick else BENCH))
+    suffix = "-quick" * args.quick
     out_json = args.out_json or folder / f"formats_results{suffix}.json"
     out_md = args.out_md or folder / f"FORMATS_RESULTS{suffix}.md"
     if args.report_only:

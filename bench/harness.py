@@ -268,7 +268,8 @@ def request(port: int, method: str, path: str, body: bytes | None, timeout: floa
         conn.close()
 
 
-def post(port: int, body: bytes, path: str = PATH, timeout: float = 900, content_type: str = "application/json") -> Sent:
+def post(port: int, body: bytes, path: str = PATH, timeout: float = 900,
+         content_type: str = "application/json") -> Sent:
     """One timed POST on a new connection; a connection error is status -1."""
     t0 = time.perf_counter()
     try:
@@ -724,7 +725,8 @@ def out_dir(quick: bool) -> Path:
     return Path(os.environ["DUCKAPI_BENCH_OUT"]) if os.environ.get("DUCKAPI_BENCH_OUT") else WORK if quick else BENCH
 
 
-def results_paths(stem: str, quick: bool, out_json: Path | None = None, out_md: Path | None = None) -> tuple[Path, Path]:
+def results_paths(stem: str, quick: bool, out_json: Path | None = None, out_md: Path | None = None) -> tuple[Path,
+                                                                                                             Path]:
     name, suffix, folder = f"{stem}_results" if stem else "results", "-quick" if quick else "", out_dir(quick)
     return out_json or folder / f"{name}{suffix}.json", out_md or folder / f"{name.upper()}{suffix}.md"
 
@@ -747,7 +749,8 @@ def results_options(parser: argparse.ArgumentParser, stem: str, quick_help: str 
     name = f"{stem}_results" if stem else "results"
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't wait")
+                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't "
+                             "wait")
     parser.add_argument("--wait-s", type=float, default=600)
     parser.add_argument("--out-json", type=Path, help=f"default bench/{name}.json (quick: bench/.work/)")
     parser.add_argument("--out-md", type=Path, help=f"default bench/{name.upper()}.md (quick: bench/.work/)")

@@ -65,7 +65,8 @@ def main() -> None:
     saved = out_dir(False) / "http_checks_results.json"
     kept = {r["project"]: r for r in json.loads(saved.read_text())} if only and saved.exists() else {}
     results = [check(name, project) if not only or name in only else kept[name] for name, project in PROJECTS.items()]
-    write_results(results, saved, out_dir(False) / "HTTP_CHECKS_RESULTS.md", markdown, ascii=True)  # type: ignore[arg-type]
+    write_results(results, saved, out_dir(False) / "HTTP_CHECKS_RESULTS.md", markdown,
+                  ascii=True)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -1,20 +1,9 @@
-"""The Python API's cost over the DuckDB statement it runs, side by side in one process.
+"""The Python API's cost over the DuckDB statement it runs: `Project.run` against the same SQL on a
+plain connection set up as the engine sets up a lane, interleaved ABBA in one process (9 rows, and
+1M rows from a pyarrow Table). docs/benchmarks.md (The Python API) says how it is measured.
 
-    python -m bench.library           # full run, ~10 minutes; writes bench/library_results.json, bench/LIBRARY_RESULTS.md
+    python -m bench.library           # full run, ~10 minutes: bench/library_results.json, bench/LIBRARY_RESULTS.md
     python -m bench.library --quick   # smoke run; writes under bench/.work/
-
-Each scenario times two sides, interleaved in rounds (A B B A ...), in the same process:
-- `project.run`: `duckapi.Project.run(path, rows)` on the bundled project, which reads
-  the rows into Arrow per the input's contract (list of dicts: encoded and decoded as
-  the HTTP API decodes a JSON body; a pyarrow Table: checked and cast), runs the
-  pipeline and returns an Answer (`.json` forced in the JSON scenario).
-- `statement alone`: the same SQL text (`Call.pipeline`'s compiled statement), over the
-  same rows already in the form DuckDB takes them (bound parameter lists for small
-  inputs, a registered Arrow table for large ones), on a plain `duckdb.connect()` set up
-  as the engine sets up a lane for that size (engines/duckdb.py SMALL_MODE: one thread,
-  the join-order optimizer off, for small inputs), result fetched the same way.
-Targets (issue 12): 9 rows, p50 of `project.run` at most the statement's p50 + 0.3 ms;
-1M rows from a pyarrow Table, p50 at most 1.1x the statement's.
 """
 
 from __future__ import annotations
@@ -32,7 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 import duckapi
-from bench.harness import WORK, fmt, group_pool, machine_info, results_options, run_and_write, small_rows, wait_for_quiet
+from bench.harness import (
+    WORK, fmt, group_pool, machine_info, md_table, results_options, run_and_write, small_rows, target, wait_for_quiet,
+)
 from duckapi.dbt import project as dbt_project
 from duckapi.engines.duckdb import SMALL_MODE
 from duckapi.settings import BUNDLED_PROJECT, Settings
@@ -81,12 +72,8 @@ def paired(times: dict[str, list[float]]) -> dict[str, float]:
 
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered), 4),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 4),
-        "mean_ms": round(statistics.fmean(ordered), 4),
-    }
+    return {"n": len(ordered), "p50_ms": round(statistics.median(ordered), 4),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 4), "mean_ms": round(statistics.fmean(ordered), 4)}
 
 
 def raw_connection(project: duckapi.Project, small: bool) -> duckdb.DuckDBPyConnection:
@@ -123,7 +110,8 @@ def scenario(project: duckapi.Project, rows: list[dict[str, Any]] | pa.Table, js
     assert library() == statement() if json_answer else library().equals(statement())
     times = alternate({"project.run": library, "statement alone": statement}, rounds, per_round)
     con.close()
-    return {**({"rows": rows.num_rows} if params is None else {}), "sides": {name: summary(t) for name, t in times.items()},
+    return {**({"rows": rows.num_rows} if params is None else {}), "sides": {name: summary(t) for name,
+                                                                             t in times.items()},
             "difference": paired(times)}
 
 
@@ -132,7 +120,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plan = QUICK if args.quick else FULL
     quiet = wait_for_quiet(args.max_load, args.wait_s) if args.max_load else None
     HERE.mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env(env={}, project_dir=BUNDLED_PROJECT, db_path=HERE / "dev.duckdb", target_path=HERE / "target")
+    settings = Settings.from_env(env={}, project_dir=BUNDLED_PROJECT, db_path=HERE / "dev.duckdb",
+                                 target_path=HERE / "target")
     manifest = dbt_project.build(settings)
     rng = np.random.default_rng(args.seed)
     pool = group_pool()
@@ -146,7 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, measure in (
             ("9 rows (list of dicts) -> Answer.to_arrow()", lambda: scenario(project, nine, False, *small)),
             ("9 rows (list of dicts) -> Answer.json", lambda: scenario(project, nine, True, *small)),
-            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: scenario(project, big, False, plan.big_rounds)),
+            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: scenario(project, big, False,
+                                                                                              plan.big_rounds)),
         ):
             print(f"measuring {name}", flush=True)
             scenarios.append({"name": name, **measure()})
@@ -162,36 +152,27 @@ def targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for s in scenarios:
         lib, raw = s["sides"]["project.run"]["p50_ms"], s["sides"]["statement alone"]["p50_ms"]
         if "rows" in s:
-            ratio = lib / raw
-            out.append({"target": f"{s['name']}: p50 at most 1.1x the statement alone", "measured": f"{ratio:.3f}x",
-                        "pass": ratio <= 1.1})
+            out.append(target(f"{s['name']}: p50 at most 1.1x the statement alone", lib / raw <= 1.1,
+                              f"{lib / raw:.3f}x"))
         else:
-            extra = lib - raw
-            out.append({"target": f"{s['name']}: p50 at most the statement alone + 0.3 ms",
-                        "measured": f"{extra:+.3f} ms (median of call-by-call differences {s['difference']['median_ms']:+.3f} ms)",
-                        "pass": extra <= 0.3})
+            out.append(target(f"{s['name']}: p50 at most the statement alone + 0.3 ms", lib - raw <= 0.3,
+                              f"{lib - raw:+.3f} ms (median of call-by-call differences "
+                              f"{s['difference']['median_ms']:+.3f} ms)"))
     return out
 
 
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
-    lines = [
-        f"# Python API benchmark{' (quick run)' if results['quick'] else ''}",
-        "",
-        f"`python -m bench.library{' --quick' if results['quick'] else ''}`, {m['date_utc']}, {m['cpu_count']} cores, "
-        f"Python {m['python']}, duckdb {m['versions']['duckdb']}, pyarrow {m['versions']['pyarrow']}; "
-        f"load average at the end {m['loadavg_at_end']}. Both sides in one process, interleaved (ABBA).",
-        "",
-        "| scenario | side | calls | p50 ms | p90 ms | mean ms |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for s in results["scenarios"]:
-        for side, r in s["sides"].items():
-            lines.append(f"| {s['name']} | {side} | {r['n']} | {fmt(r['p50_ms'], 3)} | {fmt(r['p90_ms'], 3)} | {fmt(r['mean_ms'], 3)} |")
-    lines += ["", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['pass'] else 'NO'} |" for t in results["targets"]]
-    lines += ["", f"Total {results['total_s']} s.", ""]
-    return "\n".join(lines)
+    sides = md_table("| scenario | side | calls | p50 ms | p90 ms | mean ms |", "llrrrr", [
+        (s["name"], side, r["n"], *(fmt(r[k], 3) for k in ("p50_ms", "p90_ms", "mean_ms")))
+        for s in results["scenarios"] for side, r in s["sides"].items()])
+    met = md_table("| target | measured | met |", "lll", [
+        (t["target"], t["measured"], "yes" if t["pass"] else "NO") for t in results["targets"]])
+    return (f"# Python API benchmark{' (quick run)' if results['quick'] else ''}\n\n"
+            f"`python -m bench.library{' --quick' if results['quick'] else ''}`, {m['date_utc']}, {m['cpu_count']} "
+            f"cores, Python {m['python']}, duckdb {m['versions']['duckdb']}, pyarrow {m['versions']['pyarrow']}; "
+            f"load average at the end {m['loadavg_at_end']}. Both sides in one process, interleaved (ABBA).\n\n"
+            f"{sides}\n\n{met}\n\nTotal {results['total_s']} s.\n")
 
 
 def main(argv: list[str] | None = None) -> int:

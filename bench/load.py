@@ -20,7 +20,8 @@ import orjson
 
 from bench.harness import (
     BENCH, PATH, ROOT, WORK, Result, Scenario, Server, Workload, analyse, big_rows, build, drive, fmt, group_pool,
-    machine_info, machine_line, md_table, normalise, request, results_options, run_and_write, run_scenarios, scenario_results,
+    machine_info, machine_line, md_table, normalise, request, results_options, run_and_write, run_scenarios,
+    scenario_results,
     serve_cmd, target_lines, verify,
 )
 
@@ -67,12 +68,14 @@ def probe_answers(servers: dict[str, Server]) -> Result:
     for name, server in servers.items():
         status, _, answer = request(server.port, "POST", PATH, orjson.dumps(over))
         correct = status == 200 and json.loads(answer) == analyse(over)
-        probes["int32_overflow"][name] = {"status": status, "correct": correct, "body": answer[:300].decode(errors="replace")}
+        probes["int32_overflow"][name] = {"status": status, "correct": correct,
+                                          "body": answer[:300].decode(errors="replace")}
         first, second = (request(server.port, "POST", PATH, body)[2] for _ in range(2))
         probes["order_differs"][name] = json.loads(first) != json.loads(second)
         probes["bytes_identical"][name] = first == second
     status, _, answer = request(servers["baseline"].port, "POST", PATH, orjson.dumps(rows[:9]))
-    probes["baseline_healthy_after_overflow"] = status == 200 and normalise(json.loads(answer)) == normalise(analyse(rows[:9]))
+    healthy = status == 200 and normalise(json.loads(answer)) == normalise(analyse(rows[:9]))
+    probes["baseline_healthy_after_overflow"] = healthy
     return probes
 
 
@@ -106,7 +109,8 @@ def run(args: argparse.Namespace) -> Result:
     print("building the dbt project into", ours_db.parent, flush=True)
     build(ours_db, env)
     copy_db(ours_db, base_db)
-    servers = {"duckapi": Server("duckapi", serve_cmd(ours_db), env), "baseline": baseline_server("baseline", base_db, env)}
+    servers = {"duckapi": Server("duckapi", serve_cmd(ours_db), env), "baseline": baseline_server("baseline", base_db,
+                                                                                                  env)}
     results: Result = {"quick": args.quick, "seed": args.seed, "rounds": ROUNDS, "scenarios": []}
 
     def during(workloads: list[Workload]) -> None:
@@ -144,7 +148,8 @@ def targets(scenarios: list[Result]) -> list[Result]:
                     "measured": f"{s['duckapi']['latency_ms']['p50']} ms vs {s['baseline']['latency_ms']['p50']} ms"})
     if big := by.get("1M rows c=1"):
         peak = big["duckapi"]["rss_mib"]["peak"]
-        out.append({"target": "1M rows: duckapi peak server RSS < 1 GiB", "pass": peak < 1024, "measured": f"{peak:.0f} MiB"})
+        out.append({"target": "1M rows: duckapi peak server RSS < 1 GiB", "pass": peak < 1024,
+                    "measured": f"{peak:.0f} MiB"})
     for s in scenarios:
         d = s["duckapi"]
         if d["errors"] or d["wrong"] or d["requests"] == 0:
@@ -202,9 +207,12 @@ def markdown(results: Result) -> str:
                          fmt(d["rss_mib"]["peak"], 0), fmt(b["rss_mib"]["peak"], 0), f"{d['errors']} / {b['errors']}",
                          f"{d['wrong']} / {b['wrong']}")
                         for sc in results["scenarios"] for d, b in [(sc["duckapi"], sc["baseline"])]])
-    detail = md_table("| scenario | server | requests | p95 ms | max ms | rows/s | server CPU ms/req | client CPU ms/req "
-                      "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |", "llrrrrrrrrrr", [
-                          (sc["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"], 2),
+    detail = md_table("| scenario | server | requests | p95 ms | max ms | rows/s | server CPU ms/req | client CPU "
+                      "ms/req "
+                      "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |",
+                      "llrrrrrrrrrr", [
+                          (sc["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"],
+                                                                                                2),
                            f"{r['rows_per_s']:,}", fmt(r["cpu"]["server_ms_per_request"], 2),
                            fmt(r["cpu"]["client_ms_per_request"], 2), fmt(r["cpu"]["other_processes_cores"], 2),
                            fmt(r["rss_mib"]["idle_before"], 0), fmt(r["rss_mib"]["growth"], 0), batched_cell(r))

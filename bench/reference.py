@@ -3,7 +3,7 @@ made (bench/projects/reference/, 100k to 10M rows, and 1M with a unique index), 
 answer without the join (/plain/); every answer checked against Python lookups, and the join
 profiled in-process. docs/benchmarks.md (Reference data) says how it is measured.
 
-    python -m bench.reference            # full run, ~2-3 minutes: bench/reference_results.json, bench/REFERENCE_RESULTS.md
+    python -m bench.reference            # ~2-3 minutes: bench/reference_results.json, bench/REFERENCE_RESULTS.md
     python -m bench.reference --quick    # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
 """
 
@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from bench.harness import (
     BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, fmt, gc_frozen, git_and_load,
-    machine_info, machine_line, md_table, quiet_first, request, results_options, run_and_write, scenario_results, serve_cmd,
+    machine_info, machine_line, md_table, quiet_first, request, results_options, run_and_write, scenario_results,
+    serve_cmd,
     start_all, stop_all, target_lines, time_alternating, tree_changes, warm,
 )
 
@@ -176,7 +177,8 @@ class Reference:
             prices = ((item_key * 7919) % 10007).tolist()
         return [{"line_id": lid, "item_key": key, "qty": q, "item_name": name if h else None,
                  "price_cents": price if h else None, "amount_cents": q * price if h else None}
-                for lid, key, q, h, name, price in zip(line_id.tolist(), item_key.tolist(), qty.tolist(), hit, names, prices)]
+                for lid, key, q, h, name, price in zip(line_id.tolist(), item_key.tolist(), qty.tolist(), hit, names,
+                                                       prices)]
 
 
 def first_difference(got: Any, expected: list[dict[str, Any]]) -> str:
@@ -192,7 +194,8 @@ def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: b
     """Wrong answers among the 200s (exact equality with the Python computation, row order included)."""
     wrong, examples = 0, []
     for s, columns in zip(sent, orders.columns):
-        if s is not None and s.status == 200 and (got := orjson.loads(s.body)) != (want := reference.expected(columns, join)):
+        if s is not None and s.status == 200 and (got := orjson.loads(s.body)) != (want := reference.expected(columns,
+                                                                                                              join)):
             wrong += 1
             examples += [first_difference(got, want)][:3 - len(examples)]
     return {"wrong": wrong, "wrong_examples": examples}
@@ -275,7 +278,8 @@ def profile(plan: Plan, seed: int, sql: dict[str, str], manifest: Result) -> lis
         tables = [pa.table({"line_id": a, "item_key": b, "qty": c}) for a, b, c in orders.columns]
         usage = Usage()
         entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label, "engine": profile_engine(manifest, w, tables),
-                 "duckdb": profile_duckdb(sql, w, tables), "duckdb_2_threads": profile_duckdb(sql, w, tables, threads=2)}
+                 "duckdb": profile_duckdb(sql, w, tables), "duckdb_2_threads": profile_duckdb(sql, w, tables,
+                                                                                              threads=2)}
         entry["other_processes_cores"] = usage.cores()["other_processes_cores"]
         print(f"  profile {w.label:10} engine {entry['engine']}  duckdb {entry['duckdb']}", flush=True)
         out.append(entry)
@@ -361,12 +365,14 @@ def size_entry(w: Warehouse, timed: list[tuple[Scenario, Orders, dict[str, Timin
                memory: dict[str, float]) -> Result:
     """One warehouse's results, every answer checked against its stored `items` rows."""
     reference = Reference(w.db)
-    entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built, "rss_mib": memory, "scenarios": []}
+    entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built, "rss_mib": memory,
+                     "scenarios": []}
     for sc, orders, timings in timed:
         scenario = scenario_results(sc, timings, lambda name, t: check(t.sent, orders, reference, name == "join"))
         j, p = scenario["join"], scenario["no join"]
         scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
-        scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"], 2) if p["throughput_rps"] else None
+        scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"],
+                                             2) if p["throughput_rps"] else None
         entry["scenarios"].append(scenario)
     return entry
 
@@ -378,7 +384,8 @@ def main_of(plan: Plan) -> Warehouse:
 def targets(results: Result) -> list[Result]:
     out = [{"target": f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
             "pass": sc["p50_ratio"] <= 2.0,
-            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: {sc['p50_ratio']}x"}
+            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: "
+                        f"{sc['p50_ratio']}x"}
            for size in results["sizes"] for sc in size["scenarios"]
            if size["rows"] == MAIN_ROWS and not size["indexed"] and sc["name"] == "9 rows c=1"]
     bad = [f"{size['label']} {sc['name']} {name}: {sc[name]['requests']} requests, {sc[name]['errors']} errors, "

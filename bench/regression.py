@@ -2,7 +2,7 @@
 91921fd) served from a git worktree of its own (default /tmp/duckapi-base) with the same interpreter;
 bench/load.py's 9-row payloads, rounds alternating ABBA, every answer checked against tests/oracle.py.
 
-    python -m bench.regression           # full run, ~1.5 minutes: bench/regression_results.json, bench/REGRESSION_RESULTS.md
+    python -m bench.regression           # ~1.5 minutes: bench/regression_results.json, bench/REGRESSION_RESULTS.md
     python -m bench.regression --quick   # smoke run, < 1 minute; writes under bench/.work/ unless --out-* given
 """
 
@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.harness import (
-    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, md_table, quiet_first,
+    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, md_table,
+    quiet_first,
     results_options, run_and_write, run_scenarios, scenario_results, serve_cmd, target_lines, tree_changes, verify,
 )
 from bench.load import FULL, QUICK, batched_cell
@@ -40,7 +41,8 @@ def base_tree(path: Path, commit: str) -> str:
         git("worktree", "add", "--detach", str(path), want)
     head = git("rev-parse", "HEAD", cwd=path)
     if head != want:
-        raise RuntimeError(f"{path} is at {head[:7]}, not {commit}: remove it (git worktree remove {path}) or pass --base-tree")
+        raise RuntimeError(f"{path} is at {head[:7]}, not {commit}: remove it (git worktree remove {path}) or pass "
+                           f"--base-tree")
     if git("status", "--porcelain", "--", "duckapi", "duckapi_dbt", cwd=path):
         raise RuntimeError(f"{path} has local changes to duckapi/ or duckapi_dbt/")
     return head
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> Result:
     base_hash = base_tree(args.base_tree, args.base)
     trees = {"current": ROOT, "base": args.base_tree}
     # PYTHONPATH: ahead of the editable install's finder, which points at this checkout.
-    envs = {side: clean_env(PYTHONPATH=str(tree), DUCKAPI_TARGET_PATH=str(HERE / side / "target")) for side, tree in trees.items()}
+    envs = {side: clean_env(PYTHONPATH=str(tree), DUCKAPI_TARGET_PATH=str(HERE / side / "target")) for side,
+            tree in trees.items()}
     imports = {side: resolved_imports(trees[side], envs[side]) for side in trees}
     dbs = {side: HERE / side / "dev.duckdb" for side in trees}
     print(f"building the bundled project with each side's code into {HERE}", flush=True)
@@ -129,7 +132,8 @@ def markdown(results: Result) -> str:
                         for s in results["scenarios"] for c, b in [(s["current"], s["base"])]])
     detail = md_table("| scenario | server | requests | p95 ms | max ms | other procs' CPU (cores) | peak RSS MiB "
                       "| answered in batches |", "llrrrrrr", [
-                          (s["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"], 2),
+                          (s["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"],
+                                                                                               2),
                            fmt(r["cpu"]["other_processes_cores"], 2), fmt(r["rss_mib"]["peak"], 0), batched_cell(r, ""))
                           for s in results["scenarios"] for name in ("current", "base") for r in [s[name]]])
     per_round = [f"- {s['name']}, {name}: " + ", ".join(f"{r['rps']:g}" for r in s[name]["per_round"])
@@ -140,10 +144,12 @@ def markdown(results: Result) -> str:
         + (" (quick run)" if results["quick"] else ""),
         "",
         f"{machine_line(m, 'duckdb')}. 1-minute load {load_before(load)} before the run "
-        f"(waited for < {load.get('max_load', '-')}: {load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.",
+        f"(waited for < {load.get('max_load', '-')}: {load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the "
+        f"end.",
         "",
         f"Current: this checkout at {cur['commit'][:7]}"
-        + (f" with uncommitted changes to {', '.join(c.split()[-1] for c in changes)}" if changes else " (duckapi/ clean)")
+        + (f" with uncommitted changes to {', '.join(c.split()[-1] for c in changes)}" if changes else " (duckapi/ "
+                                                                                                       "clean)")
         + f". Base: {base['commit'][:7]} from {base['tree']}, imports resolved to "
         f"{Path(base['imports']['duckapi']).parent}. {results['rounds']} rounds per scenario, ABBA. "
         "`python -m bench.regression` regenerates this file.",

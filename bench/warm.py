@@ -29,7 +29,8 @@ from bench.harness import WORK, Server, build, out_dir, percentile, post, reques
 
 BODY = json.dumps([
     {"group_id": g, "event_value": v}
-    for g, v in [("cat", 1), ("dog", 2), ("cat", 3), ("cow", 4), ("dog", 5), ("cat", 6), ("cow", 7), ("dog", 8), ("hen", 9)]
+    for g, v in [("cat", 1), ("dog", 2), ("cat", 3), ("cow", 4), ("dog", 5), ("cat", 6), ("cow", 7), ("dog", 8),
+                 ("hen", 9)]
 ]).encode()
 FIRST = 5
 
@@ -86,8 +87,9 @@ def markdown(results: dict[str, Any]) -> str:
     for name, r in (("warm lanes (default)", warm), ("DUCKAPI_WARM_LANES=0", cold)):
         rows.append(f"| {name}: steady p50 | {r['steady_p50_ms']:.2f} ms | | | | |")
         for when in ("start", "reload"):
-            rows.append(f"| {name}: after a {when}, ms | " + " | ".join(f"{v:.2f}" for v in r[f"after_{when}_median_ms"]) + " |")
-            rows.append(f"| {name}: after a {when} / steady p50 | " + " | ".join(f"{v:.2f}x" for v in r[f"after_{when}_ratio"]) + " |")
+            ms_, ratio = r[f"after_{when}_median_ms"], r[f"after_{when}_ratio"]
+            rows.append(f"| {name}: after a {when}, ms | " + " | ".join(f"{v:.2f}" for v in ms_) + " |")
+            rows.append(f"| {name}: after a {when} / steady p50 | " + " | ".join(f"{v:.2f}x" for v in ratio) + " |")
     table = "\n".join(rows)
     return f"""# Warm lanes: the first requests after a start or a reload
 
@@ -112,7 +114,8 @@ def main() -> None:
     db = WORK / "warm" / "dev.duckdb"
     build(db, {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "warm-target")})
     restarts, reloads, steady = (2, 2, 50) if args.quick else (5, 5, 200)
-    results = {"warm": measure(restarts, reloads, steady, True, db), "cold": measure(restarts, reloads, steady, False, db)}
+    results = {"warm": measure(restarts, reloads, steady, True, db), "cold": measure(restarts, reloads, steady, False,
+                                                                                     db)}
     write_results(results, out_dir(args.quick) / "warm_results.json", out_dir(args.quick) / "WARM_RESULTS.md", markdown,
                   ascii=True)
 
