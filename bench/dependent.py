@@ -101,12 +101,12 @@ def known_and_new(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
             rounds = plan["small_rounds"] if n < 1000 else plan["big_rounds"]
             sides: dict[str, list[float]] = {"pivot": [], "pivot_plain": []}
             for _ in range(4):  # A B B A
-                for name, call, tables in (("pivot", a, ta), ("pivot_plain", b, tb), ("pivot_plain", b, tb), ("pivot",
-                                                                                                              a, ta)):
+                abba = (("pivot", a, ta), ("pivot_plain", b, tb), ("pivot_plain", b, tb), ("pivot", a, ta))
+                for name, call, tables in abba:
                     sides[name].append(p50(lambda: call.json(tables), rounds))
             known, plain = statistics.median(sides["pivot"]), statistics.median(sides["pivot_plain"])
-            results["known_key"].append({"rows": n, "p50_ms": round(known * 1e3, 3), "plain_p50_ms": round(plain * 1e3,
-                                                                                                           3),
+            results["known_key"].append({"rows": n, "p50_ms": round(known * 1e3, 3),
+                                         "plain_p50_ms": round(plain * 1e3, 3),
                                          "ratio": round(known / plain, 3), "target": 1.3, "met": known / plain <= 1.3})
         renderings = served.service.state.endpoints["/pivot/"].renderings
         assert renderings is not None

@@ -524,8 +524,8 @@ def run(args: argparse.Namespace) -> Result:
 
     def duckapi_server(name: str, db: Path, *extra: str) -> Server:
         # each server compiles into its own target dir: they start side by side
-        return Server(f"formats-{name}", serve_cmd(db, *extra), {**env,
-                                                                 "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}")})
+        target_env = {**env, "DUCKAPI_TARGET_PATH": str(FWORK / f"target-{name}")}
+        return Server(f"formats-{name}", serve_cmd(db, *extra), target_env)
 
     ours_db = FWORK / "duckapi" / "dev.duckdb"
     servers = {f: duckapi_server(f, ours_db) for f in FORMATS}
@@ -586,8 +586,8 @@ def run(args: argparse.Namespace) -> Result:
         try:
             for f in FORMATS:
                 if f == "json":
-                    small_servers = [("duckapi", servers[f])] + ([("reference",
-                                                                   servers["reference"])] if reference else [])
+                    small_servers = [("duckapi", servers[f])]
+                    small_servers += [("reference", servers["reference"])] if reference else []
                     for _, srv in small_servers:
                         warm(srv, warmup)
                     results["small"] = measure_small(small_servers, plan.small, small_work, plan.small_rounds)

@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> Result:
     print("building the dbt project into", ours_db.parent, flush=True)
     build(ours_db, env)
     copy_db(ours_db, base_db)
-    servers = {"duckapi": Server("duckapi", serve_cmd(ours_db), env), "baseline": baseline_server("baseline", base_db,
-                                                                                                  env)}
+    servers = {"duckapi": Server("duckapi", serve_cmd(ours_db), env),
+               "baseline": baseline_server("baseline", base_db, env)}
     results: Result = {"quick": args.quick, "seed": args.seed, "rounds": ROUNDS, "scenarios": []}
 
     def during(workloads: list[Workload]) -> None:
@@ -211,8 +211,8 @@ def markdown(results: Result) -> str:
                       "ms/req "
                       "| other procs' CPU (cores) | idle RSS MiB | RSS growth MiB | answered in batches |",
                       "llrrrrrrrrrr", [
-                          (sc["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"],
-                                                                                                2),
+                          (sc["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2),
+                           fmt(r["latency_ms"]["max"], 2),
                            f"{r['rows_per_s']:,}", fmt(r["cpu"]["server_ms_per_request"], 2),
                            fmt(r["cpu"]["client_ms_per_request"], 2), fmt(r["cpu"]["other_processes_cores"], 2),
                            fmt(r["rss_mib"]["idle_before"], 0), fmt(r["rss_mib"]["growth"], 0), batched_cell(r))
