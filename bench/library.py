@@ -110,9 +110,8 @@ def scenario(project: duckapi.Project, rows: list[dict[str, Any]] | pa.Table, js
     assert library() == statement() if json_answer else library().equals(statement())
     times = alternate({"project.run": library, "statement alone": statement}, rounds, per_round)
     con.close()
-    return {**({"rows": rows.num_rows} if params is None else {}), "sides": {name: summary(t) for name,
-                                                                             t in times.items()},
-            "difference": paired(times)}
+    sides = {name: summary(t) for name, t in times.items()}
+    return {**({"rows": rows.num_rows} if params is None else {}), "sides": sides, "difference": paired(times)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,8 +134,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, measure in (
             ("9 rows (list of dicts) -> Answer.to_arrow()", lambda: scenario(project, nine, False, *small)),
             ("9 rows (list of dicts) -> Answer.json", lambda: scenario(project, nine, True, *small)),
-            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()", lambda: scenario(project, big, False,
-                                                                                              plan.big_rounds)),
+            (f"{plan.big_rows:,} rows (pyarrow Table) -> Answer.to_arrow()",
+             lambda: scenario(project, big, False, plan.big_rounds)),
         ):
             print(f"measuring {name}", flush=True)
             scenarios.append({"name": name, **measure()})

@@ -194,8 +194,9 @@ def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: b
     """Wrong answers among the 200s (exact equality with the Python computation, row order included)."""
     wrong, examples = 0, []
     for s, columns in zip(sent, orders.columns):
-        if s is not None and s.status == 200 and (got := orjson.loads(s.body)) != (want := reference.expected(columns,
-                                                                                                              join)):
+        if s is None or s.status != 200:
+            continue
+        if (got := orjson.loads(s.body)) != (want := reference.expected(columns, join)):
             wrong += 1
             examples += [first_difference(got, want)][:3 - len(examples)]
     return {"wrong": wrong, "wrong_examples": examples}
@@ -278,8 +279,8 @@ def profile(plan: Plan, seed: int, sql: dict[str, str], manifest: Result) -> lis
         tables = [pa.table({"line_id": a, "item_key": b, "qty": c}) for a, b, c in orders.columns]
         usage = Usage()
         entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label, "engine": profile_engine(manifest, w, tables),
-                 "duckdb": profile_duckdb(sql, w, tables), "duckdb_2_threads": profile_duckdb(sql, w, tables,
-                                                                                              threads=2)}
+                 "duckdb": profile_duckdb(sql, w, tables),
+                 "duckdb_2_threads": profile_duckdb(sql, w, tables, threads=2)}
         entry["other_processes_cores"] = usage.cores()["other_processes_cores"]
         print(f"  profile {w.label:10} engine {entry['engine']}  duckdb {entry['duckdb']}", flush=True)
         out.append(entry)

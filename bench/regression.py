@@ -132,8 +132,8 @@ def markdown(results: Result) -> str:
                         for s in results["scenarios"] for c, b in [(s["current"], s["base"])]])
     detail = md_table("| scenario | server | requests | p95 ms | max ms | other procs' CPU (cores) | peak RSS MiB "
                       "| answered in batches |", "llrrrrrr", [
-                          (s["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2), fmt(r["latency_ms"]["max"],
-                                                                                               2),
+                          (s["name"], name, r["requests"], fmt(r["latency_ms"]["p95"], 2),
+                           fmt(r["latency_ms"]["max"], 2),
                            fmt(r["cpu"]["other_processes_cores"], 2), fmt(r["rss_mib"]["peak"], 0), batched_cell(r, ""))
                           for s in results["scenarios"] for name in ("current", "base") for r in [s[name]]])
     per_round = [f"- {s['name']}, {name}: " + ", ".join(f"{r['rps']:g}" for r in s[name]["per_round"])

@@ -114,8 +114,8 @@ def main() -> None:
     db = WORK / "warm" / "dev.duckdb"
     build(db, {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "warm-target")})
     restarts, reloads, steady = (2, 2, 50) if args.quick else (5, 5, 200)
-    results = {"warm": measure(restarts, reloads, steady, True, db), "cold": measure(restarts, reloads, steady, False,
-                                                                                     db)}
+    results = {"warm": measure(restarts, reloads, steady, True, db),
+               "cold": measure(restarts, reloads, steady, False, db)}
     write_results(results, out_dir(args.quick) / "warm_results.json", out_dir(args.quick) / "WARM_RESULTS.md", markdown,
                   ascii=True)
 
