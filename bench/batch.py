@@ -50,16 +50,6 @@ SEED = 20261125
 GROUPS = 1000
 VALUES = 200
 
-#: `duckapi run` whether or not duckapi/cli.py has registered the command yet.
-RUNNER = (
-    "from duckapi.cli import app\n"
-    "from duckapi import batch\n"
-    "if not any((c.name or getattr(c.callback, '__name__', '')) == 'run' for c in app.registered_commands):\n"
-    "    app.command('run')(batch.run)\n"
-    "app()\n"
-)
-
-
 # -- data -------------------------------------------------------------------------------
 
 def generate(path: Path, rows: int) -> Path:
@@ -180,7 +170,7 @@ def _busy_seconds() -> float:
 
 def duckapi_run(source: Path, out: Path, engine: str, timeout: float) -> dict[str, Any]:
     env = {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "target"), "DUCKAPI_DB_PATH": str(WORK / "target" / "dev.duckdb")}
-    command = [sys.executable, "-c", RUNNER, "run", str(source), "-o", str(out), "--engine", engine]
+    command = [sys.executable, "-m", "duckapi.cli", "run", str(source), "-o", str(out), "--engine", engine]
     result = measure(command, env, timeout)
     result["command"] = ["duckapi", "run", source.name, "-o", out.name, "--engine", engine]
     return result

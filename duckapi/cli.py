@@ -50,7 +50,11 @@ def build(project: ProjectOpt = None, db: DbOpt = None, target: TargetOpt = None
         dbt_project.build(settings)
     except dbt_project.ProjectError as exc:
         _fail(exc)
-    err.print(f"built {settings.project_dir} into {settings.db_path}")
+    from duckapi.dbt import profiles
+
+    spark = bool(profiles.spark_conf(settings.project_dir, target)) if target else False
+    where = f"its Spark catalog (target {target})" if spark else settings.db_path
+    err.print(f"built {settings.project_dir} into {where}")
 
 
 @app.command()

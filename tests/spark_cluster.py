@@ -98,3 +98,37 @@ def connect_server(folder: Path, master: str, conf: dict[str, str]) -> Iterator[
         yield f"sc://127.0.0.1:{port}"
     finally:
         stop_process(server)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server on loopback with an empty database `metastore`, for the block:
+    its JDBC URL. From Debian's packages (apt-get install postgresql libpostgresql-jdbc-java),
+    run as the `postgres` user when this process is root (in a temporary folder of its own,
+    which that user can reach); stopped with pg_ctl, its folder removed."""
+    import glob
+    import shutil
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found or not Path("/usr/share/java/postgresql.jar").exists():
+        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql libpostgresql-jdbc-java")
+    bin_dir = Path(found[-1]).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="duckapi-postgres-"))
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "start",
+        "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1")
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "metastore")
+        yield f"jdbc:postgresql://127.0.0.1:{port}/metastore"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,17 +1,26 @@
-"""The cluster check too long for the suite: a rebuild of the reference data while nothing
-runs is picked up by the next run (`python -m bench.cluster` runs this file with
-tests/test_spark_cluster.py, whose cluster and persistent catalog it shares; `make test`
+"""The cluster checks too long for the suite, or needing PostgreSQL (`python -m bench.cluster`
+runs this file with tests/test_spark_cluster.py, whose cluster fixture it uses; `make test`
 collects test_*.py only).
 
-The shop's prices doubled and built again on both engines: the next `duckapi run` on
-the cluster reads the new seed from the catalog and answers as DuckDB does over the
-rebuilt warehouse, which differs from the first answer.
+* A rebuild while nothing runs is picked up by the next run: the shop's prices doubled and
+  built again on both engines, the next `duckapi run` on the cluster reads the new seed from
+  the catalog and answers as DuckDB does over the rebuilt warehouse.
+* A metastore on PostgreSQL (Debian's postgresql and JDBC driver packages) is shared by
+  several processes at once, which embedded Derby refuses: a Spark Connect server holds the
+  catalog while `duckapi build --target cluster` writes it from another JVM, then the
+  server answers from what that build wrote.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 
+from fastapi.testclient import TestClient
+
+from duckapi.dbt import profiles
+from tests.shop_support import shop_answer, shop_client  # noqa: F401  (a fixture)
+from tests.spark_cluster import connect_server, postgres_server
 from tests.test_spark_cluster import Cluster, cluster, duckapi  # noqa: F401  (the module's fixture)
 
 
@@ -40,3 +49,28 @@ def test_a_rebuild_is_picked_up_by_the_next_run(cluster: Cluster) -> None:  # no
     assert doubled != before
     duckapi("build", "--project", str(cluster.shop), "--target", "cluster", env=cluster.env)
     assert cluster.run("/customers/", "cluster-doubled.json").read_bytes() == doubled
+
+
+def test_a_postgresql_metastore_is_shared_by_processes_at_once(
+    cluster: Cluster, shop_client: TestClient, monkeypatch  # noqa: F811
+) -> None:
+    with postgres_server() as url:
+        env = {**cluster.env, "DUCKAPI_SPARK_CATALOG": url, "DUCKAPI_SPARK_CATALOG_USER": "postgres",
+               "DUCKAPI_SPARK_CATALOG_JARS": "/usr/share/java/postgresql.jar",
+               "DUCKAPI_SPARK_CATALOG_WAREHOUSE": str(cluster.folder / "pg-warehouse")}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        conf = profiles.spark_conf(cluster.shop, "cluster")
+        conf.pop("spark.master")
+        conf["spark.cores.max"] = "1"  # a standalone app takes every free core: leave one for the build
+        with connect_server(cluster.folder / "pg-connect", cluster.master, conf) as remote:
+            # The server has the catalog open (a first query reads it); a build writes it meanwhile.
+            duckapi("run", "--project", str(cluster.shop), "--engine", "spark", "--target", "cluster",
+                    "--spark-remote", remote, "--endpoint", "/customers/", *cluster.inputs,
+                    "--output", str(cluster.folder / "pg-missing.json"), env=env, expect=1)
+            duckapi("build", "--project", str(cluster.shop), "--target", "cluster", env=env)
+            out = cluster.folder / "pg-customers.json"
+            duckapi("run", "--project", str(cluster.shop), "--engine", "spark", "--target", "cluster",
+                    "--spark-remote", remote, "--endpoint", "/customers/", *cluster.inputs, "--output", str(out), env=env)
+        assert out.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)
+        assert json.loads(out.read_bytes())  # an answer with rows

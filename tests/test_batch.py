@@ -246,6 +246,21 @@ def test_bad_arguments_exit_2(compiled: None, tmp_path: Path, args: list[str], e
     assert expected in result.output
 
 
+def test_a_cluster_targets_env_vars_do_not_stop_a_duckdb_run(
+    compiled: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DUCKAPI_SPARK_MASTER (which a `cluster` profile reads) set in the shell is not a
+    typed --spark-master: the DuckDB run goes on; both from the environment are ambiguous."""
+    source = tmp_path / "rows.csv"
+    source.write_text("group_id,event_value\na,1\n")
+    monkeypatch.setenv("DUCKAPI_SPARK_MASTER", "spark://10.0.0.7:7077")
+    result = run(str(source), "-o", str(tmp_path / "answer.json"))
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("DUCKAPI_SPARK_REMOTE", "sc://10.0.0.7:15002")
+    both = run(str(source), "-o", str(tmp_path / "answer.json"), "--engine", "spark")
+    assert both.exit_code == 2 and "not both" in both.output
+
+
 def test_missing_inputs_is_a_usage_error() -> None:
     result = run("--output", "x.json")
     assert result.exit_code == 2

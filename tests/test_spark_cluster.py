@@ -36,10 +36,12 @@ from tests.spark_support import require_java
 from tests.test_equality import write_csv, write_parquet
 
 
-def duckapi(*args: str, env: dict[str, str]) -> None:
+def duckapi(*args: str, env: dict[str, str], expect: int = 0) -> str:
+    """A duckapi command in a process of its own; its stderr."""
     done = subprocess.run([sys.executable, "-m", "duckapi.cli", *args], env=env, capture_output=True, text=True,
                           timeout=600)
-    assert done.returncode == 0, (args, done.stdout[-3000:], done.stderr[-3000:])
+    assert done.returncode == expect, (args, done.stdout[-3000:], done.stderr[-3000:])
+    return done.stderr
 
 
 def dataset_json(folder: Path) -> bytes:

@@ -251,12 +251,16 @@ def run(
             parent = Path(output).resolve().parent
             if not parent.is_dir():
                 raise InputError(f"--output {output}: folder {parent} does not exist")
-        if engine is Engine.duckdb and (spark_master or spark_remote or spark_conf):
+        # Typed on the command line, not from DUCKAPI_SPARK_MASTER / _REMOTE (which a cluster
+        # target's profile reads too, so they may well be set for a DuckDB run).
+        typed_master = spark_master if spark_master != os.environ.get("DUCKAPI_SPARK_MASTER") else None
+        typed_remote = spark_remote if spark_remote != os.environ.get("DUCKAPI_SPARK_REMOTE") else None
+        if engine is Engine.duckdb and (typed_master or typed_remote or spark_conf):
             raise InputError("--spark-master, --spark-remote and --spark-conf need --engine spark")
-        if spark_remote and spark_master == os.environ.get("DUCKAPI_SPARK_MASTER"):
-            spark_master = None  # the environment's master (a cluster target's) yields to --spark-remote
         if spark_master and spark_remote:
-            raise InputError("give --spark-master or --spark-remote, not both")
+            if typed_master and typed_remote or not (typed_master or typed_remote):
+                raise InputError("give --spark-master or --spark-remote, not both")
+            spark_master, spark_remote = typed_master, typed_remote  # the typed one wins over the environment
         conf = _parse_conf(spark_conf or [])
         variables = _parse_vars(dbt_vars)
         named = resolve_arguments(inputs, input_format.value)
