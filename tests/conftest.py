@@ -23,6 +23,19 @@ TEST_NICE = 0
 os.environ.setdefault("DUCKAPI_EXECUTOR_NICE", str(TEST_NICE))
 
 
+#: The longest test files (each over a minute on one worker), longest first. pytest-xdist's
+#: `--dist loadfile` hands files to the workers in collection order; started last, the
+#: cluster file alone kept one worker busy for three minutes after the other had finished.
+LONGEST_FIRST = ("test_spark_cluster.py", "test_data_dependent.py", "test_unit_tests.py", "test_docs.py",
+                 "test_batch.py", "test_reference_data.py", "test_project_features.py", "test_dbt_semantics.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first (a stable sort: every file's tests keep their order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @dataclass(frozen=True)
 class Built:
     settings: Settings
