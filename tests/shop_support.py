@@ -146,3 +146,14 @@ def oracle(path: str, orders: Rows, payments: Rows) -> Rows:
 def same_rows(answer: Rows, expected: Rows) -> bool:
     key = lambda row: sorted((k, repr(v)) for k, v in row.items())  # noqa: E731
     return sorted(map(key, answer)) == sorted(map(key, expected))
+
+
+def dataset_json(folder: Path) -> bytes:
+    """A Parquet dataset's rows (`duckapi run -o folder/`), part files in name order, as the
+    API's JSON body: what the batch and cluster tests compare with the API's answer."""
+    import duckdb
+
+    parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
+    assert parts, list(folder.iterdir())
+    rows = duckdb.connect().execute("select to_json(o)::varchar from read_parquet($1) o", [parts]).fetchall()
+    return ("[" + ",".join(text for (text,) in rows) + "]").encode()

@@ -36,6 +36,7 @@ from tests.conftest import Built, settings_in
 from tests.oracle import ANIMALS, analyse
 from tests.payloads import INT64_MAX, INT64_MIN, random_rows
 from tests.shop_support import (  # shop_client: a fixture
+    dataset_json,
     ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, oracle, random_shop, same_rows, shop_answer, shop_build, shop_client,
 )
 from tests.spark_support import require_java, shared_engine, spark_manifest, spark_pipelines
@@ -408,15 +409,6 @@ def test_several_inputs_and_reference_data_on_spark(
     assert not shared_engine().missing_references(spark_pipelines(SHOP)["/customers/"].references)
 
 
-def _dataset_json(folder: Path) -> bytes:
-    """A Parquet dataset's rows, part files in name order, as the API's JSON body."""
-    parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
-    assert parts, list(folder.iterdir())
-    con = duckdb.connect()
-    rows = con.execute("select to_json(o)::varchar from read_parquet($1) o", [parts]).fetchall()
-    return ("[" + ",".join(text for (text,) in rows) + "]").encode()
-
-
 def test_a_folder_output_is_a_parquet_dataset_written_where_the_work_runs(
     compiled: None, shop_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,7 +424,7 @@ def test_a_folder_output_is_a_parquet_dataset_written_where_the_work_runs(
         for _ in range(2):  # the second run replaces the first's dataset
             result = run(*names, "-o", f"{out}/", "--engine", engine, *_shop_args("/orders/"))
             assert result.exit_code == 0, result.output
-            assert _dataset_json(out) == expected, engine
+            assert dataset_json(out) == expected, engine
         assert json.loads((tmp_path / f"{engine}.duckapi.json").read_text())["rows"] == len(json.loads(expected))
     assert len(list((tmp_path / "spark").glob("part-*.parquet"))) >= 1
     (tmp_path / "other").mkdir()

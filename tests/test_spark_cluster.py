@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
 from duckapi.dbt import profiles
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import copy_shop
-from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, random_shop, shop_answer, shop_client  # noqa: F401
+from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, dataset_json, random_shop, shop_answer, shop_client  # noqa: F401
 from tests.spark_cluster import connect_server, standalone_cluster
 from tests.spark_support import require_java
 from tests.test_equality import write_csv, write_parquet
@@ -42,14 +41,6 @@ def duckapi(*args: str, env: dict[str, str], expect: int = 0) -> str:
                           timeout=600)
     assert done.returncode == expect, (args, done.stdout[-3000:], done.stderr[-3000:])
     return done.stderr
-
-
-def dataset_json(folder: Path) -> bytes:
-    """A Parquet dataset's rows, part files in name order, as the API's JSON body."""
-    parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
-    assert parts, list(folder.iterdir())
-    rows = duckdb.connect().execute("select to_json(o)::varchar from read_parquet($1) o", [parts]).fetchall()
-    return ("[" + ",".join(text for (text,) in rows) + "]").encode()
 
 
 @dataclass
