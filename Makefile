@@ -30,7 +30,7 @@ serve: build
 test: $(VENV)/.installed-test
 	bash scripts/ensure-java.sh
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[docs]'

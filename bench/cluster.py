@@ -1,32 +1,35 @@
 """The whole standalone-cluster check, timed: the suite's cluster tests (both shop endpoints,
-the executors' Parquet dataset, the bundled project, Spark Connect) and the one too long for
-the suite, a rebuild picked up by the next run (tests/spark_cluster_check.py).
+the executors' Parquet dataset, the bundled project) and the ones too long for the suite
+(tests/spark_cluster_check.py): Spark Connect, a rebuild picked up by the next run, a
+PostgreSQL metastore.
 
     python -m bench.cluster     # writes bench/CLUSTER_RESULTS.md
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 
-from bench.load import BENCH, ROOT
+from bench.harness import BENCH, ROOT, WORK
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "tests/test_spark_cluster.py",
-                           "tests/spark_cluster_check.py", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True)
-    (BENCH / ".work").mkdir(exist_ok=True)
-    (BENCH / ".work" / "cluster.log").write_text(done.stdout + done.stderr)  # the failures in full
+                           "tests/spark_cluster_check.py", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True,
+                          text=True)
+    WORK.mkdir(exist_ok=True)
+    (WORK / "cluster.log").write_text(done.stdout + done.stderr)  # the failures in full
     seconds = time.perf_counter() - started
     lines = done.stdout.strip().splitlines() or ["(no output)"]
-    last = lines[-1]
     outcomes = "\n".join(f"* {line}" for line in lines if line.startswith(("PASSED ", "FAILED ", "ERROR ")))
-    (BENCH / "CLUSTER_RESULTS.md").write_text(f"""# A standalone Spark cluster with a persistent catalog
+    text = f"""# A standalone Spark cluster with a persistent catalog
 
 `python -m bench.cluster` ({datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores): a master and one
 2-core worker on loopback from the installed PySpark; the shop built into a Derby catalog through
@@ -37,11 +40,12 @@ bundled project run there; a Spark Connect server on the cluster with the same c
 through `--spark-remote`; a rebuild with doubled prices on both engines picked up by the next run; a PostgreSQL metastore shared
 at once by a Connect server and a build in another JVM.
 
-Result: **{last}**, in {seconds:.0f} s (exit code {done.returncode}).
+Result: **{lines[-1]}**, in {seconds:.0f} s (exit code {done.returncode}).
 
 {outcomes}
-""")
-    print((BENCH / "CLUSTER_RESULTS.md").read_text())
+"""
+    (BENCH / "CLUSTER_RESULTS.md").write_text(text)
+    print(text)
     sys.exit(done.returncode)
 
 

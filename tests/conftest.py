@@ -24,8 +24,9 @@ os.environ.setdefault("DUCKAPI_EXECUTOR_NICE", str(TEST_NICE))
 
 
 #: The longest test files (each over a minute on one worker), longest first. pytest-xdist's
-#: `--dist loadfile` hands files to the workers in collection order; started last, the
-#: cluster file alone kept one worker busy for three minutes after the other had finished.
+#: `--dist loadfile --no-loadscope-reorder` hands files to the workers in collection order
+#: (without that flag, in order of their number of tests); started last, the cluster file
+#: alone kept one worker busy for three minutes after the other had finished.
 LONGEST_FIRST = ("test_spark_cluster.py", "test_data_dependent.py", "test_unit_tests.py", "test_docs.py",
                  "test_batch.py", "test_reference_data.py", "test_project_features.py", "test_dbt_semantics.py")
 

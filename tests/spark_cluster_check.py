@@ -2,6 +2,8 @@
 runs this file with tests/test_spark_cluster.py, whose cluster fixture it uses; `make test`
 collects test_*.py only).
 
+* A Spark Connect server whose driver runs on the cluster with the target's catalog answers
+  `--spark-remote` as DuckDB does (~30 s, moved here to keep the suite under 10 minutes).
 * A rebuild while nothing runs is picked up by the next run: the shop's prices doubled and
   built again on both engines, the next `duckapi run` on the cluster reads the new seed from
   the catalog and answers as DuckDB does over the rebuilt warehouse.
@@ -16,9 +18,27 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+from fastapi.testclient import TestClient
+
 from duckapi.dbt import profiles
 from tests.spark_cluster import connect_server, postgres_server
+from tests.shop_support import shop_answer, shop_client  # noqa: F401  (a fixture)
 from tests.test_spark_cluster import Cluster, cluster, duckapi  # noqa: F401  (the module's fixture)
+
+
+def test_spark_connect_on_the_cluster_reads_the_same_catalog(
+    cluster: Cluster, shop_client: TestClient, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """A Connect server whose driver runs on the cluster with the target's catalog settings
+    (the profile's server_side_parameters): `--spark-remote` answers as DuckDB does."""
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)
+    conf = profiles.spark_conf(cluster.shop, "cluster")
+    conf.pop("spark.master")
+    with connect_server(cluster.folder / "connect", cluster.master, conf) as remote:
+        answer = cluster.run("/customers/", "customers-connect.json", "--spark-remote", remote)
+    assert answer.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)
 
 
 def test_a_rebuild_is_picked_up_by_the_next_run(cluster: Cluster) -> None:  # noqa: F811

@@ -7,8 +7,8 @@ then `duckapi run --target cluster --engine spark --spark-master spark://...`, e
 process of its own, reads the seeds from that catalog and runs on the cluster's executor:
 /customers/ is byte-identical to the API's answer over the same rows, /orders/ is written
 by the executors as a Parquet dataset holding the same rows in the same order, the
-bundled project runs there too, and a Spark Connect server on the cluster with the same
-catalog answers through `--spark-remote`. (A rebuild picked up by the next run:
+bundled project runs there too. (A Spark Connect server on the cluster with the same
+catalog, a rebuild picked up by the next run and a PostgreSQL metastore:
 tests/spark_cluster_check.py, in `python -m bench.cluster` with this file.)
 """
 
@@ -26,11 +26,10 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi.dbt import profiles
 from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import copy_shop
 from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, dataset_json, random_shop, shop_answer, shop_client  # noqa: F401
-from tests.spark_cluster import connect_server, standalone_cluster
+from tests.spark_cluster import standalone_cluster
 from tests.spark_support import require_java
 from tests.test_equality import write_csv, write_parquet
 
@@ -97,17 +96,3 @@ def test_the_bundled_project_on_the_cluster(cluster: Cluster, client: TestClient
     (cluster.folder / "events.json").write_text(json.dumps(rows))
     on_cluster = cluster.run("", "bundled.json", project=bundled, inputs=[str(cluster.folder / "events.json")])
     assert on_cluster.read_bytes() == client.post("/analyse_data/", json=rows).content
-
-
-def test_spark_connect_on_the_cluster_reads_the_same_catalog(
-    cluster: Cluster, shop_client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A Connect server whose driver runs on the cluster with the target's catalog settings
-    (the profile's server_side_parameters): `--spark-remote` answers as DuckDB does."""
-    for key, value in cluster.env.items():
-        monkeypatch.setenv(key, value)
-    conf = profiles.spark_conf(cluster.shop, "cluster")
-    conf.pop("spark.master")
-    with connect_server(cluster.folder / "connect", cluster.master, conf) as remote:
-        answer = cluster.run("/customers/", "customers-connect.json", "--spark-remote", remote)
-    assert answer.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)

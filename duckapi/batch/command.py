@@ -201,10 +201,10 @@ def run(
         Optional[str], typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; beyond it DuckDB spills to a temporary folder (env DUCKAPI_DUCKDB_MEMORY_LIMIT)", show_default=False)
     ] = None,
     spark_master: Annotated[
-        Optional[str], typer.Option("--spark-master", envvar="DUCKAPI_SPARK_MASTER", help="Spark master URL: local[*] (default), local[N], spark://host:7077, yarn, k8s://...", show_default=False)
+        Optional[str], typer.Option("--spark-master", help="Spark master URL: local[*] (default), local[N], spark://host:7077, yarn, k8s://... [env var: DUCKAPI_SPARK_MASTER]", show_default=False)
     ] = None,
     spark_remote: Annotated[
-        Optional[str], typer.Option("--spark-remote", envvar="DUCKAPI_SPARK_REMOTE", help="Spark Connect server, e.g. sc://host:15002 (instead of --spark-master)", show_default=False)
+        Optional[str], typer.Option("--spark-remote", help="Spark Connect server, e.g. sc://host:15002 (instead of --spark-master) [env var: DUCKAPI_SPARK_REMOTE]", show_default=False)
     ] = None,
     spark_driver_memory: Annotated[
         str, typer.Option("--spark-driver-memory", envvar="DUCKAPI_SPARK_DRIVER_MEMORY", help="Driver heap of a session started here (the answer is collected in the driver)")
@@ -251,16 +251,16 @@ def run(
             parent = Path(output).resolve().parent
             if not parent.is_dir():
                 raise InputError(f"--output {output}: folder {parent} does not exist")
-        # Typed on the command line, not from DUCKAPI_SPARK_MASTER / _REMOTE (which a cluster
-        # target's profile reads too, so they may well be set for a DuckDB run).
-        typed_master = spark_master if spark_master != os.environ.get("DUCKAPI_SPARK_MASTER") else None
-        typed_remote = spark_remote if spark_remote != os.environ.get("DUCKAPI_SPARK_REMOTE") else None
-        if engine is Engine.duckdb and (typed_master or typed_remote or spark_conf):
+        if engine is Engine.duckdb and (spark_master or spark_remote or spark_conf):
             raise InputError("--spark-master, --spark-remote and --spark-conf need --engine spark")
+        if not (spark_master or spark_remote):
+            # Only then the environment's: a cluster target's profile reads DUCKAPI_SPARK_MASTER
+            # too, so it may be set for a DuckDB run, and a typed flag wins over it.
+            spark_master = os.environ.get("DUCKAPI_SPARK_MASTER") or None
+            spark_remote = os.environ.get("DUCKAPI_SPARK_REMOTE") or None
         if spark_master and spark_remote:
-            if typed_master and typed_remote or not (typed_master or typed_remote):
-                raise InputError("give --spark-master or --spark-remote, not both")
-            spark_master, spark_remote = typed_master, typed_remote  # the typed one wins over the environment
+            raise InputError("give --spark-master or --spark-remote, not both (or DUCKAPI_SPARK_MASTER or "
+                             "DUCKAPI_SPARK_REMOTE, not both)")
         conf = _parse_conf(spark_conf or [])
         variables = _parse_vars(dbt_vars)
         named = resolve_arguments(inputs, input_format.value)
