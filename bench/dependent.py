@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -50,12 +51,14 @@ def rows_of(n: int, groups: list[str]) -> list[dict[str, Any]]:
 
 
 def p50(fn: Callable[[], Any], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    """The median seconds of `rounds` calls."""
+    return statistics.median(timed(fn)[1] for _ in range(rounds))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """What fn returns, and the seconds it took."""
+    started = time.perf_counter()
+    return fn(), time.perf_counter() - started
 
 
 def make_project(folder: Path) -> Path:
@@ -80,9 +83,7 @@ def known_and_new(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
     groups = ["alpha", "beta", "gamma", "delta"]
     with duckapi.load(project, db=db) as served:
         first = rows_of(9, groups)
-        started = time.perf_counter()
-        answer = served.run("pivot", first).json
-        first_answer_s = time.perf_counter() - started
+        answer, first_answer_s = timed(lambda: served.run("pivot", first).json)
         variant = served.call("pivot").resolved(served.call("pivot").rows(first))
         plain_sql = next(n.compiled_sql for n in variant.nodes if n.name == "pivot")
     (project / "models" / "pivot_plain.sql").write_text(plain_sql.replace('"dev"."main"."group_event_values"',
@@ -111,13 +112,8 @@ def known_and_new(folder: Path, plan: dict[str, int]) -> dict[str, Any]:
         renderings = served.service.state.endpoints["/pivot/"].renderings
         assert renderings is not None
         before = renderings.renders
-        news = []
-        started = time.perf_counter()
-        for i in range(plan["new_keys"]):
-            t = time.perf_counter()
-            served.run("pivot", rows_of(9, [f"new{i}a", f"new{i}b"])).json
-            news.append(time.perf_counter() - t)
-        wall = time.perf_counter() - started
+        news, wall = timed(lambda: [timed(lambda: served.run("pivot", rows_of(9, [f"new{i}a", f"new{i}b"])).json)[1]
+                                    for i in range(plan["new_keys"])])
         assert renderings.renders - before == plan["new_keys"]
     results["new_key"] = {
         "first_answer_s": round(first_answer_s, 3), "requests": len(news),
@@ -204,19 +200,16 @@ the other: p50 {new['p50_s']} s, max {new['max_s']} s, {new['throughput_rps']} r
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    plan = ({"small_rounds": 50, "big_rounds": 2, "new_keys": 2, "plain_rounds": 200,
-             "regression_pairs": 1} if args.quick
-            else {"small_rounds": 400, "big_rounds": 5, "new_keys": 5, "plain_rounds": 2000, "regression_pairs": 2})
+    plan = dict(zip(("small_rounds", "big_rounds", "new_keys", "plain_rounds", "regression_pairs"),
+                    (50, 2, 2, 200, 1) if args.quick else (400, 5, 5, 2000, 2)))
     work = ROOT / "bench" / ".work" / "dependent"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     # The side process imports plain_side from a copy that imports no bench module.
     shutil.copyfile(Path(__file__), work / "bench_dependent_side.py")
-    import platform
-
     results = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
                           f"{platform.python_version()}",

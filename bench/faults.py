@@ -21,9 +21,9 @@ import threading
 import time
 from collections import Counter
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Iterable
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import orjson
@@ -31,93 +31,48 @@ import psutil
 import uvloop
 
 from bench.harness import (
-    HEADERS, INT32_MAX, INT32_MIN, MIB, PATH, WORK, Result, RssSampler, Sent, Server, Usage, analyse, build,
-    clean_env, done, drive, fmt, gc_frozen, git_and_load, group_pool, machine_info, machine_line, md_table, ms,
-    percentile, post, quiet_first, results_options, run_and_write, serve_cmd, start_all, stop_all, target,
-    target_lines, tree_changes, tree_of, tree_sum, verify,
+    MIB, PATH, WORK, Result, RssSampler, Sent, Server, Usage, analyse, bench_main, build, clean_env, done, drive,
+    fmt, gc_frozen, git_and_load, group_pool, machine_info, machine_line, md_table, ms, percentile, post, quiet_first,
+    send, serve_cmd, small_rows, start_all, stop_all, target, target_lines, tree_changes, tree_of, tree_sum, verify,
 )
 
 HERE = WORK / "faults"
-#: Reuse a pooled connection only if idle for less than this (uvicorn closes them after 5 s).
-KEEP_ALIVE_REUSE_S = 4.0
-#: Every CLOSE_EVERY-th open-loop request says `Connection: close`, as urllib does.
-CLOSE_EVERY = 4
+KEEP_ALIVE_REUSE_S = 4.0  # reuse a pooled connection only if idle for less (uvicorn closes them after 5 s)
+CLOSE_EVERY = 4  # every CLOSE_EVERY-th open-loop request says `Connection: close`, as urllib does
 #: What a slow connection sends, one byte at a time: a request line, then headers without end.
 SLOW_PREFIX = b"POST /analyse_data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Slow: "
-
-
-@dataclass(frozen=True)
-class Plan:
-    capacity_s: float = 10.0
-    capacity_concurrency: int = 8
-    overload_factor: float = 4.0
-    overload_s: float = 60.0
-    max_queue: int = 16
-    max_connections: int = 512  # the open-loop client's pool
-    kill_load_s: float = 20.0
-    kill_at_s: float = 5.0
-    kill_concurrency: int = 8
-    restart_load_s: float = 10.0
-    slow_connections: int = 1000
-    idle_connections: int = 100
-    keepalive_connections: int = 100
-    slow_byte_every_s: float = 1.0
-    slow_baseline_s: float = 10.0
-    slow_s: float = 45.0
-    soak_s: float = 600.0
-    soak_concurrency: int = 2
-    soak_rss_every_s: float = 5.0
-    probe_every_s: float = 0.025  # the independent client's pause between its requests
-
-
-FULL = Plan()
-QUICK = Plan(capacity_s=3, overload_s=8, kill_load_s=8, kill_at_s=3, restart_load_s=4, slow_baseline_s=3, slow_s=8,
+#: The full run's plan (max_connections: the open-loop client's pool; probe_every_s: the independent client's pause).
+FULL = dict(capacity_s=10.0, capacity_concurrency=8, overload_factor=4.0, overload_s=60.0, max_queue=16,
+            max_connections=512, kill_load_s=20.0, kill_at_s=5.0, kill_concurrency=8, restart_load_s=10.0,
+            slow_connections=1000, idle_connections=100, keepalive_connections=100, slow_byte_every_s=1.0,
+            slow_baseline_s=10.0, slow_s=45.0, soak_s=600.0, soak_concurrency=2, soak_rss_every_s=5.0,
+            probe_every_s=0.025)
+QUICK = dict(capacity_s=3, overload_s=8, kill_load_s=8, kill_at_s=3, restart_load_s=4, slow_baseline_s=3, slow_s=8,
              soak_s=30)
+Plan = SimpleNamespace  # FULL, or QUICK over it, as attributes
+Payloads = Callable[[int], list[bytes]]
 
 
-class Payloads:
-    """Distinct seeded 9-row payloads made in bulk, as harness.small_rows makes them one by one
-    (three groups, values 0..29, 5% with one value anywhere in int32); answers only when checking."""
+def payload_maker(seed: int) -> Payloads:
+    """Distinct seeded 9-row payloads (harness.small_rows) from one generator, n at a time; answers only when
+    checking, as a soak may prepare hundreds of thousands."""
+    pool, seen, rng = group_pool(), set[bytes](), np.random.default_rng(seed)
 
-    def __init__(self, seed: int) -> None:
-        self.seed, self.pool, self.seen, self.batches = seed, group_pool(), set[bytes](), 0
-
-    def make(self, n: int) -> list[bytes]:
-        rng = np.random.default_rng([self.seed, self.batches])
-        self.batches += 1
+    def make(n: int) -> list[bytes]:
         out: list[bytes] = []
         while len(out) < n:
-            m = int((n - len(out)) * 1.01) + 8
-            groups = rng.integers(0, len(self.pool), (m, 3))
-            distinct = (groups[:, 0] != groups[:, 1]) & (groups[:, 0] != groups[:, 2]) & (groups[:, 1] != groups[:, 2])
-            which, values = rng.integers(0, 3, (m, 9)), rng.integers(0, 30, (m, 9))
-            wild = rng.random(m) < 0.05
-            values[wild, rng.integers(0, 9, int(wild.sum()))] = rng.integers(INT32_MIN, INT32_MAX + 1, int(wild.sum()))
-            gid = np.take_along_axis(groups, which, axis=1)
-            for ok, g_row, v_row in zip(distinct.tolist(), gid.tolist(), values.tolist()):
-                body = orjson.dumps([{"group_id": self.pool[g], "event_value": v} for g, v in zip(g_row, v_row)])
-                if ok and body not in self.seen and len(out) < n:
-                    self.seen.add(body)
-                    out.append(body)
+            if (body := orjson.dumps(small_rows(rng, pool))) not in seen:
+                seen.add(body)
+                out.append(body)
         return out
 
+    return make
 
-def check(sent: list[Sent | None] | list[Sent], payloads: list[bytes]) -> Result:
+
+def check(sent: Sequence[Sent | None], payloads: Sequence[bytes]) -> Result:
     """Wrong answers among the 200s (exact equality with tests/oracle.py)."""
     expected = (analyse(orjson.loads(b)) if s is not None and s.status == 200 else None for s, b in zip(sent, payloads))
-    out = verify(sent, expected)
-    del out["exact_order_matches"]
-    return out
-
-
-def workers(server: Server) -> list[psutil.Process]:
-    """The uvicorn workers of a --workers N server (spawned children of the supervisor)."""
-    out = []
-    for p in psutil.Process(server.pid).children():
-        with suppress(psutil.Error):
-            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
-                out.append(p)
-    return out
+    return {k: v for k, v in verify(sent, expected).items() if k != "exact_order_matches"}
 
 
 def statuses(sent: Iterable[Sent | None]) -> dict[str, int]:
@@ -130,6 +85,29 @@ def error_kinds(sent: Iterable[Sent | None]) -> dict[str, int]:
                         for s in done(sent) if s.status != 200))
 
 
+def closed_loop(server: Server, work: list[bytes], concurrency: int, seconds: float) -> Result:
+    """harness.drive, summed up as every closed loop here reports it; `sent` (the responses) is for checking."""
+    usage = Usage(server.pid)
+    sent, wall = drive(server.port, work, concurrency, seconds)
+    n = len(done(sent))
+    return {"concurrency": concurrency, "requests": n, "wall_s": round(wall, 2), "rps": round(n / wall, 1),
+            "statuses": statuses(sent), "latency_ms": ms(s.latency_s for s in done(sent)), **usage.cores(),
+            "sent": sent}
+
+
+def checked(result: Result, work: list[bytes]) -> Result:
+    """A closed loop's result with its responses replaced by the count of wrong answers among them."""
+    result.update(check(result.pop("sent"), work))
+    return result
+
+
+def answers_after(port: int, payloads: Payloads) -> Result:
+    """Five requests after a scenario: the server still answers, correctly."""
+    bodies = payloads(5)
+    after = [post(port, body, timeout=10) for body in bodies]
+    return {**statuses(after), "wrong": check(after, bodies)["wrong"]}
+
+
 def buckets(sent: Iterable[Sent | None], t0: float, width: float, end: float) -> list[float]:
     """200s per second in consecutive `width`-second buckets from t0 to end (whole buckets only)."""
     counts = [0] * max(1, int((end - t0) / width + 1e-6))
@@ -139,242 +117,133 @@ def buckets(sent: Iterable[Sent | None], t0: float, width: float, end: float) ->
     return [round(c / width, 1) for c in counts]
 
 
-def recovered_at(rates: list[float], width: float, level: float, from_s: float,
-                 after_dip: bool = False) -> float | None:
-    """Seconds (bucket ends) when two consecutive buckets from from_s on first average 90% of `level`;
-    with `after_dip`, the first such window after the lowest one (from_s itself if none is below)."""
-    first = max(int(np.floor(from_s / width)), 0)
-    windows = [(rates[i] + rates[i + 1]) / 2 for i in range(first, len(rates) - 1)]
-    start = first
-    if after_dip and windows:
-        if min(windows) >= 0.9 * level:
-            return round(from_s, 2)
-        start = first + int(np.argmin(windows))
-    return next((round((i + 2) * width, 2) for i in range(start, len(rates) - 1)
-                 if (rates[i] + rates[i + 1]) / 2 >= 0.9 * level), None)
-
-
-def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int | None]:
-    """POST on a new connection and name the worker holding its server side (psutil)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    t0 = time.perf_counter()
-    try:
-        conn.request("POST", PATH, body=body, headers=HEADERS)
-        resp = conn.getresponse()
-        sent = Sent(resp.status, 0.0, resp.read(), time.perf_counter())
-        sent.latency_s = sent.at_s - t0
-        local = conn.sock.getsockname()[1] if conn.sock else -1
-        for pid in pids:
-            with suppress(psutil.Error):
-                if any(c.raddr and c.raddr.port == local and c.laddr.port == port
-                       for c in psutil.Process(pid).net_connections("tcp")):
-                    return sent, pid
-        return sent, None
-    except (OSError, http.client.HTTPException) as exc:
-        now = time.perf_counter()
-        return Sent(-1, now - t0, repr(exc).encode(), now), None
-    finally:
-        conn.close()
-
-# ---------------------------------------------------------------- asyncio HTTP client
-
-
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """Status, body, and whether the server closes the connection after it."""
+    """Status, body, and whether the server closes the connection after it (duckapi sends no chunked bodies)."""
     lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
     headers = {name.strip().lower(): value.strip().lower() for name, _, value in (x.partition(b":") for x in lines[1:])}
-    close = headers.get(b"connection") == b"close"
-    if b"chunked" in headers.get(b"transfer-encoding", b""):
-        parts = []
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        await reader.readuntil(b"\r\n")
-        return status, b"".join(parts), close
     if b"content-length" not in headers:
         return status, await reader.read(), True
-    return status, await reader.readexactly(int(headers[b"content-length"])), close
+    return status, await reader.readexactly(int(headers[b"content-length"])), headers.get(b"connection") == b"close"
 
 
-@dataclass
-class OpenLoop:
-    """One open-loop run: responses by payload index, and when each was due and sent."""
-
-    rate: float
-    sent: list[Sent | None]
-    due: list[float]
-    send: list[float]
-    started: float
-    connections_opened: int = 0
-    most_open: int = 0
-    live: int = 0
-
-
-async def _open_loop(port: int, payloads: list[bytes], rate: float, max_connections: int) -> OpenLoop:
-    n = len(payloads)
-    run = OpenLoop(rate, [None] * n, [0.0] * n, [0.0] * n, time.perf_counter() + 0.2)
-    # LIFO: a released connection is reused before a free slot (None) opens a new one.
-    pool: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter, float] | None] = asyncio.LifoQueue()
-    for _ in range(max_connections):
-        pool.put_nowait(None)
-
-    def close(writer: asyncio.StreamWriter) -> None:
-        writer.close()
-        run.live -= 1
+def open_loop(port: int, payloads: list[bytes], rate: float, max_connections: int) -> SimpleNamespace:
+    """Send payloads[i] at started + i / rate whatever the answers, from a uvloop event loop on a pool of keep-alive
+    connections (the last released is reused first): responses by index, when each was due and sent."""
+    n, started = len(payloads), time.perf_counter() + 0.2
+    run = SimpleNamespace(sent=[None] * n, due=[started + i / rate for i in range(n)], send=[0.0] * n,
+                          started=started, opened=0, most_open=0, live=0)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+    slots = asyncio.Semaphore(max_connections)
 
     async def one(i: int) -> None:
-        item = await pool.get()
-        t0 = run.send[i] = time.perf_counter()
-        writer = None
-        if item is not None and (item[0].at_eof() or t0 - item[2] > KEEP_ALIVE_REUSE_S):
-            close(item[1])
-            item = None
-        try:
-            async with asyncio.timeout(60):
-                if item is None:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    run.connections_opened += 1
-                    run.live += 1
-                    run.most_open = max(run.most_open, run.live)
-                else:
-                    reader, writer, _ = item
-                body = payloads[i]
-                writer.write(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1"
-                             + b"\r\nContent-Type: application/json"
-                             + b"\r\nConnection: close" * (i % CLOSE_EVERY == 0)
-                             + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-                status, answer, closing = await read_response(reader)
+        async with slots:
+            reader, writer, released = idle.pop() if idle else (None, None, 0.0)
+            t0 = run.send[i] = time.perf_counter()
+            if writer is not None and (reader.at_eof() or t0 - released > KEEP_ALIVE_REUSE_S):
+                writer.close()
+                run.live, writer = run.live - 1, None
+            status, answer, closing = -1, b"", True
+            try:
+                async with asyncio.timeout(60):
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                        run.opened, run.live = run.opened + 1, run.live + 1
+                        run.most_open = max(run.most_open, run.live)
+                    writer.write(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                 b"application/json" + b"\r\nConnection: close" * (i % CLOSE_EVERY == 0)
+                                 + b"\r\nContent-Length: %d\r\n\r\n" % len(payloads[i]) + payloads[i])
+                    status, answer, closing = await read_response(reader)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError) as exc:
+                answer = repr(exc).encode()
             t1 = time.perf_counter()
             run.sent[i] = Sent(status, t1 - t0, answer, t1)
-            if closing:
-                close(writer)
-            pool.put_nowait(None if closing else (reader, writer, t1))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError) as exc:
-            t1 = time.perf_counter()
-            run.sent[i] = Sent(-1, t1 - t0, repr(exc).encode(), t1)
-            if writer is not None:
-                close(writer)
-            pool.put_nowait(None)
+            if not closing:
+                idle.append((reader, writer, t1))
+            elif writer is not None:
+                writer.close()
+                run.live -= 1
 
-    tasks: set[asyncio.Task[None]] = set()
-    i = 0
-    while i < n:
-        while i < n and run.started + i / rate <= time.perf_counter():
-            run.due[i] = run.started + i / rate
-            task = asyncio.get_running_loop().create_task(one(i))
-            tasks.add(task)
+    async def main() -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        for i in range(n):
+            while (wait := run.due[i] - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            tasks.add(task := asyncio.create_task(one(i)))
             task.add_done_callback(tasks.discard)
-            i += 1
-        if i < n:
-            await asyncio.sleep(max(0.0, run.started + i / rate - time.perf_counter()))
-    while tasks:
-        await asyncio.gather(*list(tasks))
-    while not pool.empty():
-        if (item := pool.get_nowait()) is not None:
-            item[1].close()
+        await asyncio.gather(*tasks)
+        for _, writer, _ in idle:
+            writer.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
     return run
 
-
-def open_loop(port: int, payloads: list[bytes], rate: float, max_connections: int) -> OpenLoop:
-    """Send payloads[i] at started + i / rate whatever the answers (uvloop event loop)."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_open_loop(port, payloads, rate, max_connections))
-
-# ---------------------------------------------------------------- 1. overload
 
 #: An independent client in a process of its own, idle between requests: one POST at a time on a
 #: keep-alive connection, so its figures carry none of the load generator's own lag.
 PROBE = r"""
-import http.client, json, sys, time
-port, seconds, pause, body = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), open(sys.argv[4], "rb").read()
-out, end, con = [], time.monotonic() + seconds, None
-while time.monotonic() < end:
+import http.client, json, os, sys, time
+port, seconds, pause, body = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), os.fsencode(sys.argv[4])
+out, end, con = [], time.monotonic() + seconds, http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+while time.monotonic() < end:  # con reconnects after a close (the server's, or ours after an error)
     started = time.perf_counter()
     try:
-        if con is None:
-            con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         con.request("POST", "/analyse_data/", body, {"Content-Type": "application/json"})
         response = con.getresponse()
         response.read()
         status = response.status
-        if response.will_close:
-            con.close()
-            con = None
     except Exception as exc:
-        status, con = type(exc).__name__, None
+        status = type(exc).__name__
+        con.close()
     out.append((status, (time.perf_counter() - started) * 1000))
     time.sleep(pause)
 json.dump(out, sys.stdout)
 """
 
 
-def server_durations(log: Path, offset: int) -> dict[str, list[float]]:
-    """The request log's duration_ms of POSTs by status, from byte `offset` of the server's log."""
-    out: dict[str, list[float]] = {}
-    with open(log, "rb") as f:
-        f.seek(offset)
-        for line in f:
-            entry = orjson.loads(line) if line.startswith(b"{") and b'"duration_ms"' in line else {}
-            if entry.get("method") == "POST":
-                out.setdefault(str(entry["status"]), []).append(entry["duration_ms"])
-    return out
-
-
-def answers_after(port: int, payloads: Payloads) -> Result:
-    """Five requests after a scenario: the server still answers, correctly."""
-    bodies = payloads.make(5)
-    after = [post(port, body, timeout=10) for body in bodies]
-    return {**statuses(after), "wrong": check(after, bodies)["wrong"]}
-
-
 def overload(server: Server, plan: Plan, payloads: Payloads) -> Result:
+    """Capacity in a closed loop, then an open loop at overload_factor times it: are the excess requests
+    rejected fast (503, for an independent client too), the rest answered right, and is RSS bounded?"""
     port = server.port
-    drive(port, payloads.make(100), 1, 10)  # warm-up
-    cap_payloads = payloads.make(int(plan.capacity_s * 2000))
+    drive(port, payloads(100), 1, 10)  # warm-up
+    cap_work = payloads(int(plan.capacity_s * 2000))
     gc_frozen()
-    usage = Usage(server.pid)
-    cap_sent, cap_wall = drive(port, cap_payloads, plan.capacity_concurrency, plan.capacity_s)
-    cap_n = len(done(cap_sent))
-    capacity = cap_n / cap_wall
-    capacity_info = {"concurrency": plan.capacity_concurrency, "requests": cap_n, "wall_s": round(cap_wall, 2),
-                     "rps": round(capacity, 1), "latency_ms": ms(s.latency_s for s in done(cap_sent)),
-                     "statuses": statuses(cap_sent), **usage.cores(), **check(cap_sent, cap_payloads)}
-    print(f"  capacity (c={plan.capacity_concurrency}): {capacity:.1f} req/s", flush=True)
-    rate = plan.overload_factor * capacity
-    work = payloads.make(int(rate * plan.overload_s))
+    capacity = checked(closed_loop(server, cap_work, plan.capacity_concurrency, plan.capacity_s), cap_work)
+    print(f"  capacity (c={plan.capacity_concurrency}): {capacity['rps']} req/s", flush=True)
+    rate = plan.overload_factor * capacity["requests"] / capacity["wall_s"]
+    work = payloads(int(rate * plan.overload_s))
     gc_frozen()
     time.sleep(1)
     idle_rss = server.rss() / MIB
-    sampler = RssSampler(server.pid, every_s=1.0)
-    usage = Usage(server.pid)
-    log_offset = server.log.stat().st_size
+    sampler, usage, log_offset = RssSampler(server.pid, every_s=1.0), Usage(server.pid), server.log.stat().st_size
     sampler.start()
-    (HERE / "probe-body.json").write_bytes(payloads.make(1)[0])
     probe = subprocess.Popen([sys.executable, "-c", PROBE, str(port), str(plan.overload_s), str(plan.probe_every_s),
-                              str(HERE / "probe-body.json")], stdout=subprocess.PIPE)
+                              payloads(1)[0].decode()], stdout=subprocess.PIPE)
     run = open_loop(port, work, rate, plan.max_connections)
     probed = [(str(status), latency) for status, latency in orjson.loads(probe.communicate(timeout=120)[0])]
-    peak_rss = sampler.stop() / MIB
-    points, cores = sampler.points, usage.cores()
+    peak_rss, points, cores = sampler.stop() / MIB, sampler.points, usage.cores()
     time.sleep(2)
-    after = answers_after(port, payloads)
-    rss_after = server.rss() / MIB
+    after, rss_after = answers_after(port, payloads), server.rss() / MIB
     print(f"  open loop at {rate:.0f} req/s for {plan.overload_s:.0f}s: {statuses(run.sent)}", flush=True)
-
     finished, t0 = done(run.sent), run.started
-    ok = [s for s in finished if s.status == 200]
-    busy = [s for s in finished if s.status == 503]
+    ok, busy = [s for s in finished if s.status == 200], [s for s in finished if s.status == 503]
     end = max(s.at_s for s in finished)
+    server_side: dict[str, list[float]] = {}  # the request log's duration_ms of the POSTs, by status
+    with open(server.log, "rb") as log:
+        log.seek(log_offset)
+        for entry in (orjson.loads(line) for line in log if line.startswith(b"{") and b'"duration_ms"' in line):
+            if entry.get("method") == "POST":
+                server_side.setdefault(str(entry["status"]), []).append(entry["duration_ms"] / 1000)
     # RSS bounded: the last third of the run against the first third after its first 10 s.
     tail = [mib for t, mib in points if t >= plan.overload_s * 2 / 3]
     head = [mib for t, mib in points if min(10.0, plan.overload_s / 4) <= t <= plan.overload_s / 3] or tail
     return {
-        "capacity": capacity_info, "max_queue": plan.max_queue, "factor": plan.overload_factor,
+        "capacity": capacity, "max_queue": plan.max_queue, "factor": plan.overload_factor,
         "duration_s": plan.overload_s, "target_rps": round(rate, 1),
         "offered": {"requests": len(work), "rps": round(len(work) / max(max(run.send) - t0, 1e-9), 1),
                     "send_lag_ms": ms(s - d for s, d in zip(run.send, run.due)),
-                    "connections_opened": run.connections_opened, "most_connections_open": run.most_open,
+                    "connections_opened": run.opened, "most_connections_open": run.most_open,
                     "pool_limit": plan.max_connections},
         "statuses": statuses(run.sent),
         "accepted": {"requests": len(ok), "rps": round(len(ok) / max(end - t0, 1e-9), 1),
@@ -385,8 +254,7 @@ def overload(server: Server, plan: Plan, payloads: Payloads) -> Result:
         "probe": {"every_s": plan.probe_every_s, "statuses": dict(Counter(status for status, _ in probed)),
                   **{f"{status}_latency_ms": ms(latency / 1000 for s, latency in probed if s == status)
                      for status in ("200", "503")}},
-        "server_side_ms": {status: {"requests": len(durations), **ms(d / 1000 for d in durations)}
-                           for status, durations in server_durations(server.log, log_offset).items()},
+        "server_side_ms": {status: {"requests": len(d), **ms(d)} for status, d in server_side.items()},
         "other": {"requests": len(finished) - len(ok) - len(busy),
                   "kinds": error_kinds(s for s in finished if s.status != 503),
                   "examples": sorted({f"{s.status}: {s.body[:160].decode(errors='replace')}" for s in finished
@@ -399,32 +267,44 @@ def overload(server: Server, plan: Plan, payloads: Payloads) -> Result:
         "answers_after": after, **cores, **check(run.sent, work),
     }
 
-# ---------------------------------------------------------------- 2. kill -9
+
+def workers(server: Server) -> list[psutil.Process]:
+    """The uvicorn workers of a --workers N server (spawned children of the supervisor)."""
+    out = []
+    for p in psutil.Process(server.pid).children():
+        with suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
+                out.append(p)
+    return out
 
 
-def kill_worker_later(server: Server, at: float, bodies: list[bytes], out: Result) -> None:
-    """At perf_counter `at`, kill -9 one worker; then poll (new connections, one POST each)
-    until the replacement worker answers a 200 itself."""
-    time.sleep(max(0.0, at - time.perf_counter()))
-    before = workers(server)
-    victim = before[0]
-    out.update(victim_pid=victim.pid, workers_before=[p.pid for p in before], killed_at=time.perf_counter(),
-               polls=[], poll_payloads=[], answered_by=[])
-    victim.send_signal(signal.SIGKILL)
-    old = {p.pid for p in before}
-    while time.perf_counter() < out["killed_at"] + 60:
-        if new := [p.pid for p in workers(server) if p.pid not in old]:
-            if "spawned_at" not in out:
-                out["spawned_at"], out["replacement_pid"] = time.perf_counter(), new[0]
-            body = bodies[len(out["polls"])]
-            sent, pid = post_attributed(server.port, body, [*new, *(old - {victim.pid})])
-            out["polls"].append(sent)
-            out["poll_payloads"].append(body)
-            out["answered_by"].append(pid)
-            if pid == new[0] and sent.status == 200:
-                out["answered_at"] = sent.at_s
-                return
-        time.sleep(0.02)
+def post_attributed(port: int, body: bytes, pids: list[int]) -> tuple[Sent, int | None]:
+    """POST on a new connection and name the worker (of `pids`) holding its server side (psutil)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    sent, local = send(conn, PATH, body), conn.sock.getsockname()[1] if conn.sock else None
+    try:
+        for pid in pids if sent.status != -1 else ():
+            with suppress(psutil.Error):
+                if any(c.raddr and c.raddr.port == local and c.laddr.port == port
+                       for c in psutil.Process(pid).net_connections("tcp")):
+                    return sent, pid
+        return sent, None
+    finally:
+        conn.close()
+
+
+def recovered_at(rates: list[float], width: float, level: float, from_s: float,
+                 after_dip: bool = False) -> float | None:
+    """Seconds (bucket ends) when two consecutive buckets from from_s on first average 90% of `level`;
+    with `after_dip`, the first such window after the lowest one (from_s itself if none is below)."""
+    start = first = max(int(np.floor(from_s / width)), 0)
+    windows = [(rates[i] + rates[i + 1]) / 2 for i in range(first, len(rates) - 1)]
+    if after_dip and windows and min(windows) >= 0.9 * level:
+        return round(from_s, 2)
+    if after_dip and windows:
+        start = first + int(np.argmin(windows))
+    return next((round((i + 2) * width, 2) for i in range(start, len(rates) - 1)
+                 if (rates[i] + rates[i + 1]) / 2 >= 0.9 * level), None)
 
 
 def since(end: float | None, start: float) -> float | None:
@@ -432,65 +312,74 @@ def since(end: float | None, start: float) -> float | None:
 
 
 def kill_worker(server: Server, plan: Plan, payloads: Payloads, width: float) -> tuple[Result, float]:
-    """One of two workers killed under load: when its replacement answers, when throughput is back."""
+    """One of two workers killed under load, then polled for (new connections, one POST each) until its
+    replacement answers a 200 itself: when it does, when throughput is back. Also the pre-kill throughput."""
     deadline = time.monotonic() + 120
     while len(workers(server)) < 2:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{server.name}: 2 workers never came up")
         time.sleep(0.1)
-    drive(server.port, payloads.make(400), plan.kill_concurrency, 3)  # warm-up: both workers
+    drive(server.port, payloads(400), plan.kill_concurrency, 3)  # warm-up: both workers
     worker_pids = [p.pid for p in workers(server)]
-    work, poll_bodies = payloads.make(int(plan.kill_load_s * 1500)), payloads.make(3000)
+    work, poll_bodies = payloads(int(plan.kill_load_s * 1500)), payloads(3000)
     gc_frozen()
-    info: Result = {}
-    t0 = time.perf_counter()
-    killer = threading.Thread(target=kill_worker_later, args=(server, t0 + plan.kill_at_s, poll_bodies, info),
-                              daemon=True)
+    t0, polls, answered_by, at = time.perf_counter(), [], [], {}
+
+    def kill_later() -> None:
+        time.sleep(max(0.0, t0 + plan.kill_at_s - time.perf_counter()))
+        victim, *others = workers(server)
+        at.update(victim=victim.pid, killed=time.perf_counter())
+        victim.send_signal(signal.SIGKILL)
+        others = [p.pid for p in others]
+        while time.perf_counter() < at["killed"] + 60:
+            if new := [p.pid for p in workers(server) if p.pid != victim.pid and p.pid not in others]:
+                at.setdefault("spawned", time.perf_counter())
+                at.setdefault("replacement", new[0])
+                sent, pid = post_attributed(server.port, poll_bodies[len(polls)], [*new, *others])
+                polls.append(sent)
+                answered_by.append(pid)
+                if pid == new[0] and sent.status == 200:
+                    at["answered"] = sent.at_s
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_later, daemon=True)
     killer.start()
     sent, wall = drive(server.port, work, plan.kill_concurrency, plan.kill_load_s)
     killer.join()
-    rates = buckets(sent, t0, width, t0 + wall)
-    kill_s = info["killed_at"] - t0
+    rates, kill_s = buckets(sent, t0, width, t0 + wall), at["killed"] - t0
+    answered = since(at.get("answered"), at["killed"])
     pre = [r for i, r in enumerate(rates) if 1.0 <= i * width and (i + 1) * width <= kill_s]
     level = float(np.mean(pre)) if pre else float("nan")
     after_kill = [r for i, r in enumerate(rates) if i * width >= kill_s]
-    recovered = recovered_at(rates, width, level, kill_s, after_dip=True)
     dip_at = (int(np.floor(kill_s / width)) + int(np.argmin(after_kill))) * width if after_kill else None
-    answered = info["answered_at"] - info["killed_at"] if "answered_at" in info else None
     post_ = [r for i, r in enumerate(rates) if answered is not None and i * width >= kill_s + answered + 1]
-    polls_check = check(info["polls"], info["poll_payloads"])
     result = {
-        "workers": worker_pids, "victim": info["victim_pid"], "replacement": info.get("replacement_pid"),
+        "workers": worker_pids, "victim": at["victim"], "replacement": at.get("replacement"),
         "concurrency": plan.kill_concurrency, "load_s": plan.kill_load_s, "kill_at_s": round(kill_s, 2),
         "requests": len(done(sent)), "statuses": statuses(sent), "errors": error_kinds(sent),
-        "replacement_spawned_s": since(info.get("spawned_at"), info["killed_at"]),
-        "replacement_answered_s": since(info.get("answered_at"), info["killed_at"]),
-        "polls": len(info["polls"]), "poll_statuses": statuses(info["polls"]),
-        "polls_answered_by": dict(Counter("replacement" if p == info.get("replacement_pid") else
-                                          "other worker" if p else "unknown" for p in info["answered_by"])),
-        "pre_kill_rps": round(level, 1),
-        "lowest_0_5s_after_kill_rps": min(after_kill) if after_kill else None,
+        "replacement_spawned_s": since(at.get("spawned"), at["killed"]), "replacement_answered_s": answered,
+        "polls": len(polls), "poll_statuses": statuses(polls),
+        "polls_answered_by": dict(Counter("replacement" if p == at.get("replacement") else
+                                          "other worker" if p else "unknown" for p in answered_by)),
+        "pre_kill_rps": round(level, 1), "lowest_0_5s_after_kill_rps": min(after_kill) if after_kill else None,
         "lowest_0_5s_at_s": since(dip_at, kill_s),
-        "throughput_back_s": since(recovered, kill_s),
+        "throughput_back_s": since(recovered_at(rates, width, level, kill_s, after_dip=True), kill_s),
         "after_replacement_rps": round(float(np.mean(post_)), 1) if post_ else None,
-        "throughput_0_5s": rates, **check(sent, work),
+        "throughput_0_5s": rates, **check(sent + polls, work + poll_bodies[:len(polls)]),
     }
-    result["wrong"] += polls_check["wrong"]
-    result["wrong_examples"] += polls_check["wrong_examples"]
-    print(f"  worker kill: {result['statuses']}, replacement answered after {result['replacement_answered_s']} s, "
+    print(f"  worker kill: {result['statuses']}, replacement answered after {answered} s, "
           f"throughput back after {result['throughput_back_s']} s", flush=True)
     return result, level
 
 
-def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Result, Server]:
+def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> Result:
+    """kill_worker, then the whole server killed under the same load and restarted on the same port:
+    what the requests in flight get, when the first 200 comes, when throughput is back."""
     port, c, width = server.port, plan.kill_concurrency, 0.5
     worker_kill, level = kill_worker(server, plan, payloads, width)
-    # The whole server (supervisor and workers) under the same load, then a restart on the same port.
-    work2 = payloads.make(int(4 * 1500))
-    stop = threading.Event()
-    box: Result = {}
-    loader = threading.Thread(target=lambda: box.update(zip(("sent", "wall"), drive(port, work2, c, 30, stop=stop))),
-                              daemon=True)
+    work, stop, box = payloads(4 * 1500), threading.Event(), {}
+    loader = threading.Thread(target=lambda: box.update(sent=drive(port, work, c, 30, stop=stop)[0]), daemon=True)
     loader.start()
     time.sleep(2)
     procs = tree_of(server.pid)
@@ -503,104 +392,42 @@ def kill_and_restart(server: Server, plan: Plan, payloads: Payloads) -> tuple[Re
     server.proc.wait(10)  # type: ignore[union-attr]
     loader.join()
     in_flight = [s for s in done(box["sent"]) if s.at_s >= killed_at]
-    restart_bodies = payloads.make(int(plan.restart_load_s * 1500) + 2000)
+    bodies = payloads(int(plan.restart_load_s * 1500) + 2000)
     again = replace(server, name=server.name + "-restart", proc=None)
-    t_restart = time.perf_counter()
+    t_restart, polls = time.perf_counter(), []
     again.start()
-    polls, k = [], 0
-    while True:
-        if again.proc.poll() is not None:  # type: ignore[union-attr]
-            raise RuntimeError(f"{again.name} exited; see {again.log}")
-        polls.append(s := post(port, restart_bodies[k], timeout=10))
-        k += s.status != -1  # a payload is used up once the server has answered it
-        if s.status == 200:
-            break
-        if time.perf_counter() - t_restart > 180:
-            raise RuntimeError(f"{again.name}: no 200 within 180 s")
-        time.sleep(0.02)
+    try:
+        while not polls or polls[-1].status != 200:
+            if again.proc.poll() is not None or time.perf_counter() - t_restart > 180:  # type: ignore[union-attr]
+                raise RuntimeError(f"{again.name} exited or gave no 200 in 180 s; see {again.log}")
+            time.sleep(0.02)
+            # A payload is used up once the server has answered it.
+            polls.append(post(port, bodies[sum(s.status != -1 for s in polls)], timeout=10))
+        answered = [s for s in polls if s.status != -1]
+        loaded = closed_loop(again, bodies[len(answered):], c, plan.restart_load_s)
+        rates, workers_after = buckets(loaded["sent"], t_restart, width, time.perf_counter()), len(workers(again))
+    finally:
+        again.stop()
     first_200 = polls[-1].at_s - t_restart
-    rest = restart_bodies[k:]
-    sent3, wall3 = drive(port, rest, c, plan.restart_load_s)
-    rates3 = buckets(sent3, t_restart, width, time.perf_counter())
-    full = recovered_at(rates3, width, level, first_200)
-    wrong = [check(box["sent"], work2), check([s for s in polls if s.status != -1], restart_bodies[:k]),
-             check(sent3, rest)]
-    restart = {
+    full = recovered_at(rates, width, level, first_200)
+    print(f"  whole server killed ({len(in_flight)} requests in flight); restart: first 200 after {first_200:.2f} s, "
+          f"full throughput after {full} s", flush=True)
+    return {"worker": worker_kill, "server": {
         "kill_under_load_concurrency": c, "requests_before_kill": len(done(box["sent"])),
         "statuses_before_kill": statuses(box["sent"]),
         "in_flight_at_kill": len(in_flight), "in_flight_errors": error_kinds(in_flight),
         "first_200_s": round(first_200, 2), "polls_until_first_200": len(polls), "poll_statuses": statuses(polls),
-        "full_throughput_s": full, "pre_kill_rps": round(level, 1),
-        "rps_after_first_200": round(len(done(sent3)) / wall3, 1), "throughput_0_5s_from_restart": rates3,
-        "restart_load_statuses": statuses(sent3), "workers_after": len(workers(again)),
-        "wrong": sum(w["wrong"] for w in wrong), "wrong_examples": [e for w in wrong for e in w["wrong_examples"]][:3],
-    }
-    print(f"  whole server killed ({len(in_flight)} requests in flight); restart: first 200 after {first_200:.2f} s, "
-          f"full throughput after {full} s", flush=True)
-    return {"worker": worker_kill, "server": restart}, again
-
-# ---------------------------------------------------------------- 3. slow connections
+        "full_throughput_s": full, "pre_kill_rps": round(level, 1), "rps_after_first_200": loaded["rps"],
+        "throughput_0_5s_from_restart": rates, "restart_load_statuses": loaded["statuses"],
+        "workers_after": workers_after, **check(box["sent"] + answered + loaded["sent"], work + bodies)}}
 
 
-class SlowClients(threading.Thread):
-    """Connections held open in an event loop of their own: `slow` send SLOW_PREFIX (then "a"s) a
-    byte every `every_s`; `idle` send nothing; `keepalive` send one GET /healthz, then nothing."""
+def hold_connections(port: int, every_s: float, records: list[Result], opened: threading.Event,
+                     stop: threading.Event) -> None:
+    """A connection per record, held in an event loop of its own until `stop`: kind `slow` sends SLOW_PREFIX
+    (then "a"s) a byte every `every_s`, `idle` nothing, `keepalive` one GET /healthz, then nothing."""
 
-    def __init__(self, port: int, plan: Plan) -> None:
-        super().__init__(daemon=True)
-        self.port, self.every_s = port, plan.slow_byte_every_s
-        self.kinds = (["slow"] * plan.slow_connections + ["idle"] * plan.idle_connections
-                      + ["keepalive"] * plan.keepalive_connections)
-        self.records: list[Result] = [{"kind": k, "sent": 0, "received": b""} for k in self.kinds]
-        self.opened = threading.Event()
-        self.loop = uvloop.new_event_loop()
-        self.stopping = asyncio.Event()
-
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.main())
-
-    async def main(self) -> None:
-        conns = []
-        for lo in range(0, len(self.records), 50):
-            conns += await asyncio.gather(*(self.connect(r) for r in self.records[lo:lo + 50]))
-        self.opened.set()
-        tasks = [asyncio.create_task(self.hold(r, *c)) for r, c in zip(self.records, conns) if c is not None]
-        await self.stopping.wait()
-        for t in tasks:
-            t.cancel()
-        for c in conns:
-            if c is not None:
-                c[1].close()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def connect(self, rec: Result) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        try:
-            conn = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError as exc:
-            rec["error"] = repr(exc)
-            return None
-        rec["opened"] = time.perf_counter()
-        return conn
-
-    async def hold(self, rec: Result, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if rec["kind"] == "keepalive":
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            try:
-                rec["answered"] = (await read_response(reader))[0]
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                rec["answered"] = repr(exc)
-            rec["idle_from"] = time.perf_counter()
-        watcher = asyncio.create_task(self.watch(reader, rec))
-        if rec["kind"] == "slow":
-            await asyncio.sleep(random.random() * self.every_s)
-            while "closed" not in rec and not writer.is_closing():
-                writer.write(SLOW_PREFIX[rec["sent"]:rec["sent"] + 1] or b"a")
-                rec["sent"] += 1
-                await asyncio.sleep(self.every_s)
-        await watcher
-
-    async def watch(self, reader: asyncio.StreamReader, rec: Result) -> None:
+    async def watch(reader: asyncio.StreamReader, rec: Result) -> None:
         try:
             while data := await reader.read(4096):
                 rec["received"] += data[:200]
@@ -608,32 +435,45 @@ class SlowClients(threading.Thread):
         except OSError as exc:
             rec["closed"], rec["how"] = time.perf_counter(), type(exc).__name__
 
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stopping.set)
-        self.join(30)
+    async def hold(rec: Result, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if rec["kind"] == "keepalive":
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            try:
+                rec["answered"] = (await read_response(reader))[0]
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                rec["answered"] = repr(exc)
+            rec["idle_from"] = time.perf_counter()
+        watcher = asyncio.create_task(watch(reader, rec))
+        if rec["kind"] == "slow":
+            await asyncio.sleep(random.random() * every_s)
+            while "closed" not in rec and not writer.is_closing():
+                writer.write(SLOW_PREFIX[rec["sent"]:rec["sent"] + 1] or b"a")
+                rec["sent"] += 1
+                await asyncio.sleep(every_s)
+        await watcher
 
-    def summary(self, at: float) -> Result:
-        out: Result = {}
-        for kind in dict.fromkeys(self.kinds):
-            recs = [r for r in self.records if r["kind"] == kind]
-            opened = [r for r in recs if "opened" in r]
-            closed = [r for r in opened if "closed" in r and r["closed"] <= at]
-            after = sorted(r["closed"] - r.get("idle_from", r["opened"]) for r in closed)
-            out[kind] = {
-                "connections": len(recs), "opened": len(opened), "connect_errors": len(recs) - len(opened),
-                "closed_by_server": len(closed), "open_at_end": len(opened) - len(closed),
-                "held_open_s": round(at - min((r["opened"] for r in opened), default=at), 1),
-                "closed_after_s": {"min": round(after[0], 2), "p50": round(percentile(after, 0.5), 2),
-                                   "max": round(after[-1], 2)} if after else None,
-                "close_kinds": dict(Counter(r["how"] for r in closed)),
-                "answers_to_them": sorted({r["received"][:40].decode(errors="replace") for r in opened
-                                           if r["received"]})[:3],
-            }
-            if kind == "slow":
-                out[kind]["bytes_sent_max"] = max((r["sent"] for r in opened), default=0)
-            if kind == "keepalive":
-                out[kind]["first_request"] = dict(Counter(str(r.get("answered")) for r in opened))
-        return out
+    async def connect(rec: Result) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        with suppress(OSError):
+            conn = await asyncio.open_connection("127.0.0.1", port)
+            rec["opened"] = time.perf_counter()
+            return conn
+        return None
+
+    async def main() -> None:
+        conns = []
+        for lo in range(0, len(records), 50):
+            conns += await asyncio.gather(*(connect(r) for r in records[lo:lo + 50]))
+        opened.set()
+        tasks = [asyncio.create_task(hold(r, *c)) for r, c in zip(records, conns) if c is not None]
+        await asyncio.to_thread(stop.wait)
+        for task in tasks:
+            task.cancel()
+        for _, writer in filter(None, conns):
+            writer.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
 
 
 def server_connections(server: Server) -> dict[str, int]:
@@ -646,42 +486,52 @@ def server_connections(server: Server) -> dict[str, int]:
 
 
 def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
-    port = server.port
-    drive(port, payloads.make(100), 1, 10)  # warm-up
-    base_work, slow_work = payloads.make(int(plan.slow_baseline_s * 800)), payloads.make(int(plan.slow_s * 800))
+    """A normal client (c=1) without, then with slow, silent and idle connections held open: is it still
+    answered, how much slower, and which of them does the server close, how soon?"""
+    drive(server.port, payloads(100), 1, 10)  # warm-up
+    base_work, slow_work = payloads(int(plan.slow_baseline_s * 800)), payloads(int(plan.slow_s * 800))
     gc_frozen()
-    limit = psutil.Process(server.pid).rlimit(psutil.RLIMIT_NOFILE)
-    before_conns = server_connections(server)
-
-    def side(work: list[bytes], seconds: float) -> Result:
-        usage = Usage(server.pid)
-        sent, wall = drive(port, work, 1, seconds)
-        return {"requests": len(done(sent)), "rps": round(len(done(sent)) / wall, 1), "statuses": statuses(sent),
-                "latency_ms": ms(s.latency_s for s in done(sent)), "sent": sent, **usage.cores()}
-
-    without = side(base_work, plan.slow_baseline_s)
+    limit, conns = psutil.Process(server.pid).rlimit(psutil.RLIMIT_NOFILE), {"before": server_connections(server)}
+    without = closed_loop(server, base_work, 1, plan.slow_baseline_s)
     rss_before = server.rss() / MIB
-    clients = SlowClients(port, plan)
-    t_open = time.perf_counter()
-    clients.start()
-    if not clients.opened.wait(120):
+    records = [{"kind": kind, "sent": 0, "received": b""} for kind, n in (
+        ("slow", plan.slow_connections), ("idle", plan.idle_connections), ("keepalive", plan.keepalive_connections))
+        for _ in range(n)]
+    opened, stop, t_open = threading.Event(), threading.Event(), time.perf_counter()
+    holder = threading.Thread(target=hold_connections, args=(server.port, plan.slow_byte_every_s, records, opened,
+                                                              stop), daemon=True)
+    holder.start()
+    if not opened.wait(120):
         raise RuntimeError("slow connections not opened in 120 s")
     opened_s = time.perf_counter() - t_open
     time.sleep(0.5)
-    held_conns = server_connections(server)
-    peak = RssSampler(server.pid)
+    conns["held"], peak = server_connections(server), RssSampler(server.pid)
     peak.start()
-    with_slow = side(slow_work, plan.slow_s)
-    at = time.perf_counter()
-    end_conns = server_connections(server)
-    peak_rss = peak.stop() / MIB
-    groups = clients.summary(at)
-    clients.stop()
+    with_slow = closed_loop(server, slow_work, 1, plan.slow_s)
+    at, conns["at_end"], peak_rss = time.perf_counter(), server_connections(server), peak.stop() / MIB
+    groups: Result = {}
+    for kind in dict.fromkeys(r["kind"] for r in records):
+        recs = [r for r in records if r["kind"] == kind]
+        up = [r for r in recs if "opened" in r]
+        closed = [r for r in up if "closed" in r and r["closed"] <= at]
+        after = sorted(r["closed"] - r.get("idle_from", r["opened"]) for r in closed)
+        groups[kind] = {
+            "connections": len(recs), "opened": len(up), "connect_errors": len(recs) - len(up),
+            "closed_by_server": len(closed), "open_at_end": len(up) - len(closed),
+            "held_open_s": round(at - min((r["opened"] for r in up), default=at), 1),
+            "closed_after_s": {"min": round(after[0], 2), "p50": round(percentile(after, 0.5), 2),
+                               "max": round(after[-1], 2)} if after else None,
+            "close_kinds": dict(Counter(r["how"] for r in closed)),
+            "answers_to_them": sorted({r["received"][:40].decode(errors="replace") for r in up if r["received"]})[:3],
+            **({"bytes_sent_max": max((r["sent"] for r in up), default=0)} if kind == "slow" else {}),
+            **({"first_request": dict(Counter(str(r.get("answered")) for r in up))} if kind == "keepalive" else {}),
+        }
+    stop.set()
+    holder.join(30)
     time.sleep(1)
-    after_conns = server_connections(server)
-    after = answers_after(port, payloads)
-    for work, result in ((base_work, without), (slow_work, with_slow)):
-        result.update(check(result.pop("sent"), work))
+    conns["after_closing"], after = server_connections(server), answers_after(server.port, payloads)
+    checked(without, base_work)
+    checked(with_slow, slow_work)
     print(f"  c=1 p50/p99 without {without['latency_ms']['p50']}/{without['latency_ms']['p99']} ms, with "
           f"{sum(g['opened'] for g in groups.values())} slow/idle connections "
           f"{with_slow['latency_ms']['p50']}/{with_slow['latency_ms']['p99']} ms; "
@@ -690,35 +540,30 @@ def slow_connections(server: Server, plan: Plan, payloads: Payloads) -> Result:
         "server_nofile_limit": list(limit), "client_nofile_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
         "byte_every_s": plan.slow_byte_every_s, "opening_s": round(opened_s, 2), "without": without, "with": with_slow,
         "p50_ratio": round(with_slow["latency_ms"]["p50"] / without["latency_ms"]["p50"], 2),
-        "p99_ratio": round(with_slow["latency_ms"]["p99"] / without["latency_ms"]["p99"], 2),
-        "groups": groups,
-        "server": {"before": before_conns, "held": held_conns, "at_end": end_conns, "after_closing": after_conns,
-                   "rss_mib_before": round(rss_before, 1), "rss_mib_peak_with": round(peak_rss, 1)},
+        "p99_ratio": round(with_slow["latency_ms"]["p99"] / without["latency_ms"]["p99"], 2), "groups": groups,
+        "server": {**conns, "rss_mib_before": round(rss_before, 1), "rss_mib_peak_with": round(peak_rss, 1)},
         "answers_after": after,
     }
 
-# ---------------------------------------------------------------- 4. soak
-
 
 def soak(server: Server, plan: Plan, payloads: Payloads, capacity: float) -> Result:
-    drive(server.port, payloads.make(100), 1, 10)  # warm-up
-    work = payloads.make(int(max(capacity, 300) * plan.soak_s * 1.6) + 1000)
+    """A closed loop at soak_concurrency for soak_s: no error, no wrong answer, and RSS flat after warm-up?"""
+    drive(server.port, payloads(100), 1, 10)  # warm-up
+    work = payloads(int(max(capacity, 300) * plan.soak_s * 1.6) + 1000)
     gc_frozen()
     time.sleep(1)
     sampler = RssSampler(server.pid, interval=0.1, every_s=plan.soak_rss_every_s)
-    usage = Usage(server.pid)
     sampler.start()
     t0 = time.perf_counter()
-    sent, wall = drive(server.port, work, plan.soak_concurrency, plan.soak_s)
-    peak_rss = sampler.stop() / MIB
-    points, cores, n = sampler.points, usage.cores(), len(done(sent))
+    result = closed_loop(server, work, plan.soak_concurrency, plan.soak_s)
+    peak_rss, points, sent, wall = sampler.stop() / MIB, sampler.points, done(result["sent"]), result["wall_s"]
     # RSS settles about two minutes into steady load (docs/benchmarks.md, Faults).
     warm_up = min(120.0, plan.soak_s / 3)
     mark = max(10.0, min(60.0, plan.soak_s / 6))  # table rows every minute (quick: every 10 s)
     table = []
     for k in range(max(1, int(wall / mark + 1e-6))):  # whole marks
         lo, hi = t0 + k * mark, t0 + (k + 1) * mark
-        part = [s for s in done(sent) if lo <= s.at_s < hi]
+        part = [s for s in sent if lo <= s.at_s < hi]
         rss_at = [mib for t, mib in points if t <= (k + 1) * mark + 0.5]
         table.append({"until_s": round(min((k + 1) * mark, wall), 1), "rss_mib": rss_at[-1] if rss_at else None,
                       "requests": len(part), "rps": round(len(part) / (min(hi, t0 + wall) - lo), 1),
@@ -726,34 +571,28 @@ def soak(server: Server, plan: Plan, payloads: Payloads, capacity: float) -> Res
     at_warm = [mib for t, mib in points if t <= warm_up + 0.5][-1]
     after_warm = [(t, mib) for t, mib in points if t >= warm_up]
     slope = round(float(np.polyfit(*zip(*after_warm), 1)[0]) * 60, 2) if len(after_warm) >= 3 else None
-    warm_mib = [mib for _, mib in after_warm]
-    result = {
-        "concurrency": plan.soak_concurrency, "duration_s": plan.soak_s, "wall_s": round(wall, 1),
-        "requests": n, "payloads_prepared": len(work), "ran_out_of_payloads": n >= len(work),
-        "rps": round(n / wall, 1), "statuses": statuses(sent), "errors": error_kinds(sent),
-        "latency_ms": ms(s.latency_s for s in done(sent)),
+    print(f"  soak: {len(sent)} requests in {wall:.0f}s, RSS {at_warm} MiB after warm-up -> {points[-1][1]} MiB at "
+          f"the end; {result['statuses']}", flush=True)
+    return {
+        **checked(result, work), "duration_s": plan.soak_s, "payloads_prepared": len(work),
+        "ran_out_of_payloads": len(sent) >= len(work), "errors": error_kinds(sent),
         "rss_every_s": plan.soak_rss_every_s, "rss_series": points, "warm_up_s": warm_up, "mark_s": mark,
         "rss_mib": {"start": points[0][1], "after_warm_up": at_warm, "end": points[-1][1], "peak": round(peak_rss, 1),
-                    "min_after_warm_up": min(warm_mib), "max_after_warm_up": max(warm_mib),
+                    "min_after_warm_up": min(mib for _, mib in after_warm),
+                    "max_after_warm_up": max(mib for _, mib in after_warm),
                     "growth_after_warm_up": round(points[-1][1] - at_warm, 1), "slope_mib_per_min": slope},
-        "table": table, **cores, **check(sent, work),
+        "table": table,
     }
-    print(f"  soak: {n} requests in {wall:.0f}s, RSS {at_warm} MiB after warm-up -> {points[-1][1]} MiB at the end; "
-          f"{result['statuses']}", flush=True)
-    return result
-
-# ---------------------------------------------------------------- the run
 
 
 def run(args: argparse.Namespace) -> Result:
-    plan = QUICK if args.quick else FULL
-    if args.soak_seconds:
-        plan = replace(plan, soak_s=args.soak_seconds)
+    """Build the bundled project, start a server per scenario, then run the scenarios one after another."""
+    plan = Plan(**{**FULL, **(QUICK if args.quick else {})})
+    plan.soak_s = args.soak_seconds or plan.soak_s
     HERE.mkdir(parents=True, exist_ok=True)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # servers started later inherit it
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # servers started later inherit it
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    quiet = quiet_first(args)
-    t0 = time.monotonic()
+    quiet, t0 = quiet_first(args), time.monotonic()
     from duckapi.settings import Settings  # the checkout's code, as the servers will run it
 
     db = HERE / "dev.duckdb"
@@ -766,43 +605,40 @@ def run(args: argparse.Namespace) -> Result:
 
     servers = {"overload": server("overload", DUCKAPI_MAX_QUEUE=str(plan.max_queue), DUCKAPI_ACCESS_LOG="json"),
                "kill": server("kill", "--workers", "2"), "slow": server("slow"), "soak": server("soak")}
-    results: Result = {"quick": args.quick, "seed": args.seed, "plan": asdict(plan), "load": quiet,
+    results: Result = {"quick": args.quick, "seed": args.seed, "plan": vars(plan), "load": quiet,
                        "client_nofile_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
                        "max_queue_setting_in_checkout": "max_queue" in Settings.__dataclass_fields__}
-    restarted: Server | None = None
+    scenarios: list[tuple[str, str, Callable[[Server, Plan, Payloads], Result]]] = [
+        ("overload", "1. overload", overload), ("kill", "2. kill -9", kill_and_restart),
+        ("slow", "3. slow connections", slow_connections),
+        ("soak", f"4. soak for {plan.soak_s:.0f}s", lambda *a: soak(*a, results["overload"]["capacity"]["rps"]))]
     try:
         start_all(servers.values())
-        payloads = Payloads(args.seed)
+        payloads = payload_maker(args.seed)
         for s in servers.values():
             s.wait_ready()
         results["startup_s"] = round(time.monotonic() - t0, 1)
-        print(f"servers ready after {results['startup_s']}s\n1. overload", flush=True)
-        results["overload"] = overload(servers["overload"], plan, payloads)
-        servers["overload"].stop()
-        gc.unfreeze()
-        print("2. kill -9", flush=True)
-        results["kill"], restarted = kill_and_restart(servers["kill"], plan, payloads)
-        restarted.stop()
-        gc.unfreeze()
-        print("3. slow connections", flush=True)
-        results["slow"] = slow_connections(servers["slow"], plan, payloads)
-        servers["slow"].stop()
-        gc.unfreeze()
-        print(f"4. soak for {plan.soak_s:.0f}s", flush=True)
-        results["soak"] = soak(servers["soak"], plan, payloads, results["overload"]["capacity"]["rps"])
+        print(f"servers ready after {results['startup_s']}s", flush=True)
+        for name, title, scenario in scenarios:
+            print(title, flush=True)
+            results[name] = scenario(servers[name], plan, payloads)
+            servers[name].stop()
+            gc.unfreeze()
     finally:
-        stop_all([*servers.values(), restarted])
+        stop_all(servers.values())
         gc.unfreeze()
     results["targets"] = targets(results)
-    results["machine"] = machine_info({**servers, **({"kill-restart": restarted} if restarted else {})})
-    results["machine"]["duckapi_tree_changes"] = tree_changes()
+    results["machine"] = {**machine_info({**servers, "kill-restart": servers["kill"]}),
+                          "duckapi_tree_changes": tree_changes()}
     results["total_s"] = round(time.monotonic() - t0, 1)
     return results
 
 
 def targets(r: Result) -> list[Result]:
+    """The pass/fail rules, each with what was measured."""
     o, w, k, sl, so = r["overload"], r["kill"]["worker"], r["kill"]["server"], r["slow"], r["soak"]
     lag, probe, rss, orss = o["offered"]["send_lag_ms"], o["probe"]["503_latency_ms"], so["rss_mib"], o["rss_mib"]
+    slw, sl0 = sl["with"], sl["without"]
     return [
         target("overload: the client offers the target rate (at least 95%)",
                o["offered"]["rps"] >= 0.95 * o["target_rps"],
@@ -831,11 +667,9 @@ def targets(r: Result) -> list[Result]:
                f"first 200 after {k['first_200_s']} s, full throughput after {k['full_throughput_s']} s"),
         target("server kill -9 and restart: no wrong answer", k["wrong"] == 0, f"{k['wrong']} wrong"),
         target("slow connections: every normal request answered 200, correctly",
-               sl["with"]["statuses"] == {"200": sl["with"]["requests"]} and sl["with"]["wrong"] == 0
-               and sl["without"]["wrong"] == 0,
-               f"{sl['with']['statuses']}, {sl['with']['wrong']} wrong; p50 {sl['with']['latency_ms']['p50']} vs "
-               f"{sl['without']['latency_ms']['p50']} ms, p99 {sl['with']['latency_ms']['p99']} vs "
-               f"{sl['without']['latency_ms']['p99']} ms"),
+               slw["statuses"] == {"200": slw["requests"]} and slw["wrong"] == 0 and sl0["wrong"] == 0,
+               f"{slw['statuses']}, {slw['wrong']} wrong; p50 {slw['latency_ms']['p50']} vs "
+               f"{sl0['latency_ms']['p50']} ms, p99 {slw['latency_ms']['p99']} vs {sl0['latency_ms']['p99']} ms"),
         target("soak: no error, no wrong answer",
                so["statuses"] == {"200": so["requests"]} and so["wrong"] == 0 and not so["ran_out_of_payloads"],
                f"{so['requests']} requests, {so['statuses']}, {so['wrong']} wrong"),
@@ -843,9 +677,6 @@ def targets(r: Result) -> list[Result]:
                f"{rss['after_warm_up']} -> {rss['end']} MiB ({rss['growth_after_warm_up']:+} MiB; fit "
                f"{rss['slope_mib_per_min']} MiB/min)"),
     ]
-
-# ---------------------------------------------------------------- reporting
-
 
 def lat(d: Result) -> str:
     return f"{fmt(d['p50'], 2)} / {fmt(d['p99'], 2)} / {fmt(d['max'], 2)}"
@@ -917,6 +748,7 @@ MiB after warm-up; linear fit {srss[slope_mib_per_min]} MiB/min), peak {srss[pea
 
 
 def markdown(r: Result) -> str:
+    """The Markdown report of a run's results."""
     m, o, w, k, sl, so = r["machine"], r["overload"], r["kill"]["worker"], r["kill"]["server"], r["slow"], r["soak"]
     cap, rss, probe = o["capacity"], o["rss_mib"], o["probe"]
     overload_rows = md_table("| | requests | req/s | latency p50 / p99 / max ms |", "lrrr", [
@@ -981,11 +813,9 @@ def markdown(r: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--soak-seconds", type=float, help="soak length (default 600; quick: 30)")
-    parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
-    results_options(parser, "faults", "short scenarios: a smoke run of about a minute and a half")
-    return run_and_write(parser.parse_args(argv), "faults", run, markdown)
+    return bench_main(__doc__, "faults", run, markdown, "short scenarios: a smoke run of about a minute and a half",
+                      argv, 20261201, lambda p: p.add_argument("--soak-seconds", type=float,
+                                                               help="soak length (default 600; quick: 30)"))
 
 
 if __name__ == "__main__":

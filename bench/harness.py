@@ -1,9 +1,7 @@
 """What every benchmark shares: payloads, servers, clients, timing, checking and results files.
 
-A bench module holds only what it measures; this module starts and stops the servers (by pid,
-with their children), sends the requests, samples RSS and CPU, checks answers against
-tests/oracle.py and writes the JSON and Markdown results. Results go to bench/ (a quick run:
-bench/.work/), or to the folder DUCKAPI_BENCH_OUT names, or where --out-json / --out-md say.
+A bench module holds only what it measures. Results go to bench/ (a quick run: bench/.work/), or to
+the folder DUCKAPI_BENCH_OUT names, or where --out-json / --out-md say.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -118,7 +117,7 @@ def make_workload(scenario: Scenario, seed: int, index: int, pool: list[str], se
 
 WARMUP = Scenario("warmup", 9, 1, 20, 5)
 
-# ---------------------------------------------------------------- servers
+# ---------------------------------------------------------------- servers and processes
 
 
 def free_port() -> int:
@@ -173,6 +172,12 @@ def tree_cpu_s(pid: int) -> float:
     return 0.0
 
 
+def busy_cpu_s() -> float:
+    """Machine-wide non-idle CPU seconds, to expose other processes competing for the cores."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 @dataclass
 class Server:
     """A server process we start, probe and stop by pid (with any children it spawned)."""
@@ -206,11 +211,9 @@ class Server:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
-            try:
+            with suppress(OSError, http.client.HTTPException):
                 if request(self.port, "GET", self.ready_path, None, timeout=2)[0] == 200:
                     return
-            except (OSError, http.client.HTTPException):
-                pass
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
 
@@ -245,6 +248,53 @@ def stop_all(servers: Iterable[Server | None]) -> None:
         if s is not None:
             s.stop()
 
+
+def measure_command(command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None,
+                    also: Sequence[psutil.Process] = ()) -> Result:
+    """Run a command (killed past `timeout`): wall time, peak RSS of its process tree and of the trees under
+    `also` (a Spark worker's executors), sampled every 50 ms, its CPU, exit code, and other processes' CPU."""
+    reaped0, busy0, started = children_cpu_s(), busy_cpu_s(), time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    peak, cpu_seen, finished = 0, {}, threading.Event()  # cpu_seen: pid -> its CPU seconds when last sampled
+
+    def rss_and_cpu(p: psutil.Process) -> int:
+        with p.oneshot():
+            cpu_seen[p.pid] = sum(p.cpu_times()[:2])
+            return p.memory_info().rss
+
+    def sample() -> None:
+        nonlocal peak
+        while not finished.is_set():
+            with suppress(psutil.Error):
+                tree = [*tree_of(proc.pid), *(c for a in also for c in a.children(recursive=True))]
+                peak = max(peak, int(tree_sum(tree, rss_and_cpu)))
+            finished.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        stderr, timed_out = proc.communicate(timeout=timeout)[1], False
+    except subprocess.TimeoutExpired:
+        for p in tree_of(proc.pid)[::-1]:
+            p.kill()
+        stderr, timed_out = proc.communicate()[1], True
+    seconds = time.perf_counter() - started
+    finished.set()
+    sampler.join()
+    # Reaped descendants are in the rusage; PySpark never reaps its JVM, which only sampling sees.
+    own = max(children_cpu_s() - reaped0, sum(cpu_seen.values()))
+    other = max(0.0, busy_cpu_s() - busy0 - own)
+    return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak / MIB), "exit_code": proc.returncode,
+            "cpu_s": round(own, 1), "other_cpu_pct": round(100 * other / (seconds * (os.cpu_count() or 1)), 1),
+            "timed_out": timed_out, "stderr_tail": stderr.decode(errors="replace")[-600:] if proc.returncode else ""}
+
+
+def children_cpu_s() -> float:
+    """User+system CPU seconds of this process's reaped descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
 # ---------------------------------------------------------------- clients
 
 
@@ -268,18 +318,29 @@ def request(port: int, method: str, path: str, body: bytes | None, timeout: floa
         conn.close()
 
 
-def post(port: int, body: bytes, path: str = PATH, timeout: float = 900,
-         content_type: str = "application/json") -> Sent:
-    """One timed POST on a new connection; a connection error is status -1."""
+def send(conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str] = HEADERS) -> Sent:
+    """One timed POST on `conn`; a connection error is status -1 and closes it (the next request reconnects)."""
     t0 = time.perf_counter()
     try:
-        status, _, answer = request(port, "POST", path, body, timeout, {"Content-Type": content_type})
-        sent = Sent(status, 0.0, answer)
+        conn.request("POST", path, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        sent = Sent(resp.status, 0.0, resp.read())
     except (OSError, http.client.HTTPException) as exc:
         sent = Sent(-1, 0.0, repr(exc).encode())
+        conn.close()
     sent.at_s = time.perf_counter()
     sent.latency_s = sent.at_s - t0
     return sent
+
+
+def post(port: int, body: bytes, path: str = PATH, timeout: float = 900,
+         content_type: str = "application/json") -> Sent:
+    """One timed POST on a new connection; a connection error is status -1."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        return send(conn, path, body, {"Content-Type": content_type})
+    finally:
+        conn.close()
 
 
 def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH,
@@ -299,19 +360,8 @@ def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: floa
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         while (i := next(counter)) < len(payloads) and time.perf_counter() < deadline and not (stop and stop.is_set()):
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body=payloads[i], headers=HEADERS)
-                resp = conn.getresponse()
-                sent = Sent(resp.status, 0.0, resp.read())
-            except (OSError, http.client.HTTPException) as exc:
-                sent = Sent(-1, 0.0, repr(exc).encode())
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-            t1 = time.perf_counter()
-            sent.latency_s, sent.at_s = t1 - t0, t1
-            results[i] = sent
-            finished.append(t1)
+            results[i] = sent = send(conn, path, payloads[i])
+            finished.append(sent.at_s)
         conn.close()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
@@ -367,12 +417,6 @@ class RssSampler(threading.Thread):
         if self.every_s:
             self.point(self.rss())
         return self.peak
-
-
-def busy_cpu_s() -> float:
-    """Machine-wide non-idle CPU seconds, to expose other processes competing for the cores."""
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
 
 @dataclass
@@ -431,9 +475,7 @@ class Timing:
     wall_s: float = 0.0
     idle_rss: int = -1  # before its first round
     peak_rss: int = 0
-    server_cpu_s: float = 0.0
-    client_cpu_s: float = 0.0
-    other_cpu_s: float = 0.0  # CPU used by anything else on the machine meanwhile (noise)
+    cpu_s: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # server, client, other processes
     batched: dict[str, int] = field(default_factory=dict)  # duckapi's /healthz counters
     per_round: list[dict[str, float]] = field(default_factory=list)  # requests, req/s, server CPU per round
 
@@ -441,25 +483,40 @@ class Timing:
                    path: str, rounds: int) -> None:
         """Send payloads[lo:hi] to `path` (within this round's share of the time limit) and add up."""
         sampler = RssSampler(server.pid)
-        before = sampler.rss()
-        usage = Usage(server.pid)
+        before, usage = sampler.rss(), Usage(server.pid)
         counted = batched(server.port) if counters else {}
         sampler.start()
-        sent, wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / rounds, path)
+        self.sent[lo:hi], wall = drive(server.port, payloads[lo:hi], sc.concurrency, sc.time_limit_s / rounds, path)
         for key, value in (batched(server.port) if counters else {}).items():
             self.batched[key] = self.batched.get(key, 0) + value - counted[key]
         self.peak_rss = max(self.peak_rss, sampler.stop(), before)
-        _, server_cpu, client_cpu, other = usage.seconds()
-        self.other_cpu_s += other
-        self.server_cpu_s += server_cpu
-        self.client_cpu_s += client_cpu
-        self.sent[lo:hi] = sent
+        cpu = usage.seconds()[1:]
+        self.cpu_s = [a + b for a, b in zip(self.cpu_s, cpu)]
         self.wall_s += wall
-        n = len(done(sent))
+        self.idle_rss = before if self.idle_rss < 0 else self.idle_rss
+        n = len(done(self.sent[lo:hi]))
         self.per_round.append({"requests": n, "rps": round(n / wall, 1) if wall > 0 else 0.0,
-                               "server_cpu_ms_per_request": round(server_cpu * 1000 / max(n, 1), 2)})
-        if self.idle_rss < 0:
-            self.idle_rss = before
+                               "server_cpu_ms_per_request": round(cpu[0] * 1000 / max(n, 1), 2)})
+
+    def summary(self, rows: int) -> tuple[Result, Result]:
+        """Requests, errors, throughput, latency, RSS; and server, client, other CPU per request and in cores."""
+        finished = done(self.sent)
+        errors = [s for s in finished if s.status != 200]
+        wall, n = self.wall_s, len(finished)
+        return {
+            "requests": n,
+            "errors": len(errors),
+            "error_examples": sorted({f"{s.status}: {s.body[:200].decode(errors='replace')}" for s in errors})[:3],
+            "wall_s": round(wall, 3),
+            "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
+            "rows_per_s": round(n * rows / wall) if wall > 0 else 0,
+            "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}, float("nan")),
+            "rss_mib": {"idle_before": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1),
+                        "growth": round((self.peak_rss - self.idle_rss) / MIB, 1)},
+            "response_mib_total": round(sum(len(s.body) for s in finished) / MIB, 2),
+        }, {"server_ms_per_request": round(self.cpu_s[0] * 1000 / max(n, 1), 2),
+            "client_ms_per_request": round(self.cpu_s[1] * 1000 / max(n, 1), 2),
+            "other_processes_cores": round(self.cpu_s[2] / max(wall, 1e-9), 2)}
 
 
 def time_alternating(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], counted: Container[str] = (),
@@ -479,39 +536,15 @@ def time_alternating(servers: Mapping[str, Server], sc: Scenario, payloads: list
     return per_server
 
 
-def summarise(t: Timing, rows: int) -> Result:
-    """Requests, errors, throughput, latency, RSS and CPU of one server's Timing."""
-    finished = done(t.sent)
-    errors = [s for s in finished if s.status != 200]
-    wall, n = t.wall_s, len(finished)
-    return {
-        "requests": n,
-        "errors": len(errors),
-        "error_examples": sorted({f"{s.status}: {s.body[:200].decode(errors='replace')}" for s in errors})[:3],
-        "wall_s": round(wall, 3),
-        "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
-        "rows_per_s": round(n * rows / wall) if wall > 0 else 0,
-        "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}, float("nan")),
-        "rss_mib": {"idle_before": round(t.idle_rss / MIB, 1), "peak": round(t.peak_rss / MIB, 1),
-                    "growth": round((t.peak_rss - t.idle_rss) / MIB, 1)},
-        "response_mib_total": round(sum(len(s.body) for s in finished) / MIB, 2),
-    }
-
-
-def cpu_summary(t: Timing) -> dict[str, float]:
-    """Server, client and other processes' CPU of one Timing, per request and in cores."""
-    n = max(len(done(t.sent)), 1)
-    return {"server_ms_per_request": round(t.server_cpu_s * 1000 / n, 2),
-            "client_ms_per_request": round(t.client_cpu_s * 1000 / n, 2),
-            "other_processes_cores": round(t.other_cpu_s / max(t.wall_s, 1e-9), 2)}
-
-
-def scenario_results(sc: Scenario, per_server: Mapping[str, Timing], check: Callable[[str, Timing], Result]) -> Result:
-    """A scenario's entry in the results: its plan, then per server its summary, `check`'s verdict and its CPU."""
+def scenario_results(sc: Scenario, per_server: Mapping[str, Timing], check: Callable[[str, Timing], Result],
+                     *extra: str) -> Result:
+    """A scenario's entry in the results: its plan, then per server its summary, `check`'s verdict, its CPU and
+    the `extra` Timing fields named (batched, per_round)."""
     entry: Result = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency, "max_requests": sc.max_requests,
                      "time_limit_s": sc.time_limit_s}
     for name, t in per_server.items():
-        entry[name] = summarise(t, sc.rows) | check(name, t) | {"cpu": cpu_summary(t)}
+        summary, cpu = t.summary(sc.rows)
+        entry[name] = summary | check(name, t) | {"cpu": cpu} | {k: getattr(t, k) for k in extra}
     return entry
 
 
@@ -537,15 +570,21 @@ def run_scenarios(servers: Mapping[str, Server], scenarios: Sequence[Scenario], 
         gc_frozen()
         print(f"ready after {time.monotonic() - t0:.0f}s; timing", flush=True)
         for sc, work in zip(scenarios, workloads):
-            per_server = time_alternating(servers, sc, work.payloads, **timing)
-            for name, t in per_server.items():
-                print(f"  {sc.name:14} {name:8} {len(done(t.sent)):5} requests in {t.wall_s:6.1f}s", flush=True)
-            raw.append((sc, work, per_server))
+            raw.append((sc, work, timed(servers, sc, work.payloads, **timing)))
         during(workloads)
     finally:
         stop_all(servers.values())
         gc.unfreeze()
     return raw
+
+
+def timed(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], label: str = "",
+          **timing: Any) -> dict[str, Timing]:
+    """time_alternating, then a line per server of what was sent."""
+    per_server = time_alternating(servers, sc, payloads, **timing)
+    for name, t in per_server.items():
+        print(f"  {label}{sc.name:14} {name:8} {len(done(t.sent)):5} requests in {t.wall_s:6.1f}s", flush=True)
+    return per_server
 
 
 def gc_frozen() -> None:
@@ -631,13 +670,18 @@ def tree_changes() -> list[str]:
     return git("status", "--porcelain", "--", "duckapi", check=False).splitlines()
 
 
-def machine_info(servers: Mapping[str, Server]) -> Result:
+def package_versions(*packages: str) -> dict[str, str | None]:
+    """Installed versions by package name (None: not installed)."""
     versions = {}
-    for pkg in ("duckdb", "pandas", "pyarrow", "fastapi", "pydantic", "starlette", "uvicorn", "dbt-core", "dbt-duckdb"):
+    for pkg in packages:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
+    return versions
+
+
+def machine_info(servers: Mapping[str, Server]) -> Result:
     try:  # read-only; the tree may have uncommitted changes, so this is only a hint
         head = git("rev-parse", "HEAD", check=False)
     except OSError:
@@ -650,7 +694,8 @@ def machine_info(servers: Mapping[str, Server]) -> Result:
         "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": package_versions("duckdb", "pandas", "pyarrow", "fastapi", "pydantic", "starlette", "uvicorn",
+                                     "dbt-core", "dbt-duckdb"),
         "git_head": head or None,
         "duckapi_env": {k: v for k, v in os.environ.items() if k.startswith("DUCKAPI_")},
         "commands": {name: s.cmd for name, s in servers.items()},
@@ -725,13 +770,14 @@ def out_dir(quick: bool) -> Path:
     return Path(os.environ["DUCKAPI_BENCH_OUT"]) if os.environ.get("DUCKAPI_BENCH_OUT") else WORK if quick else BENCH
 
 
-def results_paths(stem: str, quick: bool, out_json: Path | None = None, out_md: Path | None = None) -> tuple[Path,
-                                                                                                             Path]:
+def results_paths(stem: str, quick: bool, out_json: Path | None = None,
+                  out_md: Path | None = None) -> tuple[Path, Path]:
+    """bench/<stem>_results.json and bench/<STEM>_RESULTS.md (a quick run: -quick under bench/.work/)."""
     name, suffix, folder = f"{stem}_results" if stem else "results", "-quick" if quick else "", out_dir(quick)
     return out_json or folder / f"{name}{suffix}.json", out_md or folder / f"{name.upper()}{suffix}.md"
 
 
-def write_results(results: Result, out_json: Path, out_md: Path, render: Callable[[Result], str],
+def write_results(results: Any, out_json: Path, out_md: Path, render: Callable[[Any], str],
                   strict: bool = False, indent: int = 2, ascii: bool = False) -> int:
     """Write the JSON and the Markdown report, print it; 1 if strict and a target failed."""
     for path in (out_json, out_md):
@@ -763,3 +809,15 @@ def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.N
     results where `results_options` says."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return write_results(run(args), *results_paths(stem, args.quick, args.out_json, args.out_md), render, args.strict)
+
+
+def bench_main(doc: str, stem: str, run: Callable[[argparse.Namespace], Result], render: Callable[[Result], str],
+               quick_help: str, argv: list[str] | None, seed: int | None = None,
+               options: Callable[[argparse.ArgumentParser], Any] = lambda _: None) -> int:
+    """A benchmark's command line: its own `options`, --seed (if it has a default) and results_options; then run."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if seed is not None:
+        parser.add_argument("--seed", type=int, default=seed, help="payload seed")
+    options(parser)
+    results_options(parser, stem, quick_help)
+    return run_and_write(parser.parse_args(argv), stem, run, render)

@@ -8,6 +8,7 @@ operation: tests/test_http.py, tests/test_example_web_events.py).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -31,8 +32,8 @@ def check(name: str, project: Path) -> dict[str, Any]:
            "DUCKAPI_TARGET_PATH": str(WORK / "http" / name / "target"), "DUCKAPI_MAX_BODY_BYTES": str(1024 * 1024)}
     build(db, env, log_name=f"http-{name}-build.log")
     server = Server(f"http-{name}", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env)
-    server.start()
     try:
+        server.start()
         server.wait_ready()
         done = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{server.port}/openapi.json",
@@ -61,12 +62,13 @@ against `duckapi serve` of each project, built first.
 
 
 def main() -> None:
-    only = sys.argv[1:]  # project names to run again; the others' results are kept
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", metavar="project", help=f"run only these again ({', '.join(PROJECTS)})")
+    only = parser.parse_args().only
     saved = out_dir(False) / "http_checks_results.json"
     kept = {r["project"]: r for r in json.loads(saved.read_text())} if only and saved.exists() else {}
     results = [check(name, project) if not only or name in only else kept[name] for name, project in PROJECTS.items()]
-    write_results(results, saved, out_dir(False) / "HTTP_CHECKS_RESULTS.md", markdown,
-                  ascii=True)  # type: ignore[arg-type]
+    write_results(results, saved, out_dir(False) / "HTTP_CHECKS_RESULTS.md", markdown, ascii=True)
 
 
 if __name__ == "__main__":

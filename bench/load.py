@@ -19,30 +19,21 @@ import numpy as np
 import orjson
 
 from bench.harness import (
-    BENCH, PATH, ROOT, WORK, Result, Scenario, Server, Workload, analyse, big_rows, build, drive, fmt, group_pool,
-    machine_info, machine_line, md_table, normalise, request, results_options, run_and_write, run_scenarios,
-    scenario_results,
-    serve_cmd, target_lines, verify,
+    BENCH, PATH, ROOT, WORK, Result, Scenario, Server, Workload, analyse, bench_main, big_rows, build, drive, fmt,
+    group_pool, machine_info, machine_line, md_table, normalise, request, run_scenarios, scenario_results, serve_cmd,
+    target, target_lines, verify,
 )
 
 __all__ = ["BENCH", "ROOT", "FULL", "QUICK", "baseline_server", "copy_db"]
 
 #: Each scenario is timed in this many rounds per server, alternating the servers.
 ROUNDS = 3
-FULL = [
-    Scenario("9 rows c=1", 9, 1, 1500, 15),
-    Scenario("9 rows c=8", 9, 8, 3000, 15),
-    Scenario("10k rows c=1", 10_000, 1, 100, 20),
-    Scenario("100k rows c=1", 100_000, 1, 20, 30),
-    Scenario("1M rows c=1", 1_000_000, 1, 5, 60),
-]
-QUICK = [
-    Scenario("9 rows c=1", 9, 1, 20, 5),
-    Scenario("9 rows c=8", 9, 8, 40, 5),
-    Scenario("10k rows c=1", 10_000, 1, 3, 10),
-    Scenario("100k rows c=1", 100_000, 1, 2, 10),
-    Scenario("1M rows c=1", 1_000_000, 1, 1, 30),
-]
+#: name, rows, concurrency, then requests and time limit (s) of a full run and of a quick one
+PLAN = [("9 rows c=1", 9, 1, 1500, 15, 20, 5), ("9 rows c=8", 9, 8, 3000, 15, 40, 5),
+        ("10k rows c=1", 10_000, 1, 100, 20, 3, 10), ("100k rows c=1", 100_000, 1, 20, 30, 2, 10),
+        ("1M rows c=1", 1_000_000, 1, 5, 60, 1, 30)]
+FULL = [Scenario(name, rows, c, n, s) for name, rows, c, n, s, _, _ in PLAN]
+QUICK = [Scenario(name, rows, c, n, s) for name, rows, c, _, _, n, s in PLAN]
 SELECTED_PART = "group_sums"
 
 
@@ -85,10 +76,10 @@ def measure_selection(port: int, work: Workload) -> Result:
     timings: Result = {}
     for label, path in (("all", PATH), ("one", f"{PATH}?select={SELECTED_PART}")):
         sent, _ = drive(port, payloads, 1, 300, path)
-        ok = [x for x in sent if x is not None and x.status == 200]
+        ok = sorted(x.latency_s for x in sent if x is not None and x.status == 200)
         want = [[{SELECTED_PART: e[0][SELECTED_PART]}] for e in expected] if label == "one" else expected
         timings[label] = {
-            "p50_ms": round(sorted(x.latency_s for x in ok)[len(ok) // 2] * 1000, 1) if ok else None,
+            "p50_ms": round(ok[len(ok) // 2] * 1000, 1) if ok else None,
             "correct": sum(x is not None and x.status == 200 and json.loads(x.body) == w for x, w in zip(sent, want)),
             "requests": len(payloads),
         }
@@ -139,23 +130,19 @@ def run(args: argparse.Namespace) -> Result:
 
 def targets(scenarios: list[Result]) -> list[Result]:
     by = {s["name"]: s for s in scenarios}
-    out = []
-    if c8 := by.get("9 rows c=8"):
-        out.append({"target": "9 rows c=8: duckapi throughput >= 10x baseline", "pass": c8["speedup"] >= 10,
-                    "measured": f"{c8['speedup']:.1f}x"})
-    for s in scenarios:
-        out.append({"target": f"{s['name']}: duckapi p50 below baseline p50", "pass": s["p50_faster"],
-                    "measured": f"{s['duckapi']['latency_ms']['p50']} ms vs {s['baseline']['latency_ms']['p50']} ms"})
-    if big := by.get("1M rows c=1"):
-        peak = big["duckapi"]["rss_mib"]["peak"]
-        out.append({"target": "1M rows: duckapi peak server RSS < 1 GiB", "pass": peak < 1024,
-                    "measured": f"{peak:.0f} MiB"})
-    for s in scenarios:
-        d = s["duckapi"]
-        if d["errors"] or d["wrong"] or d["requests"] == 0:
-            out.append({"target": f"{s['name']}: duckapi answers all correct", "pass": False,
-                        "measured": f"{d['requests']} requests, {d['errors']} errors, {d['wrong']} wrong"})
-    return out
+    c8, big = by.get("9 rows c=8"), by.get("1M rows c=1")
+    return [
+        *([target("9 rows c=8: duckapi throughput >= 10x baseline", c8["speedup"] >= 10, f"{c8['speedup']:.1f}x")]
+          if c8 else []),
+        *(target(f"{s['name']}: duckapi p50 below baseline p50", s["p50_faster"],
+                 f"{s['duckapi']['latency_ms']['p50']} ms vs {s['baseline']['latency_ms']['p50']} ms")
+          for s in scenarios),
+        *([target("1M rows: duckapi peak server RSS < 1 GiB", big["duckapi"]["rss_mib"]["peak"] < 1024,
+                  f"{big['duckapi']['rss_mib']['peak']:.0f} MiB")] if big else []),
+        *(target(f"{s['name']}: duckapi answers all correct", False,
+                 f"{d['requests']} requests, {d['errors']} errors, {d['wrong']} wrong")
+          for s in scenarios for d in [s["duckapi"]] if d["errors"] or d["wrong"] or d["requests"] == 0),
+    ]
 
 
 def batched_cell(server: Result, unit: str = " statements") -> str:
@@ -225,10 +212,7 @@ def markdown(results: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=20240521, help="payload seed")
-    results_options(parser, "", "tiny request counts: a smoke run under a minute")
-    return run_and_write(parser.parse_args(argv), "", run, markdown)
+    return bench_main(__doc__, "", run, markdown, "tiny request counts: a smoke run under a minute", argv, 20240521)
 
 
 if __name__ == "__main__":

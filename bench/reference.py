@@ -27,10 +27,9 @@ import orjson
 import pyarrow as pa
 
 from bench.harness import (
-    BENCH, MIB, WORK, Result, Scenario, Sent, Server, Timing, Usage, clean_env, fmt, gc_frozen, git_and_load,
-    machine_info, machine_line, md_table, quiet_first, request, results_options, run_and_write, scenario_results,
-    serve_cmd,
-    start_all, stop_all, target_lines, time_alternating, tree_changes, warm,
+    BENCH, MIB, WORK, Result, Scenario, Sent, Server, Usage, bench_main, clean_env, fmt, gc_frozen,
+    git_and_load, machine_info, machine_line, md_table, quiet_first, request, scenario_results, serve_cmd, start_all,
+    stop_all, target, target_lines, timed, tree_changes, warm,
 )
 
 PROJECT = BENCH / "projects" / "reference"
@@ -59,34 +58,27 @@ class Warehouse:
 
     @property
     def db(self) -> Path:
-        # One folder per warehouse, one file name: the catalog name ("reference") dbt compiles in is the same.
+        """One folder per warehouse, one file name: the catalog name ("reference") dbt compiles in is the same."""
         return HERE / f"{self.rows}{'-indexed' if self.indexed else ''}" / "reference.duckdb"
 
-    @property
-    def main(self) -> bool:
-        return self.rows == MAIN_ROWS and not self.indexed
+
+MAIN = Warehouse(MAIN_ROWS)  # the main scenarios' warehouse
 
 
 @dataclass(frozen=True)
 class Plan:
     sizes: tuple[Warehouse, ...]
-    main: tuple[Scenario, ...]  # on the main warehouse's server (MAIN_ROWS, no index)
+    main: tuple[Scenario, ...]  # on MAIN's server
     other: tuple[Scenario, ...]  # on the others' servers
     profile_iterations: int
 
 
-FULL = Plan(
-    sizes=(Warehouse(100_000), Warehouse(1_000_000), Warehouse(10_000_000), Warehouse(1_000_000, indexed=True)),
-    main=(Scenario("9 rows c=1", 9, 1, 600, 12), Scenario("100k rows c=1", 100_000, 1, 15, 45)),
-    other=(Scenario("9 rows c=1", 9, 1, 300, 8), Scenario("100k rows c=1", 100_000, 1, 6, 30)),
-    profile_iterations=200,
-)
-QUICK = Plan(
-    sizes=(Warehouse(100_000), Warehouse(1_000_000)),
-    main=(Scenario("9 rows c=1", 9, 1, 60, 4), Scenario("100k rows c=1", 100_000, 1, 3, 10)),
-    other=(Scenario("9 rows c=1", 9, 1, 30, 3), Scenario("100k rows c=1", 100_000, 1, 2, 8)),
-    profile_iterations=30,
-)
+FULL = Plan((Warehouse(100_000), MAIN, Warehouse(10_000_000), Warehouse(1_000_000, indexed=True)),
+            (Scenario("9 rows c=1", 9, 1, 600, 12), Scenario("100k rows c=1", 100_000, 1, 15, 45)),
+            (Scenario("9 rows c=1", 9, 1, 300, 8), Scenario("100k rows c=1", 100_000, 1, 6, 30)), 200)
+QUICK = Plan((Warehouse(100_000), MAIN),
+             (Scenario("9 rows c=1", 9, 1, 60, 4), Scenario("100k rows c=1", 100_000, 1, 3, 10)),
+             (Scenario("9 rows c=1", 9, 1, 30, 3), Scenario("100k rows c=1", 100_000, 1, 2, 8)), 30)
 
 
 def build_all(sizes: tuple[Warehouse, ...]) -> dict[Warehouse, Result]:
@@ -181,35 +173,27 @@ class Reference:
                                                        prices)]
 
 
-def first_difference(got: Any, expected: list[dict[str, Any]]) -> str:
-    if not isinstance(got, list):
-        return f"not a list: {str(got)[:200]}"
-    if len(got) != len(expected):
-        return f"{len(got)} rows vs {len(expected)} expected"
-    i = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
-    return f"row {i}: got {str(got[i])[:200]} expected {str(expected[i])[:200]}"
-
-
 def check(sent: list[Sent | None], orders: Orders, reference: Reference, join: bool) -> Result:
     """Wrong answers among the 200s (exact equality with the Python computation, row order included)."""
     wrong, examples = 0, []
     for s, columns in zip(sent, orders.columns):
-        if s is None or s.status != 200:
+        if s is None or s.status != 200 or (got := orjson.loads(s.body)) == (want := reference.expected(columns, join)):
             continue
-        if (got := orjson.loads(s.body)) != (want := reference.expected(columns, join)):
-            wrong += 1
-            examples += [first_difference(got, want)][:3 - len(examples)]
+        wrong += 1
+        if len(examples) < 3:
+            examples.append(f"not a list: {str(got)[:200]}" if not isinstance(got, list) else
+                            f"{len(got)} rows vs {len(want)} expected" if len(got) != len(want) else
+                            next(f"row {i}: got {str(a)[:200]} expected {str(b)[:200]}"
+                                 for i, (a, b) in enumerate(zip(got, want)) if a != b))
     return {"wrong": wrong, "wrong_examples": examples}
 
 # ---------------------------------------------------------------- in-process profile
 
 
-def p50_ms(values: list[float]) -> float:
-    return round(statistics.median(values) * 1000, 3) if values else float("nan")
-
-
 def with_ratio(times: dict[str, list[float]]) -> Result:
-    out: Result = {f"{name}_p50_ms": p50_ms(v) for name, v in times.items()}
+    """The p50 in ms of each side, and join / no join."""
+    out: Result = {f"{name}_p50_ms": round(statistics.median(v) * 1000, 3) if v else float("nan")
+                   for name, v in times.items()}
     return out | {"ratio": round(out["join_p50_ms"] / out["no join_p50_ms"], 2)}
 
 
@@ -300,16 +284,16 @@ def run(args: argparse.Namespace) -> Result:
     print("building", ", ".join(w.label for w in plan.sizes), "reference rows into", HERE, flush=True)
     built = build_all(plan.sizes)
     servers = {w: server(w) for w in plan.sizes}
+    main = MAIN if MAIN in plan.sizes else plan.sizes[0]
     results: Result = {"quick": args.quick, "seed": args.seed, "main_rows": MAIN_ROWS, "miss_rate": MISS_RATE,
-                       "endpoints": ENDPOINTS, "load": quiet}
-    raw: list[tuple[Warehouse, list[tuple[Scenario, Orders, dict[str, Timing]]]]] = []
+                       "endpoints": ENDPOINTS, "load": quiet, "sizes": []}
     memory: dict[Warehouse, dict[str, float]] = {}
-    sql: dict[str, str] = {}
+    raw, sql = [], {}
     try:
         start_all(servers.values())
         print("generating payloads (servers start meanwhile)", flush=True)
         seen: set[bytes] = set()
-        scenarios = {w: plan.main if w.main else plan.other for w in plan.sizes}
+        scenarios = {w: plan.main if w == MAIN else plan.other for w in plan.sizes}
         # Payloads depend on the size only: the indexed warehouse gets the same ones as its twin.
         work = {w: [make_orders(sc, w.rows, args.seed, i, seen if not w.indexed else set())
                     for i, sc in enumerate(scenarios[w])] for w in plan.sizes}
@@ -324,19 +308,13 @@ def run(args: argparse.Namespace) -> Result:
             for path in ENDPOINTS.values():  # first requests attach the snapshot in each lane
                 warm(s, warmups[w].payloads, path)
             mem["after_warm_up"] = rss_mib(s)
-            timed = []
             for sc, orders in zip(scenarios[w], work[w]):
-                timings = time_alternating({name: s for name in ENDPOINTS}, sc, orders.payloads, paths=ENDPOINTS)
+                timings = timed({name: s for name in ENDPOINTS}, sc, orders.payloads, f"{w.label:10} ", paths=ENDPOINTS)
                 mem[f"after {sc.name}"] = rss_mib(s)
                 mem[f"peak {sc.name}"] = round(max(t.peak_rss for t in timings.values()) / MIB, 1)
-                for name, t in timings.items():
-                    n = sum(x is not None for x in t.sent)
-                    print(f"  {w.label:10} {sc.name:14} {name:8} {n:5} requests in {t.wall_s:6.1f}s", flush=True)
-                timed.append((sc, orders, timings))
-            raw.append((w, timed))
-        main = servers[main_of(plan)]
+                raw.append((w, sc, orders, timings))
         for name, path in ENDPOINTS.items():
-            status, _, body = request(main.port, "GET", path.rstrip("/") + "/sql", None)
+            status, _, body = request(servers[main].port, "GET", path.rstrip("/") + "/sql", None)
             if status != 200:
                 raise RuntimeError(f"GET {path}sql: {status}")
             sql[name] = body.decode()
@@ -347,14 +325,24 @@ def run(args: argparse.Namespace) -> Result:
         stop_all(servers.values())
         gc.unfreeze()
     print("verifying answers", flush=True)
-    results["sizes"] = [size_entry(w, timed, built[w], memory[w]) for w, timed in raw]
+    for w in plan.sizes:  # every answer checked against the warehouse's stored `items` rows
+        reference = Reference(w.db)
+        entry = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built[w], "rss_mib": memory[w],
+                 "scenarios": []}
+        for sc, orders, timings in ((sc, o, t) for v, sc, o, t in raw if v == w):
+            scenario = scenario_results(sc, timings, lambda name, t: check(t.sent, orders, reference, name == "join"))
+            j, p = scenario["join"], scenario["no join"]
+            scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
+            scenario["throughput_ratio"] = (round(j["throughput_rps"] / p["throughput_rps"], 2)
+                                            if p["throughput_rps"] else None)
+            entry["scenarios"].append(scenario)
+        results["sizes"].append(entry)
     print("profiling the join in-process", flush=True)
     from duckapi.dbt.project import load_manifest
     from duckapi.settings import Settings
 
-    manifest = load_manifest(Settings.from_env(env={}, project_dir=PROJECT,
-                                               target_path=main_of(plan).db.parent / "serve-target"))
-    results.update(profile=profile(plan, args.seed, sql, manifest), sql=sql)
+    settings = Settings.from_env(env={}, project_dir=PROJECT, target_path=main.db.parent / "serve-target")
+    results.update(profile=profile(plan, args.seed, sql, load_manifest(settings)), sql=sql)
     results["targets"] = targets(results)
     results["machine"] = machine_info({f"reference {w.label}": s for w, s in servers.items()})
     results["machine"]["duckapi_tree_changes"] = tree_changes()
@@ -362,53 +350,34 @@ def run(args: argparse.Namespace) -> Result:
     return results
 
 
-def size_entry(w: Warehouse, timed: list[tuple[Scenario, Orders, dict[str, Timing]]], built: Result,
-               memory: dict[str, float]) -> Result:
-    """One warehouse's results, every answer checked against its stored `items` rows."""
-    reference = Reference(w.db)
-    entry: Result = {"rows": w.rows, "indexed": w.indexed, "label": w.label, **built, "rss_mib": memory,
-                     "scenarios": []}
-    for sc, orders, timings in timed:
-        scenario = scenario_results(sc, timings, lambda name, t: check(t.sent, orders, reference, name == "join"))
-        j, p = scenario["join"], scenario["no join"]
-        scenario["p50_ratio"] = round(j["latency_ms"]["p50"] / p["latency_ms"]["p50"], 2)
-        scenario["throughput_ratio"] = round(j["throughput_rps"] / p["throughput_rps"],
-                                             2) if p["throughput_rps"] else None
-        entry["scenarios"].append(scenario)
-    return entry
-
-
-def main_of(plan: Plan) -> Warehouse:
-    return next((w for w in plan.sizes if w.main), plan.sizes[0])
-
-
 def targets(results: Result) -> list[Result]:
-    out = [{"target": f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
-            "pass": sc["p50_ratio"] <= 2.0,
-            "measured": f"{sc['join']['latency_ms']['p50']} ms vs {sc['no join']['latency_ms']['p50']} ms: "
-                        f"{sc['p50_ratio']}x"}
+    out = [target(f"9 rows joined to {label(MAIN_ROWS)} reference rows: p50 at most 2x without the join",
+                  sc["p50_ratio"] <= 2.0, f"{sc['join']['latency_ms']['p50']} ms vs "
+                  f"{sc['no join']['latency_ms']['p50']} ms: {sc['p50_ratio']}x")
            for size in results["sizes"] for sc in size["scenarios"]
            if size["rows"] == MAIN_ROWS and not size["indexed"] and sc["name"] == "9 rows c=1"]
-    bad = [f"{size['label']} {sc['name']} {name}: {sc[name]['requests']} requests, {sc[name]['errors']} errors, "
-           f"{sc[name]['wrong']} wrong"
-           for size in results["sizes"] for sc in size["scenarios"] for name in ENDPOINTS
-           if sc[name]["errors"] or sc[name]["wrong"] or not sc[name]["requests"]]
-    return out + [{"target": "every answer correct (all sizes, both endpoints)", "pass": not bad,
-                   "measured": "; ".join(bad) or "all correct"}]
+    bad = [f"{size['label']} {sc['name']} {name}: {r['requests']} requests, {r['errors']} errors, {r['wrong']} wrong"
+           for size in results["sizes"] for sc in size["scenarios"] for name in ENDPOINTS for r in [sc[name]]
+           if r["errors"] or r["wrong"] or not r["requests"]]
+    return out + [target("every answer correct (all sizes, both endpoints)", not bad, "; ".join(bad) or "all correct")]
 
 
 def markdown(results: Result) -> str:
     m = results["machine"]
     main = next((s for s in results["sizes"] if s["rows"] == MAIN_ROWS and not s["indexed"]), results["sizes"][0])
     names = [sc["name"] for sc in main["scenarios"]]
+
+    def pair(r: Result) -> str:
+        return f"{fmt(r['join_p50_ms'], 2)} / {fmt(r['no join_p50_ms'], 2)} ({fmt(r['ratio'], 2)}x)"
+
     rows = md_table("| scenario | endpoint | requests | req/s | p50 ms | p95 ms | max ms | server CPU ms/req "
                     "| other procs' CPU (cores) | peak RSS MiB | errors | wrong |", "llrrrrrrrrcc", [
                         row for sc in main["scenarios"] for row in [
-                            *((sc["name"], f"{name} ({ENDPOINTS[name]})", r["requests"], fmt(r["throughput_rps"]),
+                            *((sc["name"], f"{name} ({path})", r["requests"], fmt(r["throughput_rps"]),
                                *(fmt(r["latency_ms"][q], 2) for q in ("p50", "p95", "max")),
                                fmt(r["cpu"]["server_ms_per_request"], 2), fmt(r["cpu"]["other_processes_cores"], 2),
                                fmt(r["rss_mib"]["peak"], 0), r["errors"], r["wrong"])
-                              for name, r in ((name, sc[name]) for name in ENDPOINTS)),
+                              for name, path in ENDPOINTS.items() for r in [sc[name]]),
                             (sc["name"], "**join / no join**", "", f"{fmt(sc['throughput_ratio'], 2)}x",
                              f"**{fmt(sc['p50_ratio'], 2)}x**", *[""] * 7)]])
     sizes = md_table("| reference rows | warehouse file MiB | RSS after start-up | after warm-up | "
@@ -425,49 +394,29 @@ def markdown(results: Result) -> str:
     prof = md_table("| reference rows | engine in-process join / no join ms (ratio) | DuckDB alone, 1 thread (ratio) "
                     "| DuckDB alone, 2 threads (ratio) | row groups the join scans | plan | other procs' CPU (cores) |",
                     "rrrrccr", [
-                        (p["label"], *(f"{fmt(p[k]['join_p50_ms'], 2)} / {fmt(p[k]['no join_p50_ms'], 2)} "
-                                       f"({fmt(p[k]['ratio'], 2)}x)" for k in ("engine", "duckdb", "duckdb_2_threads")),
+                        (p["label"], *(pair(p[k]) for k in ("engine", "duckdb", "duckdb_2_threads")),
                          p["duckdb"]["row_groups_scanned"],
                          f"{p['duckdb']['join_type']} join, {p['duckdb']['scan_type']}",
                          fmt(p["other_processes_cores"], 2)) for p in results["profile"]])
     return "\n".join([
-        f"# Reference-data benchmark{' (quick run)' if results['quick'] else ''}",
-        "",
-        machine_line(m, "duckdb") + git_and_load(m, results["load"]),
-        "",
+        f"# Reference-data benchmark{' (quick run)' if results['quick'] else ''}", "",
+        machine_line(m, "duckdb") + git_and_load(m, results["load"]), "",
         f"Project bench/projects/reference: `{ENDPOINTS['join']}` joins request lines to `items` in the warehouse "
         f"snapshot, `{ENDPOINTS['no join']}` computes the same answer without it; {int(MISS_RATE * 100)}% of the keys "
-        "missing. `python -m bench.reference` regenerates this file; docs/benchmarks.md (Reference data) says how.",
-        "",
-        f"## {label(main['rows'])} reference rows",
-        "",
-        rows,
-        "",
-        "## Targets",
-        "",
-        *target_lines(results["targets"]),
-        "",
-        "## Memory and latency by warehouse",
-        "",
-        "Server RSS in MiB: after start-up, after warm-up, after each scenario / its peak, idle at the end.",
-        "",
-        sizes,
-        "",
-        "## Where the join's time goes (in-process, 9-row requests)",
-        "",
+        "missing. `python -m bench.reference` regenerates this file; docs/benchmarks.md (Reference data) says how.", "",
+        f"## {label(main['rows'])} reference rows", "", rows, "",
+        "## Targets", "", *target_lines(results["targets"]), "",
+        "## Memory and latency by warehouse", "",
+        "Server RSS in MiB: after start-up, after warm-up, after each scenario / its peak, idle at the end.", "",
+        sizes, "", "## Where the join's time goes (in-process, 9-row requests)", "",
         "p50 of duckapi's engine in this process, and of DuckDB alone running the served statements on a connection "
-        "set up like a lane; row groups from `explain analyze`.",
-        "",
-        prof,
-        "",
+        "set up like a lane; row groups from `explain analyze`.", "", prof, "",
     ])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=20261201, help="payload seed")
-    results_options(parser, "reference", "two sizes, tiny request counts: a smoke run under a minute")
-    return run_and_write(parser.parse_args(argv), "reference", run, markdown)
+    return bench_main(__doc__, "reference", run, markdown, "two sizes, tiny request counts: a smoke run under a minute",
+                      argv, seed=20261201)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.harness import (
-    ROOT, WORK, Result, Server, build, clean_env, fmt, git, load_before, machine_info, machine_line, md_table,
-    quiet_first,
-    results_options, run_and_write, run_scenarios, scenario_results, serve_cmd, target_lines, tree_changes, verify,
+    ROOT, WORK, Result, Server, bench_main, build, clean_env, fmt, git, load_before, machine_info, machine_line,
+    md_table, quiet_first, run_scenarios, scenario_results, serve_cmd, target, target_lines, tree_changes, verify,
 )
 from bench.load import FULL, QUICK, batched_cell
 
@@ -90,9 +89,7 @@ def run(args: argparse.Namespace) -> Result:
                         rounds=rounds, abba=True)
     print("verifying answers", flush=True)
     for sc, work, per_server in raw:  # both sides are duckapi: exact equality with the oracle
-        entry = scenario_results(sc, per_server, lambda name, t: verify(t.sent, work.expected))
-        for name, t in per_server.items():
-            entry[name].update(batched=t.batched, per_round=t.per_round)
+        entry = scenario_results(sc, per_server, lambda name, t: verify(t.sent, work.expected), "batched", "per_round")
         c, b = entry["current"], entry["base"]
         entry["throughput_ratio"] = round(c["throughput_rps"] / b["throughput_rps"], 3) if b["throughput_rps"] else None
         entry["p50_ratio"] = round(c["latency_ms"]["p50"] / b["latency_ms"]["p50"], 3)
@@ -108,14 +105,13 @@ def targets(scenarios: list[Result]) -> list[Result]:
     out = []
     for s in scenarios:
         c, b = s["current"], s["base"]
-        out.append({"target": f"{s['name']}: req/s at least {1 - TOLERANCE:.0%} of the base's",
-                    "pass": s["throughput_ratio"] is not None and s["throughput_ratio"] >= 1 - TOLERANCE,
-                    "measured": f"{c['throughput_rps']} vs {b['throughput_rps']} req/s: {s['throughput_ratio']}x"})
-        out.append({"target": f"{s['name']}: p50 at most {1 + TOLERANCE:.0%} of the base's",
-                    "pass": s["p50_ratio"] <= 1 + TOLERANCE,
-                    "measured": f"{c['latency_ms']['p50']} vs {b['latency_ms']['p50']} ms: {s['p50_ratio']}x"})
-        out += [{"target": f"{s['name']}: {name} answers all correct", "pass": False,
-                 "measured": f"{r['requests']} requests, {r['errors']} errors, {r['wrong']} wrong"}
+        out += [target(f"{s['name']}: req/s at least {1 - TOLERANCE:.0%} of the base's",
+                       s["throughput_ratio"] is not None and s["throughput_ratio"] >= 1 - TOLERANCE,
+                       f"{c['throughput_rps']} vs {b['throughput_rps']} req/s: {s['throughput_ratio']}x"),
+                target(f"{s['name']}: p50 at most {1 + TOLERANCE:.0%} of the base's", s["p50_ratio"] <= 1 + TOLERANCE,
+                       f"{c['latency_ms']['p50']} vs {b['latency_ms']['p50']} ms: {s['p50_ratio']}x")]
+        out += [target(f"{s['name']}: {name} answers all correct", False,
+                       f"{r['requests']} requests, {r['errors']} errors, {r['wrong']} wrong")
                 for name, r in (("current", c), ("base", b)) if r["errors"] or r["wrong"] or not r["requests"]]
     return out
 
@@ -143,13 +139,12 @@ def markdown(results: Result) -> str:
         f"# Regression benchmark: the bundled 9-row analysis, current vs {base['commit'][:7]}"
         + (" (quick run)" if results["quick"] else ""),
         "",
-        f"{machine_line(m, 'duckdb')}. 1-minute load {load_before(load)} before the run "
-        f"(waited for < {load.get('max_load', '-')}: {load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the "
-        f"end.",
+        f"{machine_line(m, 'duckdb')}. 1-minute load {load_before(load)} before the run (waited for < "
+        f"{load.get('max_load', '-')}: {load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.",
         "",
         f"Current: this checkout at {cur['commit'][:7]}"
-        + (f" with uncommitted changes to {', '.join(c.split()[-1] for c in changes)}" if changes else " (duckapi/ "
-                                                                                                       "clean)")
+        + (f" with uncommitted changes to {', '.join(c.split()[-1] for c in changes)}" if changes
+           else " (duckapi/ clean)")
         + f". Base: {base['commit'][:7]} from {base['tree']}, imports resolved to "
         f"{Path(base['imports']['duckapi']).parent}. {results['rounds']} rounds per scenario, ABBA. "
         "`python -m bench.regression` regenerates this file.",
@@ -172,12 +167,12 @@ def markdown(results: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=20240521, help="payload seed (bench/load.py's default)")
-    parser.add_argument("--base", default=BASE_COMMIT, help=f"the commit to compare with [default {BASE_COMMIT}]")
-    parser.add_argument("--base-tree", type=Path, default=BASE_TREE, help=f"its worktree [default {BASE_TREE}]")
-    results_options(parser, "regression", "tiny request counts: a smoke run under a minute")
-    return run_and_write(parser.parse_args(argv), "regression", run, markdown)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--base", default=BASE_COMMIT, help=f"the commit to compare with [default {BASE_COMMIT}]")
+        parser.add_argument("--base-tree", type=Path, default=BASE_TREE, help=f"its worktree [default {BASE_TREE}]")
+
+    return bench_main(__doc__, "regression", run, markdown, "tiny request counts: a smoke run under a minute", argv,
+                      20240521, options)
 
 
 if __name__ == "__main__":
