@@ -27,30 +27,40 @@ from tests.shop_support import shop_answer, shop_client  # noqa: F401  (a fixtur
 from tests.test_spark_cluster import Cluster, cluster, duckapi  # noqa: F401  (the module's fixture)
 
 
-def test_spark_connect_on_the_cluster_reads_the_same_catalog(
-    cluster: Cluster, shop_client: TestClient, monkeypatch: pytest.MonkeyPatch  # noqa: F811
-) -> None:
-    """A Connect server whose driver runs on the cluster with the target's catalog settings
-    (the profile's server_side_parameters): `--spark-remote` answers as DuckDB does."""
-    for key, value in cluster.env.items():
+def connect_conf(
+    cluster: Cluster, env: dict[str, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> dict[str, str]:
+    """The cluster target's Spark settings with `env` set (the profile's server_side_parameters),
+    as a Connect server on the cluster takes them: without the master, which it is given."""
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     conf = profiles.spark_conf(cluster.shop, "cluster")
     conf.pop("spark.master")
+    return conf
+
+
+def duckdb_answer(cluster: Cluster, db: str, out: str) -> bytes:  # noqa: F811
+    """/customers/ on DuckDB over the cluster's rows, the shop (as it is now) built into `db` first."""
+    duck = {**cluster.env, "DUCKAPI_DB_PATH": str(cluster.folder / db)}
+    duckapi("build", "--project", str(cluster.shop), env=duck)
+    duckapi("run", "--project", str(cluster.shop), "--engine", "duckdb", "--endpoint", "/customers/", *cluster.inputs,
+            "--output", str(cluster.folder / out), env=duck)
+    return (cluster.folder / out).read_bytes()
+
+
+def test_spark_connect_on_the_cluster_reads_the_same_catalog(
+    cluster: Cluster, shop_client: TestClient, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """A Connect server whose driver runs on the cluster with the target's catalog settings:
+    `--spark-remote` answers as DuckDB does."""
+    conf = connect_conf(cluster, cluster.env, monkeypatch)
     with connect_server(cluster.folder / "connect", cluster.master, conf) as remote:
         answer = cluster.run("/customers/", "customers-connect.json", "--spark-remote", remote)
     assert answer.read_bytes() == shop_answer(shop_client, "/customers/", cluster.orders, cluster.payments)
 
 
 def test_a_rebuild_is_picked_up_by_the_next_run(cluster: Cluster) -> None:  # noqa: F811
-    duck = {**cluster.env, "DUCKAPI_DB_PATH": str(cluster.folder / "shop.duckdb")}
-    duckdb_args = ["--engine", "duckdb", "--endpoint", "/customers/", *cluster.inputs]
-
-    def on_duckdb(out: str) -> bytes:
-        duckapi("run", "--project", str(cluster.shop), *duckdb_args, "--output", str(cluster.folder / out), env=duck)
-        return (cluster.folder / out).read_bytes()
-
-    duckapi("build", "--project", str(cluster.shop), env=duck)
-    before = on_duckdb("before.json")
+    before = duckdb_answer(cluster, "shop.duckdb", "before.json")
     assert cluster.run("/customers/", "cluster-before.json").read_bytes() == before
     prices = cluster.shop / "seeds" / "prices.csv"
     with prices.open(newline="") as f:
@@ -61,8 +71,7 @@ def test_a_rebuild_is_picked_up_by_the_next_run(cluster: Cluster) -> None:  # no
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    duckapi("build", "--project", str(cluster.shop), env=duck)
-    doubled = on_duckdb("doubled.json")
+    doubled = duckdb_answer(cluster, "shop.duckdb", "doubled.json")
     assert doubled != before
     duckapi("build", "--project", str(cluster.shop), "--target", "cluster", env=cluster.env)
     assert cluster.run("/customers/", "cluster-doubled.json").read_bytes() == doubled
@@ -73,24 +82,13 @@ def test_a_postgresql_metastore_is_shared_by_processes_at_once(cluster: Cluster,
         env = {**cluster.env, "DUCKAPI_SPARK_CATALOG": url, "DUCKAPI_SPARK_CATALOG_USER": "postgres",
                "DUCKAPI_SPARK_CATALOG_JARS": "/usr/share/java/postgresql.jar",
                "DUCKAPI_SPARK_CATALOG_WAREHOUSE": str(cluster.folder / "pg-warehouse")}
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        conf = profiles.spark_conf(cluster.shop, "cluster")
-        conf.pop("spark.master")
+        conf = connect_conf(cluster, env, monkeypatch)
         conf["spark.cores.max"] = "1"  # a standalone app takes every free core: leave one for the build
         with connect_server(cluster.folder / "pg-connect", cluster.master, conf) as remote:
             # The server has the catalog open (a first query reads it); a build writes it meanwhile.
-            duckapi("run", "--project", str(cluster.shop), "--engine", "spark", "--target", "cluster",
-                    "--spark-remote", remote, "--endpoint", "/customers/", *cluster.inputs,
-                    "--output", str(cluster.folder / "pg-missing.json"), env=env, expect=1)
+            cluster.run("/customers/", "pg-missing.json", "--spark-remote", remote, env=env, expect=1)
             duckapi("build", "--project", str(cluster.shop), "--target", "cluster", env=env)
-            out = cluster.folder / "pg-customers.json"
-            duckapi("run", "--project", str(cluster.shop), "--engine", "spark", "--target", "cluster",
-                    "--spark-remote", remote, "--endpoint", "/customers/", *cluster.inputs, "--output", str(out), env=env)
+            out = cluster.run("/customers/", "pg-customers.json", "--spark-remote", remote, env=env)
     # DuckDB over the same project (whose prices an earlier test of this module may have changed).
-    duck = {**cluster.env, "DUCKAPI_DB_PATH": str(cluster.folder / "pg-shop.duckdb")}
-    duckapi("build", "--project", str(cluster.shop), env=duck)
-    expected = cluster.folder / "pg-duckdb.json"
-    duckapi("run", "--project", str(cluster.shop), "--engine", "duckdb", "--endpoint", "/customers/", *cluster.inputs,
-            "--output", str(expected), env=duck)
-    assert out.read_bytes() == expected.read_bytes() and json.loads(expected.read_bytes())
+    expected = duckdb_answer(cluster, "pg-shop.duckdb", "pg-duckdb.json")
+    assert out.read_bytes() == expected and json.loads(expected)

@@ -36,8 +36,8 @@ from tests.conftest import Built, settings_in
 from tests.oracle import ANIMALS, analyse
 from tests.payloads import INT64_MAX, INT64_MIN, random_rows
 from tests.shop_support import (  # shop_client: a fixture
-    dataset_json,
-    ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, oracle, random_shop, same_rows, shop_answer, shop_build, shop_client,
+    ENDPOINTS, ORDER_TYPES, PAYMENT_TYPES, SHOP, dataset_json, oracle, random_shop, same_rows, shop_answer, shop_build,
+    shop_client,
 )
 from tests.spark_support import require_java, shared_engine, spark_manifest, spark_pipelines
 from tests.test_equality import write_csv, write_json_array, write_ndjson, write_parquet

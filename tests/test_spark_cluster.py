@@ -34,12 +34,11 @@ from tests.spark_support import require_java
 from tests.test_equality import write_csv, write_parquet
 
 
-def duckapi(*args: str, env: dict[str, str], expect: int = 0) -> str:
-    """A duckapi command in a process of its own; its stderr."""
+def duckapi(*args: str, env: dict[str, str], expect: int = 0) -> None:
+    """A duckapi command in a process of its own, exiting with `expect`."""
     done = subprocess.run([sys.executable, "-m", "duckapi.cli", *args], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == expect, (args, done.stdout[-3000:], done.stderr[-3000:])
-    return done.stderr
 
 
 @dataclass
@@ -53,12 +52,12 @@ class Cluster:
     env: dict[str, str]  # the cluster target's env vars set
 
     def run(self, endpoint: str, out: str, *extra: str, project: Path | None = None,
-            inputs: list[str] | None = None) -> Path:
-        """`duckapi run` on the cluster in a process of its own; `out` ending in / is a
-        folder: a Parquet dataset."""
+            inputs: list[str] | None = None, env: dict[str, str] | None = None, expect: int = 0) -> Path:
+        """`duckapi run` on the cluster in a process of its own (with the target's env vars,
+        or `env`); `out` ending in / is a folder: a Parquet dataset."""
         args = ["--engine", "spark", "--target", "cluster", *(["--endpoint", endpoint] if endpoint else []), *extra]
         duckapi("run", "--project", str(project or self.shop), *args, *(inputs or self.inputs),
-                "--output", f"{self.folder}/{out}", env=self.env)
+                "--output", f"{self.folder}/{out}", env=env or self.env, expect=expect)
         return self.folder / out
 
 
