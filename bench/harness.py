@@ -765,6 +765,84 @@ def git_and_load(m: Result, load: Result) -> str:
             f"{load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.")
 
 
+def cell(x: Any) -> str:
+    """A value as one Markdown table cell: lists joined, no line breaks or bars."""
+    text = ", ".join(map(cell, x)) or "-" if isinstance(x, list) else "-" if x is None or x == {} else str(x)
+    return text.replace("\n", " ").replace("|", "\\|")
+
+
+def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level, keys joined by ' '; lists of dicts stay whole (they become tables of their own)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flat(v, f"{prefix}{k} ") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
+def is_rows(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Rows of dicts as a Markdown table, a column per key any row has (flattened); turned on its side (a column
+    per row, named by its first value) when there are many more keys than rows. Lists of rows inside: below."""
+    flats = [flat(r) for r in rows]
+    cols = list(dict.fromkeys(k for f in flats for k in f if not is_rows(f[k])))
+    grid = [[c.replace("_", " ") for c in cols], *([cell(f.get(c)) for c in cols] for f in flats)]
+    if len(cols) > 8 and len(rows) < len(cols) / 2:
+        grid = [[grid[0][0], *(r[0] for r in grid[1:])], *([r[i] for r in grid] for i in range(1, len(cols)))]
+    lines = ["| " + " | ".join(r) + " |" for r in grid]
+    lines.insert(1, "|" + "---|" * len(grid[0]))
+    for f in flats:
+        for k, v in f.items():
+            if is_rows(v):
+                lines += ["", f"{cell(f.get(cols[0]))}, {k.replace('_', ' ')}:", "", *table(v)]
+    return lines
+
+
+def section(value: Any) -> list[str]:
+    """A results entry in Markdown: rows as a table, a dict of alike dicts as a table with a row each, any other
+    dict as a two-column table (nested keys joined), a scalar or list of scalars as a line."""
+    if is_rows(value):
+        return table(value)
+    if isinstance(value, dict) and value:
+        subs = list(value.values())
+        if all(isinstance(v, dict) for v in subs) and len({frozenset(v) for v in subs}) == 1 and len(subs) > 1:
+            return table([{"": k, **v} for k, v in value.items()])
+        f = flat(value)
+        rows = [("| " + k.replace("_", " ") + " | " + cell(v) + " |") for k, v in f.items() if not is_rows(v)]
+        lines = ["| | |", "|---|---|", *rows] if rows else []
+        for k, v in f.items():
+            if is_rows(v):
+                lines += ["", f"{k.replace('_', ' ')}:", "", *table(v)]
+        return lines
+    return [cell(value)]
+
+
+def report(title: str, results: Result, about: str = "",
+           skip: Container[str] = ("machine", "load", "quick", "targets", "total_s")) -> str:
+    """A results file's Markdown, the same for every bench: the title, what ran and where, the targets met and
+    missed, then each other entry of the results under its own heading (the JSON beside it has everything)."""
+    m, load = results.get("machine"), results.get("load") or {}
+    lines = [f"# {title}{' (quick run)' if results.get('quick') else ''}", ""]
+    if isinstance(m, dict):
+        versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items() if v)
+        lines += [f"{m.get('date_utc')}, {m.get('cpu_count')} CPUs, {m.get('memory_gib')} GiB, Python "
+                  f"{m.get('python')}, git {(m.get('git_head') or '?')[:7]}; {versions}." + (
+                      f" 1-minute load {cell(load.get('load1_seen', load.get('loadavg_at_start')))} before the run, "
+                      f"{cell(m['loadavg_at_end'])} at the end." if m.get("loadavg_at_end") else ""), ""]
+    lines += [about, ""] if about else []
+    if targets := results.get("targets"):
+        lines += ["## Targets", "", *(f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})"
+                                      for t in targets), ""]
+    for key, value in results.items():
+        if key not in skip:
+            lines += [f"## {key.replace('_', ' ')}", "", *section(value), ""]
+    if "total_s" in results:
+        lines += [f"Whole run: {results['total_s']} s.", ""]
+    return "\n".join(lines)
+
+
 def out_dir(quick: bool) -> Path:
     """Where results go: DUCKAPI_BENCH_OUT if set, else bench/ (a quick run: bench/.work/)."""
     return Path(os.environ["DUCKAPI_BENCH_OUT"]) if os.environ.get("DUCKAPI_BENCH_OUT") else WORK if quick else BENCH
@@ -801,6 +879,7 @@ def results_options(parser: argparse.ArgumentParser, stem: str, quick_help: str 
     parser.add_argument("--out-json", type=Path, help=f"default bench/{name}.json (quick: bench/.work/)")
     parser.add_argument("--out-md", type=Path, help=f"default bench/{name.upper()}.md (quick: bench/.work/)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON; no run")
 
 
 def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.Namespace], Result],
@@ -808,7 +887,11 @@ def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.N
     """Run the benchmark (SIGTERM unwinds through `finally`, so servers stop) and write its
     results where `results_options` says."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return write_results(run(args), *results_paths(stem, args.quick, args.out_json, args.out_md), render, args.strict)
+    out_json, out_md = results_paths(stem, args.quick, args.out_json, args.out_md)
+    if args.render_only:
+        out_md.write_text(render(json.loads(out_json.read_text())))
+        return 0
+    return write_results(run(args), out_json, out_md, render, args.strict)
 
 
 def bench_main(doc: str, stem: str, run: Callable[[argparse.Namespace], Result], render: Callable[[Result], str],
