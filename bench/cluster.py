@@ -3,51 +3,42 @@ the executors' Parquet dataset, the bundled project) and the ones too long for t
 (tests/spark_cluster_check.py): Spark Connect, a rebuild picked up by the next run, a
 PostgreSQL metastore.
 
-    python -m bench.cluster     # writes bench/CLUSTER_RESULTS.md
+    python -m bench.cluster            # writes bench/cluster_results.json, bench/CLUSTER_RESULTS.md
+    python -m bench.cluster --quick    # the suite's cluster tests only; writes under bench/.work/
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
-from bench.harness import BENCH, ROOT, WORK
+from bench.harness import ROOT, WORK, Result, bench_main, machine_info, quiet_first, report, target
+
+ABOUT = ("A master and one 2-core worker on loopback from the installed PySpark; the shop built into a Derby catalog "
+         "through it; pytest's outcomes (the failures in full: bench/.work/cluster.log).")
 
 
-def main() -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "tests/test_spark_cluster.py",
-                           "tests/spark_cluster_check.py", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True,
-                          text=True)
+def run(args: argparse.Namespace) -> Result:
+    args.strict = True  # a failed check fails the command
+    started, load = time.perf_counter(), quiet_first(args)
+    files = ["tests/test_spark_cluster.py", *([] if args.quick else ["tests/spark_cluster_check.py"])]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", *files, "-p", "no:cacheprovider"], cwd=ROOT,
+                          capture_output=True, text=True)
     WORK.mkdir(exist_ok=True)
     (WORK / "cluster.log").write_text(done.stdout + done.stderr)  # the failures in full
-    seconds = time.perf_counter() - started
     lines = done.stdout.strip().splitlines() or ["(no output)"]
-    outcomes = "\n".join(f"* {line}" for line in lines if line.startswith(("PASSED ", "FAILED ", "ERROR ")))
-    text = f"""# A standalone Spark cluster with a persistent catalog
+    outcomes = [line.split(" ", 1) for line in lines if line.startswith(("PASSED ", "FAILED ", "ERROR "))]
+    passed = target("every check passes", done.returncode == 0, f"{lines[-1].strip('= ')}, exit code {done.returncode}")
+    return {"machine": machine_info({}), "load": load, "quick": args.quick, "targets": [passed],
+            "tests": [{"outcome": o, "test": t} for o, t in outcomes], "total_s": round(time.perf_counter() - started)}
 
-`python -m bench.cluster` ({datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores): a master and one
-2-core worker on loopback from the installed PySpark; the shop built into a Derby catalog through
-it (`duckapi build --target cluster`), both endpoints run from processes of their own
-(`duckapi run --target cluster --engine spark`): /customers/ byte-identical to the API's answer,
-/orders/ written by the executors as a Parquet dataset holding the API's rows in its order; the
-bundled project run there; a Spark Connect server on the cluster with the same catalog answering
-through `--spark-remote`; a rebuild with doubled prices on both engines picked up by the next run; a PostgreSQL metastore shared
-at once by a Connect server and a build in another JVM.
 
-Result: **{lines[-1]}**, in {seconds:.0f} s (exit code {done.returncode}).
-
-{outcomes}
-"""
-    (BENCH / "CLUSTER_RESULTS.md").write_text(text)
-    print(text)
-    sys.exit(done.returncode)
+def main(argv: list[str] | None = None) -> int:
+    title = "A standalone Spark cluster with a persistent catalog"
+    return bench_main(__doc__, "cluster", run, lambda r: report(title, r, ABOUT), "the suite's cluster tests", argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,4 @@
-"""What every benchmark shares: payloads, servers, clients, timing, checking and results files.
-
-A bench module holds only what it measures. Results go to bench/ (a quick run: bench/.work/), or to
-the folder DUCKAPI_BENCH_OUT names, or where --out-json / --out-md say.
-"""
+"""What every bench shares (payloads, servers, clients, timing, checks, results files), so each holds its scenarios."""
 
 from __future__ import annotations
 
@@ -103,8 +99,7 @@ def big_rows(rng: np.random.Generator, pool: list[str], n: int) -> list[dict[str
 
 def make_workload(scenario: Scenario, seed: int, index: int, pool: list[str], seen: set[bytes]) -> Workload:
     """Distinct payload bytes and their oracle answers for every request the scenario may send."""
-    rng = np.random.default_rng([seed, index])
-    work = Workload([], [])
+    rng, work = np.random.default_rng([seed, index]), Workload([], [])
     while len(work.payloads) < scenario.max_requests:
         rows = small_rows(rng, pool) if scenario.rows == 9 else big_rows(rng, pool, scenario.rows)
         body = orjson.dumps(rows)
@@ -161,17 +156,6 @@ def tree_sum(procs: Iterable[psutil.Process], of: Callable[[psutil.Process], flo
     return total
 
 
-def tree_rss(procs: Iterable[psutil.Process]) -> int:
-    return int(tree_sum(procs, lambda p: p.memory_info().rss))
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User+system CPU seconds of a process tree so far (to charge a scenario its server CPU)."""
-    with suppress(psutil.NoSuchProcess):
-        return tree_sum(tree_of(pid), lambda p: sum(p.cpu_times()[:2]))
-    return 0.0
-
-
 def busy_cpu_s() -> float:
     """Machine-wide non-idle CPU seconds, to expose other processes competing for the cores."""
     t = psutil.cpu_times()
@@ -218,10 +202,7 @@ class Server:
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
 
     def rss(self) -> int:
-        return tree_rss(tree_of(self.pid))
-
-    def cpu_s(self) -> float:
-        return 0.0 if self.proc is None or self.proc.poll() is not None else tree_cpu_s(self.pid)
+        return int(tree_sum(tree_of(self.pid), lambda p: p.memory_info().rss))
 
     def stop(self) -> None:
         """SIGTERM to the server, then to any child it left behind; SIGKILL to what is still up."""
@@ -244,56 +225,8 @@ def start_all(servers: Iterable[Server]) -> None:
 
 
 def stop_all(servers: Iterable[Server | None]) -> None:
-    for s in servers:
-        if s is not None:
-            s.stop()
-
-
-def measure_command(command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None,
-                    also: Sequence[psutil.Process] = ()) -> Result:
-    """Run a command (killed past `timeout`): wall time, peak RSS of its process tree and of the trees under
-    `also` (a Spark worker's executors), sampled every 50 ms, its CPU, exit code, and other processes' CPU."""
-    reaped0, busy0, started = children_cpu_s(), busy_cpu_s(), time.perf_counter()
-    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    peak, cpu_seen, finished = 0, {}, threading.Event()  # cpu_seen: pid -> its CPU seconds when last sampled
-
-    def rss_and_cpu(p: psutil.Process) -> int:
-        with p.oneshot():
-            cpu_seen[p.pid] = sum(p.cpu_times()[:2])
-            return p.memory_info().rss
-
-    def sample() -> None:
-        nonlocal peak
-        while not finished.is_set():
-            with suppress(psutil.Error):
-                tree = [*tree_of(proc.pid), *(c for a in also for c in a.children(recursive=True))]
-                peak = max(peak, int(tree_sum(tree, rss_and_cpu)))
-            finished.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        stderr, timed_out = proc.communicate(timeout=timeout)[1], False
-    except subprocess.TimeoutExpired:
-        for p in tree_of(proc.pid)[::-1]:
-            p.kill()
-        stderr, timed_out = proc.communicate()[1], True
-    seconds = time.perf_counter() - started
-    finished.set()
-    sampler.join()
-    # Reaped descendants are in the rusage; PySpark never reaps its JVM, which only sampling sees.
-    own = max(children_cpu_s() - reaped0, sum(cpu_seen.values()))
-    other = max(0.0, busy_cpu_s() - busy0 - own)
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak / MIB), "exit_code": proc.returncode,
-            "cpu_s": round(own, 1), "other_cpu_pct": round(100 * other / (seconds * (os.cpu_count() or 1)), 1),
-            "timed_out": timed_out, "stderr_tail": stderr.decode(errors="replace")[-600:] if proc.returncode else ""}
-
-
-def children_cpu_s() -> float:
-    """User+system CPU seconds of this process's reaped descendants."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    for s in filter(None, servers):
+        s.stop()
 
 # ---------------------------------------------------------------- clients
 
@@ -345,17 +278,11 @@ def post(port: int, body: bytes, path: str = PATH, timeout: float = 900,
 
 def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: float, path: str = PATH,
           stop: threading.Event | None = None) -> tuple[list[Sent | None], float]:
-    """Post payloads in order from `concurrency` threads, each on its own keep-alive connection.
-
-    Stops taking new requests at the time limit or once `stop` is set (requests in flight
-    finish). Returns the responses by payload index (None = not sent) and the wall time to
-    the last completion.
-    """
+    """Post payloads in order from `concurrency` threads, each on its own keep-alive connection, until the time limit
+    or `stop` (requests in flight finish): responses by payload index (None: not sent), the wall time to the last."""
     results: list[Sent | None] = [None] * len(payloads)
-    counter = itertools.count()
-    start = time.perf_counter()
-    deadline = start + time_limit_s
-    finished = [start]
+    counter, start = itertools.count(), time.perf_counter()
+    deadline, finished = start + time_limit_s, [start]
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -375,40 +302,49 @@ def drive(port: int, payloads: list[bytes], concurrency: int, time_limit_s: floa
 def warm(server: Server, payloads: list[bytes], path: str = PATH) -> None:
     """Untimed requests, one at a time; all must answer 200."""
     sent, _ = drive(server.port, payloads, 1, 30, path)
-    bad = [s for s in sent if s is None or s.status != 200]
-    if bad:
+    if bad := [s for s in sent if s is None or s.status != 200]:
         raise RuntimeError(f"{server.name}: warm-up on {path} failed: {bad[0]}; see {server.log}")
 
 # ---------------------------------------------------------------- measuring
 
 
 class RssSampler(threading.Thread):
-    """Peak RSS of a process tree, sampled every `interval` s (children re-listed every second);
-    with `every_s`, also a series of (seconds since start, MiB) points that often."""
+    """Peak RSS of a process tree and of the children of `also`, sampled every `interval` s, re-listed every `relist` s;
+    `every_s`: also (seconds since start, MiB) points that often; `cpu`: each one's CPU seconds last seen (cpu_seen)."""
 
-    def __init__(self, pid: int, interval: float = 0.02, every_s: float | None = None) -> None:
+    def __init__(self, pid: int, interval: float = 0.02, every_s: float | None = None,
+                 also: Sequence[psutil.Process] = (), relist: float = 1.0, cpu: bool = False) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval, self.every_s = pid, interval, every_s
-        self.peak = 0
-        self.points: list[tuple[float, float]] = []
-        self.t0 = time.perf_counter()
+        self.pid, self.interval, self.every_s, self.also, self.relist = pid, interval, every_s, also, relist
+        self.peak, self.points, self.t0 = 0, list[tuple[float, float]](), time.perf_counter()
+        self.cpu_seen: dict[int, float] | None = {} if cpu else None  # pid -> its CPU seconds
         self._stop_event = threading.Event()
 
+    def procs(self) -> list[psutil.Process]:
+        return [*tree_of(self.pid), *(c for a in self.also for c in a.children(recursive=True))]
+
+    def rss_of(self, p: psutil.Process) -> int:
+        with p.oneshot():
+            if self.cpu_seen is not None:
+                self.cpu_seen[p.pid] = sum(p.cpu_times()[:2])
+            return p.memory_info().rss
+
     def rss(self) -> int:
-        return tree_rss(tree_of(self.pid))
+        return int(tree_sum(self.procs(), self.rss_of))
 
     def point(self, rss: int) -> None:
         self.points.append((round(time.perf_counter() - self.t0, 2), round(rss / MIB, 1)))
 
     def run(self) -> None:
-        procs, listed = tree_of(self.pid), time.monotonic()
+        procs, listed = list[psutil.Process](), float("-inf")
         while not self._stop_event.is_set():
-            if time.monotonic() - listed > 1:
-                procs, listed = tree_of(self.pid), time.monotonic()
-            rss = tree_rss(procs)
-            self.peak = max(self.peak, rss)
-            if self.every_s and time.perf_counter() - self.t0 >= len(self.points) * self.every_s:
-                self.point(rss)
+            with suppress(psutil.Error):  # the process exited (or we may not read it)
+                if time.monotonic() - listed >= self.relist:
+                    procs, listed = self.procs(), time.monotonic()
+                rss = int(tree_sum(procs, self.rss_of))
+                self.peak = max(self.peak, rss)
+                if self.every_s and time.perf_counter() - self.t0 >= len(self.points) * self.every_s:
+                    self.point(rss)
             self._stop_event.wait(self.interval)
 
     def stop(self) -> int:
@@ -419,23 +355,46 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-@dataclass
+def measure_command(command: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None,
+                    also: Sequence[psutil.Process] = ()) -> Result:
+    """Run a command (killed past `timeout`): wall time, peak RSS of its process tree and of the trees under `also`
+    (a Spark worker's executors), sampled every 50 ms, its CPU, exit code, and other processes' CPU."""
+    reaped0, busy0, started = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]), busy_cpu_s(), time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    sampler = RssSampler(proc.pid, 0.05, also=also, relist=0, cpu=True)
+    sampler.start()
+    try:
+        stderr, timed_out = proc.communicate(timeout=timeout)[1], False
+    except subprocess.TimeoutExpired:
+        for p in tree_of(proc.pid)[::-1]:
+            p.kill()
+        stderr, timed_out = proc.communicate()[1], True
+    seconds, peak = time.perf_counter() - started, sampler.stop()
+    # Reaped descendants are in the rusage; PySpark never reaps its JVM, which only sampling sees.
+    own = max(sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - reaped0, sum((sampler.cpu_seen or {}).values()))
+    other = max(0.0, busy_cpu_s() - busy0 - own)
+    return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak / MIB), "exit_code": proc.returncode,
+            "cpu_s": round(own, 1), "other_cpu_pct": round(100 * other / (seconds * (os.cpu_count() or 1)), 1),
+            "timed_out": timed_out, "stderr_tail": stderr.decode(errors="replace")[-600:] if proc.returncode else ""}
+
+
 class Usage:
     """Server, client and other processes' CPU over a stretch of wall time."""
 
-    pid: int | None = None
-    t0: float = field(default_factory=time.perf_counter)
-    server0: float = 0.0
-    client0: float = field(default_factory=time.process_time)
-    busy0: float = field(default_factory=busy_cpu_s)
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid, self.t0, self.client0, self.busy0 = pid, time.perf_counter(), time.process_time(), busy_cpu_s()
+        self.server0 = self.server_s()
 
-    def __post_init__(self) -> None:
-        self.server0 = tree_cpu_s(self.pid) if self.pid else 0.0
+    def server_s(self) -> float:  # user+system CPU seconds of the server's process tree so far
+        with suppress(psutil.NoSuchProcess):
+            return tree_sum(tree_of(self.pid), lambda p: sum(p.cpu_times()[:2])) if self.pid else 0.0
+        return 0.0
 
     def seconds(self) -> tuple[float, float, float, float]:
         """Wall, server, client and other processes' CPU seconds since the start."""
         wall = max(time.perf_counter() - self.t0, 1e-9)
-        server = (tree_cpu_s(self.pid) if self.pid else 0.0) - self.server0
+        server = self.server_s() - self.server0
         client = time.process_time() - self.client0
         return wall, server, client, max(0.0, busy_cpu_s() - self.busy0 - server - client)
 
@@ -445,16 +404,11 @@ class Usage:
                 "other_processes_cores": round(other / wall, 2)}
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1), linear between the two nearest values; NaN of nothing."""
-    return float(np.percentile(values, q * 100)) if values else float("nan")
-
-
 def ms(values: Iterable[float], qs: Mapping[str, float] = {"p50": 0.5, "p99": 0.99, "max": 1.0},
        empty: float | None = None) -> dict[str, float | None]:
-    """Percentiles in milliseconds of latencies in seconds (`empty` when there are none)."""
-    lat = sorted(v * 1000 for v in values)
-    return {k: round(percentile(lat, q), 2) if lat else empty for k, q in qs.items()}
+    """Percentiles (linear between the nearest two) in milliseconds of latencies in seconds; `empty` of none."""
+    lat = [v * 1000 for v in values]
+    return {k: round(float(np.percentile(lat, q * 100)), 2) if lat else empty for k, q in qs.items()}
 
 
 def done(sent: Iterable[Sent | None]) -> list[Sent]:
@@ -500,15 +454,12 @@ class Timing:
 
     def summary(self, rows: int) -> tuple[Result, Result]:
         """Requests, errors, throughput, latency, RSS; and server, client, other CPU per request and in cores."""
-        finished = done(self.sent)
-        errors = [s for s in finished if s.status != 200]
-        wall, n = self.wall_s, len(finished)
+        finished, wall = done(self.sent), self.wall_s
+        errors, n = [s for s in finished if s.status != 200], len(finished)
         return {
-            "requests": n,
-            "errors": len(errors),
+            "requests": n, "errors": len(errors),
             "error_examples": sorted({f"{s.status}: {s.body[:200].decode(errors='replace')}" for s in errors})[:3],
-            "wall_s": round(wall, 3),
-            "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
+            "wall_s": round(wall, 3), "throughput_rps": round(n / wall, 2) if wall > 0 else 0.0,
             "rows_per_s": round(n * rows / wall) if wall > 0 else 0,
             "latency_ms": ms((s.latency_s for s in finished), {"p50": 0.5, "p95": 0.95, "max": 1.0}, float("nan")),
             "rss_mib": {"idle_before": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1),
@@ -519,13 +470,11 @@ class Timing:
             "other_processes_cores": round(self.cpu_s[2] / max(wall, 1e-9), 2)}
 
 
-def time_alternating(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], counted: Container[str] = (),
-                     paths: Mapping[str, str] | None = None, rounds: int = 3, abba: bool = False) -> dict[str, Timing]:
-    """Time one scenario on each server (or endpoint: `paths` by name; default PATH), the
-    payloads split into `rounds` rounds that alternate them (a, b, a, b, ...; with `abba`
-    every other round in reverse order: a, b, b, a, ...), so a slow spell of this shared VM
-    weighs on all rather than on whichever was being timed.
-    `counted`: names whose /healthz batching counters are read around each round."""
+def timed(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], label: str = "",
+          counted: Container[str] = (), paths: Mapping[str, str] | None = None, rounds: int = 3,
+          abba: bool = False) -> dict[str, Timing]:
+    """A scenario on each server (or endpoint: `paths`) in rounds that alternate them (a, b, a, b; `abba`: a, b, b, a),
+    so a slow spell of this shared VM weighs on all alike; `counted`: servers whose batching counters are read."""
     per_server = {name: Timing([None] * len(payloads)) for name in servers}
     bounds = np.linspace(0, len(payloads), rounds + 1).astype(int)
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -533,13 +482,14 @@ def time_alternating(servers: Mapping[str, Server], sc: Scenario, payloads: list
         for name, s in (order[::-1] if abba and i % 2 else order):
             per_server[name].time_round(s, payloads, lo, hi, sc, name in counted, (paths or {}).get(name, PATH), rounds)
             time.sleep(0.3)
+    for name, t in per_server.items():
+        print(f"  {label}{sc.name:14} {name:8} {len(done(t.sent)):5} requests in {t.wall_s:6.1f}s", flush=True)
     return per_server
 
 
 def scenario_results(sc: Scenario, per_server: Mapping[str, Timing], check: Callable[[str, Timing], Result],
                      *extra: str) -> Result:
-    """A scenario's entry in the results: its plan, then per server its summary, `check`'s verdict, its CPU and
-    the `extra` Timing fields named (batched, per_round)."""
+    """A scenario's plan, then per server its summary, `check`'s verdict, CPU and the `extra` Timing fields named."""
     entry: Result = {"name": sc.name, "rows": sc.rows, "concurrency": sc.concurrency, "max_requests": sc.max_requests,
                      "time_limit_s": sc.time_limit_s}
     for name, t in per_server.items():
@@ -551,9 +501,8 @@ def scenario_results(sc: Scenario, per_server: Mapping[str, Timing], check: Call
 def run_scenarios(servers: Mapping[str, Server], scenarios: Sequence[Scenario], indexes: Sequence[int], seed: int,
                   t0: float, during: Callable[[list[Workload]], Any] = lambda _: None,
                   **timing: Any) -> list[tuple[Scenario, Workload, dict[str, Timing]]]:
-    """The bundled analysis's scenarios on several servers: start them, make the payloads (seeded by scenario index)
-    and oracle answers meanwhile, check that each answers from the posted rows, warm them, then time each scenario in
-    alternating rounds (`timing`: time_alternating's options). `during(workloads)` runs before the servers stop."""
+    """Scenarios on several servers: start them, make the payloads (seeded by scenario index) and answers meanwhile,
+    check and warm them, time each scenario (`timing`: timed's options), then `during(workloads)`; stop them."""
     raw = []
     try:
         start_all(servers.values())
@@ -562,9 +511,12 @@ def run_scenarios(servers: Mapping[str, Server], scenarios: Sequence[Scenario], 
         workloads = [make_workload(sc, seed, i, pool, seen) for sc, i in zip(scenarios, indexes)]
         warmup = make_workload(WARMUP, seed, 1000, pool, seen)
         del seen
-        for s in servers.values():
+        rows = [{"group_id": "bench-preflight", "event_value": 7}, {"group_id": "bench-preflight", "event_value": 5}]
+        for name, s in servers.items():  # each must answer from the posted rows (not the dbt seed) before we time it
             s.wait_ready()
-        preflight(servers)
+            status, _, body = request(s.port, "POST", PATH, orjson.dumps(rows))
+            if status != 200 or normalise(json.loads(body)) != normalise(analyse(rows)):
+                raise RuntimeError(f"{name} does not answer from the posted rows: {status} {body[:300]!r}")
         for s in servers.values():
             drive(s.port, warmup.payloads, 1, 10)
         gc_frozen()
@@ -578,15 +530,6 @@ def run_scenarios(servers: Mapping[str, Server], scenarios: Sequence[Scenario], 
     return raw
 
 
-def timed(servers: Mapping[str, Server], sc: Scenario, payloads: list[bytes], label: str = "",
-          **timing: Any) -> dict[str, Timing]:
-    """time_alternating, then a line per server of what was sent."""
-    per_server = time_alternating(servers, sc, payloads, **timing)
-    for name, t in per_server.items():
-        print(f"  {label}{sc.name:14} {name:8} {len(done(t.sent)):5} requests in {t.wall_s:6.1f}s", flush=True)
-    return per_server
-
-
 def gc_frozen() -> None:
     """Collect, then keep the collector from walking the stored payloads and answers while we time."""
     gc.collect()
@@ -595,12 +538,11 @@ def gc_frozen() -> None:
 # ---------------------------------------------------------------- checking answers
 
 
-def _int(x: Any) -> Any:
-    return int(x) if isinstance(x, float) and x.is_integer() else x
-
-
 def normalise(answer: Any) -> Any:
     """Order-free, int-normalised form, for the baseline (pandas may reorder or give floats)."""
+    def _int(x: Any) -> Any:
+        return int(x) if isinstance(x, float) and x.is_integer() else x
+
     if not (isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict)):
         return answer
     out = {}
@@ -614,26 +556,15 @@ def normalise(answer: Any) -> Any:
     return [out]
 
 
-def describe_diff(got: Any, expected: Any) -> str:
-    """A short hint where two answers differ, for the report."""
-    if not (isinstance(got, list) and got and isinstance(got[0], dict)):
-        return f"not an answer: {str(got)[:200]}"
-    for key, exp in expected[0].items():
-        g = got[0].get(key)
-        if g != exp:
-            if not isinstance(g, list):
-                return f"{key}: got {str(g)[:100]}"
-            idx = next((i for i, (a, b) in enumerate(zip(g, exp)) if a != b), min(len(g), len(exp)))
-            return (f"{key}: {len(g)} items vs {len(exp)} expected; first difference at {idx}: "
-                    f"got {str(g[idx:idx + 1])[:120]} expected {str(exp[idx:idx + 1])[:120]}")
-    extra = set(got[0]) - set(expected[0])
-    return f"unexpected keys {sorted(extra)}" if extra else "differs"
-
-
 def verify(sent: Iterable[Sent | None], expected: Iterable[Any], baseline: bool = False) -> Result:
     """Wrong answers among the 200s: exact equality, or after normalising for the baseline."""
-    wrong = exact = 0
-    examples: list[str] = []
+    def describe_diff(got: Any, want: Any) -> str:  # a hint for the report: the first part that differs
+        if not (isinstance(got, list) and got and isinstance(got[0], dict)):
+            return f"not an answer: {str(got)[:200]}"
+        key = next((k for k in {**want[0], **got[0]} if got[0].get(k) != want[0].get(k)), None)
+        return f"{key}: got {str(got[0].get(key))[:150]}, expected {str(want[0].get(key))[:150]}" if key else "differs"
+
+    wrong, exact, examples = 0, 0, list[str]()
     for s, exp in zip(sent, expected):
         if s is None or s.status != 200:
             continue
@@ -649,15 +580,6 @@ def verify(sent: Iterable[Sent | None], expected: Iterable[Any], baseline: bool 
                 examples.append(describe_diff(got, exp))
     return {"wrong": wrong, "exact_order_matches": exact, "wrong_examples": examples}
 
-
-def preflight(servers: Mapping[str, Server]) -> None:
-    """Each server must answer from the posted rows (not the dbt seed) before we time it."""
-    rows = [{"group_id": "bench-preflight", "event_value": 7}, {"group_id": "bench-preflight", "event_value": 5}]
-    for name, server in servers.items():
-        status, _, body = request(server.port, "POST", PATH, orjson.dumps(rows))
-        if status != 200 or normalise(json.loads(body)) != normalise(analyse(rows)):
-            raise RuntimeError(f"{name} does not answer from the posted rows: {status} {body[:300]!r}")
-
 # ---------------------------------------------------------------- the machine and the code
 
 
@@ -671,58 +593,40 @@ def tree_changes() -> list[str]:
 
 
 def package_versions(*packages: str) -> dict[str, str | None]:
-    """Installed versions by package name (None: not installed)."""
-    versions = {}
-    for pkg in packages:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return versions
+    found = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+    return {p: found.get(p.lower()) for p in packages}
 
 
 def machine_info(servers: Mapping[str, Server]) -> Result:
-    try:  # read-only; the tree may have uncommitted changes, so this is only a hint
-        head = git("rev-parse", "HEAD", check=False)
-    except OSError:
-        head = ""
-    return {
-        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": package_versions("duckdb", "pandas", "pyarrow", "fastapi", "pydantic", "starlette", "uvicorn",
-                                     "dbt-core", "dbt-duckdb"),
-        "git_head": head or None,
-        "duckapi_env": {k: v for k, v in os.environ.items() if k.startswith("DUCKAPI_")},
-        "commands": {name: s.cmd for name, s in servers.items()},
-    }
+    """The machine, the packages and the code a run measured (uncommitted changes to duckapi/ listed)."""
+    return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
+            "loadavg_at_end": loadavg(),
+            "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "memory_gib": round(psutil.virtual_memory().total / GIB, 1), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "versions": package_versions("duckdb", "pandas", "pyarrow", "fastapi", "pydantic", "starlette", "uvicorn",
+                                         "dbt-core", "dbt-duckdb"),
+            "git_head": git("rev-parse", "HEAD", check=False) or None, "duckapi_tree_changes": tree_changes(),
+            "duckapi_env": {k: v for k, v in os.environ.items() if k.startswith("DUCKAPI_")},
+            "commands": {name: s.cmd for name, s in servers.items()}}
 
 
-def wait_for_quiet(max_load: float, wait_s: float = 600, every_s: float = 30) -> Result:
-    """Wait until the 1-minute load average is below `max_load` (others share this VM),
-    re-checking every `every_s` for at most `wait_s`; then go ahead anyway. What was seen."""
-    start, seen = time.monotonic(), []
-    while True:
-        load1 = round(os.getloadavg()[0], 2)
-        seen.append(load1)
-        waited = time.monotonic() - start
-        if load1 < max_load or waited + every_s > wait_s:
-            quiet = load1 < max_load
-            print(f"1-minute load {load1} ({'quiet' if quiet else 'NOT quiet, going ahead'}) "
-                  f"after waiting {waited:.0f}s", flush=True)
-            return {"max_load": max_load, "quiet": quiet, "waited_s": round(waited), "load1_seen": seen,
-                    "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-        print(f"1-minute load {load1} >= {max_load}: waiting {every_s:.0f}s", flush=True)
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def quiet_first(args: argparse.Namespace, every_s: float = 30) -> Result:
+    """With --max-load, wait (up to --wait-s) for the 1-minute load to drop below it (others share this VM)."""
+    start, seen = time.monotonic(), list[float]()
+    while args.max_load:
+        seen.append(load1 := round(os.getloadavg()[0], 2))
+        if (quiet := load1 < args.max_load) or (waited := time.monotonic() - start) + every_s > args.wait_s:
+            print(f"1-minute load {load1}: {'quiet' if quiet else 'NOT quiet, going ahead'}", flush=True)
+            return {"max_load": args.max_load, "quiet": quiet, "waited_s": round(time.monotonic() - start),
+                    "load1_seen": seen, "loadavg_at_start": loadavg()}
+        print(f"1-minute load {load1} >= {args.max_load}: waiting {every_s:.0f}s ({waited:.0f}s so far)", flush=True)
         time.sleep(every_s)
-
-
-def quiet_first(args: argparse.Namespace) -> Result:
-    """wait_for_quiet if --max-load asks for it, else just the load now."""
-    return wait_for_quiet(args.max_load, args.wait_s) if args.max_load else {"loadavg_at_start": list(os.getloadavg())}
+    return {"loadavg_at_start": loadavg()}
 
 # ---------------------------------------------------------------- results files
 
@@ -731,38 +635,8 @@ def target(name: str, passed: bool, measured: str) -> Result:
     return {"target": name, "pass": passed, "measured": measured}
 
 
-def md_table(header: str, align: str, rows: Iterable[Sequence[Any]]) -> str:
-    """A Markdown table: the header line, a rule aligning each column (l, r or c), a line per row."""
-    rule = "|" + "|".join({"l": "---", "r": "---:", "c": ":-:"}[a] for a in align) + "|"
-    return "\n".join([header, rule, *("|" + "|".join(f" {c} " if c != "" else " " for c in row) + "|" for row in rows)])
-
-
 def fmt(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None or x != x else f"{x:,.{digits}f}"
-
-
-def target_lines(targets: list[Result], sep: str = " (", end: str = ")") -> list[str]:
-    return [f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']}{sep}{t['measured']}{end}" for t in targets]
-
-
-def load_before(load: Result) -> float:
-    return load["load1_seen"][-1] if load.get("load1_seen") else round(load["loadavg_at_start"][0], 2)
-
-
-def machine_line(m: Result, *packages: str) -> str:
-    """The run's first line: when, the machine, Python and the named packages' versions."""
-    names = {"duckdb": "DuckDB"}
-    return (f"{m['date_utc']}, {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['memory_gib']} GiB, "
-            f"Python {m['python']}" + "".join(f", {names.get(p, p)} {m['versions'][p]}" for p in packages))
-
-
-def git_and_load(m: Result, load: Result) -> str:
-    """' git abc1234 (uncommitted ...). 1-minute load x before the run (...), y at the end.'"""
-    changes = m.get("duckapi_tree_changes") or []
-    return (f", git {(m['git_head'] or '?')[:7]}"
-            + (f" (uncommitted changes to duckapi/: {', '.join(c.split()[-1] for c in changes)})" if changes else "")
-            + f". 1-minute load {load_before(load)} before the run (waited for < {load.get('max_load', '-')}: "
-            f"{load.get('waited_s', 0)} s), {m['loadavg_at_end'][0]} at the end.")
 
 
 def cell(x: Any) -> str:
@@ -773,56 +647,44 @@ def cell(x: Any) -> str:
 
 def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts as one level, keys joined by ' '; lists of dicts stay whole (they become tables of their own)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(flat(v, f"{prefix}{k} ") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
-    return out
+    return {key: x for k, v in d.items()
+            for key, x in (flat(v, f"{prefix}{k} ") if isinstance(v, dict) and v else {f"{prefix}{k}": v}).items()}
 
 
 def is_rows(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
 
-def table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Rows of dicts as a Markdown table, a column per key any row has (flattened); turned on its side (a column
-    per row, named by its first value) when there are many more keys than rows. Lists of rows inside: below."""
+def table(rows: Sequence[Mapping[str, Any]], sideways: bool = False) -> list[str]:
+    """Rows of dicts as a Markdown table (a column per key; on its side when asked or for many more keys than rows);
+    lists of rows inside follow as tables of their own."""
     flats = [flat(r) for r in rows]
     cols = list(dict.fromkeys(k for f in flats for k in f if not is_rows(f[k])))
     grid = [[c.replace("_", " ") for c in cols], *([cell(f.get(c)) for c in cols] for f in flats)]
-    if len(cols) > 8 and len(rows) < len(cols) / 2:
-        grid = [[grid[0][0], *(r[0] for r in grid[1:])], *([r[i] for r in grid] for i in range(1, len(cols)))]
+    if sideways or len(cols) > 8 and len(rows) < len(cols) / 2:
+        grid = [list(column) for column in zip(*grid)]
     lines = ["| " + " | ".join(r) + " |" for r in grid]
     lines.insert(1, "|" + "---|" * len(grid[0]))
     for f in flats:
         for k, v in f.items():
             if is_rows(v):
-                lines += ["", f"{cell(f.get(cols[0]))}, {k.replace('_', ' ')}:", "", *table(v)]
+                lines += ["", f"{cell(f.get(cols[0]))}, {k.replace('_', ' ')}:".removeprefix(", "), "", *table(v)]
     return lines
 
 
 def section(value: Any) -> list[str]:
-    """A results entry in Markdown: rows as a table, a dict of alike dicts as a table with a row each, any other
-    dict as a two-column table (nested keys joined), a scalar or list of scalars as a line."""
-    if is_rows(value):
-        return table(value)
+    """A results entry: rows, or a dict of alike dicts (a row each), as a table; another dict as a key/value table."""
     if isinstance(value, dict) and value:
         subs = list(value.values())
-        if all(isinstance(v, dict) for v in subs) and len({frozenset(v) for v in subs}) == 1 and len(subs) > 1:
+        if len(subs) > 1 and all(isinstance(v, dict) for v in subs) and len({frozenset(v) for v in subs}) == 1:
             return table([{"": k, **v} for k, v in value.items()])
-        f = flat(value)
-        rows = [("| " + k.replace("_", " ") + " | " + cell(v) + " |") for k, v in f.items() if not is_rows(v)]
-        lines = ["| | |", "|---|---|", *rows] if rows else []
-        for k, v in f.items():
-            if is_rows(v):
-                lines += ["", f"{k.replace('_', ' ')}:", "", *table(v)]
-        return lines
-    return [cell(value)]
+        return table([{"": "", **value}], sideways=True)
+    return table(value) if is_rows(value) else [cell(value)]
 
 
 def report(title: str, results: Result, about: str = "",
            skip: Container[str] = ("machine", "load", "quick", "targets", "total_s")) -> str:
-    """A results file's Markdown, the same for every bench: the title, what ran and where, the targets met and
-    missed, then each other entry of the results under its own heading (the JSON beside it has everything)."""
+    """Every bench's Markdown: the title, what ran and where, the targets, then each other entry under its heading."""
     m, load = results.get("machine"), results.get("load") or {}
     lines = [f"# {title}{' (quick run)' if results.get('quick') else ''}", ""]
     if isinstance(m, dict):
@@ -835,72 +697,44 @@ def report(title: str, results: Result, about: str = "",
     if targets := results.get("targets"):
         lines += ["## Targets", "", *(f"- {'PASS' if t['pass'] else 'FAIL'}: {t['target']} ({t['measured']})"
                                       for t in targets), ""]
-    for key, value in results.items():
-        if key not in skip:
-            lines += [f"## {key.replace('_', ' ')}", "", *section(value), ""]
-    if "total_s" in results:
-        lines += [f"Whole run: {results['total_s']} s.", ""]
-    return "\n".join(lines)
-
-
-def out_dir(quick: bool) -> Path:
-    """Where results go: DUCKAPI_BENCH_OUT if set, else bench/ (a quick run: bench/.work/)."""
-    return Path(os.environ["DUCKAPI_BENCH_OUT"]) if os.environ.get("DUCKAPI_BENCH_OUT") else WORK if quick else BENCH
+    lines += [x for key, value in results.items() if key not in skip
+              for x in (f"## {key.replace('_', ' ')}", "", *section(value), "")]
+    return "\n".join(lines + ([f"Whole run: {results['total_s']} s."] if "total_s" in results else [])).rstrip("\n")
 
 
 def results_paths(stem: str, quick: bool, out_json: Path | None = None,
                   out_md: Path | None = None) -> tuple[Path, Path]:
-    """bench/<stem>_results.json and bench/<STEM>_RESULTS.md (a quick run: -quick under bench/.work/)."""
-    name, suffix, folder = f"{stem}_results" if stem else "results", "-quick" if quick else "", out_dir(quick)
+    """bench/<stem>_results.json and bench/<STEM>_RESULTS.md (quick: bench/.work/, -quick); or in $DUCKAPI_BENCH_OUT."""
+    name, suffix = f"{stem}_results" if stem else "results", "-quick" if quick else ""
+    folder = Path(os.environ.get("DUCKAPI_BENCH_OUT") or (WORK if quick else BENCH))
     return out_json or folder / f"{name}{suffix}.json", out_md or folder / f"{name.upper()}{suffix}.md"
-
-
-def write_results(results: Any, out_json: Path, out_md: Path, render: Callable[[Any], str],
-                  strict: bool = False, indent: int = 2, ascii: bool = False) -> int:
-    """Write the JSON and the Markdown report, print it; 1 if strict and a target failed."""
-    for path in (out_json, out_md):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=indent, ensure_ascii=ascii) + "\n")
-    text = render(results)
-    out_md.write_text(text)
-    print(text)
-    print(f"wrote {out_json} and {out_md}" + (f" in {results['total_s']}s" if "total_s" in results else ""))
-    return 1 if strict and not all(t["pass"] for t in results.get("targets", [])) else 0
-
-
-def results_options(parser: argparse.ArgumentParser, stem: str, quick_help: str = "a smoke run") -> None:
-    """The options every benchmark shares: --quick, wait for a quiet machine, where results go, --strict."""
-    name = f"{stem}_results" if stem else "results"
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--max-load", type=float, default=0.0,
-                        help="first wait (up to --wait-s) for the 1-minute load average to drop below this; 0: don't "
-                             "wait")
-    parser.add_argument("--wait-s", type=float, default=600)
-    parser.add_argument("--out-json", type=Path, help=f"default bench/{name}.json (quick: bench/.work/)")
-    parser.add_argument("--out-md", type=Path, help=f"default bench/{name.upper()}.md (quick: bench/.work/)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON; no run")
-
-
-def run_and_write(args: argparse.Namespace, stem: str, run: Callable[[argparse.Namespace], Result],
-                  render: Callable[[Result], str]) -> int:
-    """Run the benchmark (SIGTERM unwinds through `finally`, so servers stop) and write its
-    results where `results_options` says."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    out_json, out_md = results_paths(stem, args.quick, args.out_json, args.out_md)
-    if args.render_only:
-        out_md.write_text(render(json.loads(out_json.read_text())))
-        return 0
-    return write_results(run(args), out_json, out_md, render, args.strict)
 
 
 def bench_main(doc: str, stem: str, run: Callable[[argparse.Namespace], Result], render: Callable[[Result], str],
                quick_help: str, argv: list[str] | None, seed: int | None = None,
                options: Callable[[argparse.ArgumentParser], Any] = lambda _: None) -> int:
-    """A benchmark's command line: its own `options`, --seed (if it has a default) and results_options; then run."""
+    """A bench's command line (its `options`, --seed with a default, the shared ones), its run (SIGTERM unwinds through
+    `finally`, so servers stop) and its results files; 1 if --strict and a target was missed."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if seed is not None:
         parser.add_argument("--seed", type=int, default=seed, help="payload seed")
     options(parser)
-    results_options(parser, stem, quick_help)
-    return run_and_write(parser.parse_args(argv), stem, run, render)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--max-load", type=float, default=0.0, help="first wait (up to --wait-s) for the 1-minute "
+                        "load average to drop below this; 0: don't wait")
+    parser.add_argument("--wait-s", type=float, default=600)
+    parser.add_argument("--out-json", type=Path, help="default bench/<name>_results.json (quick: bench/.work/)")
+    parser.add_argument("--out-md", type=Path, help="default bench/<NAME>_RESULTS.md (quick: bench/.work/)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON; no run")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    out_json, out_md = results_paths(stem, args.quick, args.out_json, args.out_md)
+    results = json.loads(out_json.read_text()) if args.render_only else run(args)
+    for path, text in ((out_json, None if args.render_only else json.dumps(results, indent=2, ensure_ascii=False)),
+                       (out_md, render(results))):
+        if text is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+    print(f"{render(results)}\nwrote {out_md}" + ("" if args.render_only else f" and {out_json}"))
+    return int(args.strict and not all(t["pass"] for t in results.get("targets", [])))

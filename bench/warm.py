@@ -1,11 +1,7 @@
-"""The first requests after a start and after a reload, against the steady state (issue 22: for each of the first
-five positions, the median over restarts, and over reloads, at most 1.5x the steady p50). A real `duckapi serve` of
-the bundled project (one worker, two pipeline threads), with warm lanes and without (DUCKAPI_WARM_LANES=0): started
-five times, five requests timed once /healthz answers, then 200 more for the steady p50; then five reloads (SIGHUP,
-until /healthz shows the new snapshot), each followed by five timed requests. Each request is nine JSON rows.
+"""The first five requests after each of five starts and five reloads (SIGHUP) of `duckapi serve` of the bundled
+project, with warm lanes and without, against the steady p50 (issue 22: each position's median at most 1.5x).
 
-    python -m bench.warm            # writes bench/warm_results.json, bench/WARM_RESULTS.md
-    python -m bench.warm --quick    # smoke run; writes under bench/.work/
+    python -m bench.warm [--quick]   # bench/warm_results.json, bench/WARM_RESULTS.md (--quick: under bench/.work/)
 """
 
 from __future__ import annotations
@@ -18,17 +14,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from bench.harness import WORK, Server, build, out_dir, percentile, post, request, write_results
+from bench.harness import WORK, Server, bench_main, build, machine_info, post, quiet_first, report, request, serve_cmd
+from bench.harness import target
+from tests.oracle import ANIMALS
 
-BODY = json.dumps([{"group_id": g, "event_value": v} for v, g in
-                   enumerate("cat dog cat cow dog cat cow dog hen".split(), 1)]).encode()
-FIRST = 5
+ABOUT = "Two pipeline threads, nine JSON rows a request; the steady p50 of 200 after each start; cold: no warm lanes."
 
 
 def timed(port: int) -> float:
-    sent = post(port, BODY)
+    sent = post(port, json.dumps(ANIMALS).encode())
     assert sent.status == 200, sent.status
     return sent.latency_s * 1000
 
@@ -37,77 +32,43 @@ def snapshot(port: int) -> int:
     return int(json.loads(request(port, "GET", "/healthz", None)[2])["snapshot"])
 
 
-def server(db: Path, warm: bool = True) -> Server:
-    env = {**os.environ, "DUCKAPI_DB_PATH": str(db), "DUCKAPI_TARGET_PATH": str(WORK / "warm-target"),
-           "DUCKAPI_EXECUTOR_THREADS": "2", "DUCKAPI_WARM_LANES": "1" if warm else "0"}
-    return Server("warm", [sys.executable, "-m", "duckapi.cli", "serve", "--port", "{port}"], env)
-
-
-def measure(restarts: int, reloads: int, steady: int, warm: bool, db: Path) -> dict[str, Any]:
-    after_start, after_reload, steady_ms = [], [], []
-    for i in range(restarts + 1):  # the last server: the reloads
-        s = server(db, warm)
-        s.start()
+def measure(restarts: int, reloads: int, steady: int, warm: bool, db: Path) -> dict[str, object]:
+    env = {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "warm-target"), "DUCKAPI_WARM_LANES": "1" if warm else "0"}
+    after, steady_ms = {"start": [], "reload": []}, []
+    for i in range(restarts):
+        s = Server("warm", serve_cmd(db, "--threads", "2"), env)
         try:
+            s.start()
             s.wait_ready()
-            if i < restarts:
-                after_start.append([timed(s.port) for _ in range(FIRST)])
+            after["start"].append([timed(s.port) for _ in range(5)])
             steady_ms += [timed(s.port) for _ in range(steady)]
-            for _ in range(reloads if i == restarts else 0):
+            for _ in range(reloads if i == restarts - 1 else 0):  # the last server: the reloads
                 before = snapshot(s.port)
                 os.kill(s.pid, signal.SIGHUP)
                 while snapshot(s.port) == before:
                     time.sleep(0.05)
-                after_reload.append([timed(s.port) for _ in range(FIRST)])
+                after["reload"].append([timed(s.port) for _ in range(5)])
         finally:
             s.stop()
-    p50 = percentile(sorted(steady_ms), 0.5)
-    start, reload = ([statistics.median(trial[i] for trial in trials) for i in range(FIRST)]
-                     for trials in (after_start, after_reload))
-    return {
-        "steady_p50_ms": p50, "steady_requests": len(steady_ms),
-        "after_start_median_ms": start, "after_reload_median_ms": reload,
-        "after_start_ratio": [x / p50 for x in start], "after_reload_ratio": [x / p50 for x in reload],
-        "restarts": restarts, "reloads": reloads, "target": "each position's median at most 1.5x the steady p50",
-        "met": max(x / p50 for x in start + reload) <= 1.5, "cpus": os.cpu_count(),
-    }
+    p50 = statistics.median(steady_ms)
+    medians = {when: [statistics.median(t[i] for t in trials) for i in range(5)] for when, trials in after.items()}
+    return {"steady_p50_ms": round(p50, 3), "steady_requests": len(steady_ms), "restarts": restarts, "reloads": reloads,
+            **{f"after_{when}_median_ms": [round(x, 3) for x in m] for when, m in medians.items()},
+            **{f"after_{when}_ratio": [round(x / p50, 3) for x in m] for when, m in medians.items()}}
 
 
-def markdown(results: dict[str, Any]) -> str:
-    warm, cold = results["warm"], results["cold"]
-    table = "\n".join(
-        f"| {name}: steady p50 | {r['steady_p50_ms']:.2f} ms | | | | |" + "".join(
-            f"\n| {name}: after a {when}{label} | " + " | ".join(f"{v:.2f}{unit}" for v in r[f"after_{when}_{key}"])
-            + " |" for when in ("start", "reload")
-            for label, key, unit in ((", ms", "median_ms", ""), (" / steady p50", "ratio", "x")))
-        for name, r in (("warm lanes (default)", warm), ("DUCKAPI_WARM_LANES=0", cold)))
-    return f"""# Warm lanes: the first requests after a start or a reload
-
-`python -m bench.warm` ({warm['cpus']} cores): the bundled project served with two pipeline
-threads, POST /analyse_data/ with nine JSON rows, one request at a time over loopback, with
-warm lanes and without (DUCKAPI_WARM_LANES=0), alternately in one run. Steady p50 over
-{warm['steady_requests']} requests; the median of each of the first five requests over
-{warm['restarts']} starts and over {warm['reloads']} reloads (SIGHUP):
-
-| | 1st | 2nd | 3rd | 4th | 5th |
-|---|---|---|---|---|---|
-{table}
-
-Target: at most 1.5x in every cell with warm lanes: **{'met' if warm['met'] else 'not met'}**.
-"""
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    db = WORK / "warm" / "dev.duckdb"
+def run(args: argparse.Namespace) -> dict[str, object]:
+    load, db, plan = quiet_first(args), WORK / "warm" / "dev.duckdb", (2, 2, 50) if args.quick else (5, 5, 200)
     build(db, {**os.environ, "DUCKAPI_TARGET_PATH": str(WORK / "warm-target")})
-    restarts, reloads, steady = (2, 2, 50) if args.quick else (5, 5, 200)
-    results = {"warm": measure(restarts, reloads, steady, True, db),
-               "cold": measure(restarts, reloads, steady, False, db)}
-    folder = out_dir(args.quick)
-    write_results(results, folder / "warm_results.json", folder / "WARM_RESULTS.md", markdown, ascii=True)
+    warm, cold = measure(*plan, True, db), measure(*plan, False, db)
+    worst = max(warm["after_start_ratio"] + warm["after_reload_ratio"])
+    return {"machine": machine_info({}), "load": load, "quick": args.quick, "warm": warm, "cold": cold, "targets": [
+        target("warm lanes: the first five requests' medians at most 1.5x the steady p50", worst <= 1.5, f"{worst}x")]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    title = "Warm lanes: the first requests after a start or a reload"
+    return bench_main(__doc__, "warm", run, lambda r: report(title, r, ABOUT), "2 starts and 2 reloads", argv)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,12 @@ def test_the_checks_see_imports_inside_functions(tmp_path: Path) -> None:
     source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import duckapi.api.app\n"
                       "def f():\n    from duckapi.engines import duckdb\n")
     assert imports_of(source, {"duckapi.api.app", "duckapi.engines", "duckapi.engines.duckdb"}) == {"duckapi.engines.duckdb"}
+
+
+def test_the_bench_is_its_scenarios() -> None:
+    """bench/ stays at most 3,000 lines (issue 24): servers, clients, timing and results files live once, in
+    bench/harness.py, and a bench module holds what it measures."""
+    bench = PACKAGE.parent / "bench"
+    sizes = {p.name: len(p.read_text().splitlines()) for p in bench.glob("*.py")}
+    assert sum(sizes.values()) <= 3000, sorted(sizes.items(), key=lambda kv: -kv[1])
+    assert all("def markdown" not in p.read_text() for p in bench.glob("*.py")), "reports go through harness.report"
