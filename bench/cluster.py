@@ -1,7 +1,6 @@
 """The whole standalone-cluster check, timed: the suite's cluster tests (both shop endpoints,
-the executors' Parquet dataset, the bundled project) and the ones too long for the suite
-(tests/spark_cluster_check.py): Spark Connect, a rebuild picked up by the next run, a
-PostgreSQL metastore.
+the executors' Parquet dataset) and the ones too long for the suite (tests/spark_cluster_check.py):
+the bundled project, Spark Connect, a rebuild picked up by the next run, a PostgreSQL metastore.
 
     python -m bench.cluster            # writes bench/cluster_results.json, bench/CLUSTER_RESULTS.md
     python -m bench.cluster --quick    # the suite's cluster tests only; writes under bench/.work/

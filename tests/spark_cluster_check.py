@@ -2,6 +2,8 @@
 runs this file with tests/test_spark_cluster.py, whose cluster fixture it uses; `make test`
 collects test_*.py only).
 
+* The bundled project runs on the cluster as the API answers (moved here, like the next, to keep
+  the suite under 10 minutes).
 * A Spark Connect server whose driver runs on the cluster with the target's catalog answers
   `--spark-remote` as DuckDB does (~30 s, moved here to keep the suite under 10 minutes).
 * A rebuild while nothing runs is picked up by the next run: the shop's prices doubled and
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 from fastapi.testclient import TestClient
 
 from duckapi.dbt import profiles
+from duckapi.settings import BUNDLED_PROJECT
 from tests.spark_cluster import connect_server, postgres_server
 from tests.shop_support import shop_answer, shop_client  # noqa: F401  (a fixture)
 from tests.test_spark_cluster import Cluster, cluster, duckapi  # noqa: F401  (the module's fixture)
@@ -46,6 +50,15 @@ def duckdb_answer(cluster: Cluster, db: str, out: str) -> bytes:  # noqa: F811
     duckapi("run", "--project", str(cluster.shop), "--engine", "duckdb", "--endpoint", "/customers/", *cluster.inputs,
             "--output", str(cluster.folder / out), env=duck)
     return (cluster.folder / out).read_bytes()
+
+
+def test_the_bundled_project_on_the_cluster(cluster: Cluster, client: TestClient) -> None:  # noqa: F811
+    bundled = cluster.folder / "bundled"
+    shutil.copytree(BUNDLED_PROJECT, bundled, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    rows = [{"group_id": "a", "event_value": 1}, {"group_id": "b", "event_value": 2}, {"group_id": "a", "event_value": 3}]
+    (cluster.folder / "events.json").write_text(json.dumps(rows))
+    on_cluster = cluster.run("", "bundled.json", project=bundled, inputs=[str(cluster.folder / "events.json")])
+    assert on_cluster.read_bytes() == client.post("/analyse_data/", json=rows).content
 
 
 def test_spark_connect_on_the_cluster_reads_the_same_catalog(

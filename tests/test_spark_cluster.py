@@ -6,17 +6,15 @@ catalog of its `cluster` target by `duckapi build --target cluster` through the 
 then `duckapi run --target cluster --engine spark --spark-master spark://...`, each in a
 process of its own, reads the seeds from that catalog and runs on the cluster's executor:
 /customers/ is byte-identical to the API's answer over the same rows, /orders/ is written
-by the executors as a Parquet dataset holding the same rows in the same order, the
-bundled project runs there too. (A Spark Connect server on the cluster with the same
-catalog, a rebuild picked up by the next run and a PostgreSQL metastore:
-tests/spark_cluster_check.py, in `python -m bench.cluster` with this file.)
+by the executors as a Parquet dataset holding the same rows in the same order. (The bundled
+project on the cluster, a Spark Connect server on the cluster with the same catalog, a
+rebuild picked up by the next run and a PostgreSQL metastore: tests/spark_cluster_check.py,
+in `python -m bench.cluster` with this file.)
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from duckapi.settings import BUNDLED_PROJECT
 from tests.conftest import copy_shop
 from tests.shop_support import ORDER_TYPES, PAYMENT_TYPES, Rows, dataset_json, random_shop, shop_answer, shop_client  # noqa: F401
 from tests.spark_cluster import standalone_cluster
@@ -87,11 +84,3 @@ def test_both_shop_endpoints_on_the_cluster_are_the_duckdb_answers(cluster: Clus
     orders = cluster.run("/orders/", "orders/")
     assert dataset_json(orders) == shop_answer(shop_client, "/orders/", cluster.orders, cluster.payments)
 
-
-def test_the_bundled_project_on_the_cluster(cluster: Cluster, client: TestClient) -> None:
-    bundled = cluster.folder / "bundled"
-    shutil.copytree(BUNDLED_PROJECT, bundled, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
-    rows = [{"group_id": "a", "event_value": 1}, {"group_id": "b", "event_value": 2}, {"group_id": "a", "event_value": 3}]
-    (cluster.folder / "events.json").write_text(json.dumps(rows))
-    on_cluster = cluster.run("", "bundled.json", project=bundled, inputs=[str(cluster.folder / "events.json")])
-    assert on_cluster.read_bytes() == client.post("/analyse_data/", json=rows).content
