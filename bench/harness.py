@@ -359,7 +359,10 @@ def measure_command(command: list[str], env: dict[str, str], timeout: float, cwd
                     also: Sequence[psutil.Process] = ()) -> Result:
     """Run a command (killed past `timeout`): wall time, peak RSS of its process tree and of the trees under `also`
     (a Spark worker's executors), sampled every 50 ms, its CPU, exit code, and other processes' CPU."""
-    reaped0, busy0, started = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]), busy_cpu_s(), time.perf_counter()
+    def reaped_s() -> float:  # user+system CPU seconds of this process's reaped descendants
+        return sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+
+    reaped0, busy0, started = reaped_s(), busy_cpu_s(), time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     sampler = RssSampler(proc.pid, 0.05, also=also, relist=0, cpu=True)
@@ -372,7 +375,7 @@ def measure_command(command: list[str], env: dict[str, str], timeout: float, cwd
         stderr, timed_out = proc.communicate()[1], True
     seconds, peak = time.perf_counter() - started, sampler.stop()
     # Reaped descendants are in the rusage; PySpark never reaps its JVM, which only sampling sees.
-    own = max(sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - reaped0, sum((sampler.cpu_seen or {}).values()))
+    own = max(reaped_s() - reaped0, sum((sampler.cpu_seen or {}).values()))
     other = max(0.0, busy_cpu_s() - busy0 - own)
     return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak / MIB), "exit_code": proc.returncode,
             "cpu_s": round(own, 1), "other_cpu_pct": round(100 * other / (seconds * (os.cpu_count() or 1)), 1),
@@ -731,10 +734,11 @@ def bench_main(doc: str, stem: str, run: Callable[[argparse.Namespace], Result],
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out_json, out_md = results_paths(stem, args.quick, args.out_json, args.out_md)
     results = json.loads(out_json.read_text()) if args.render_only else run(args)
-    for path, text in ((out_json, None if args.render_only else json.dumps(results, indent=2, ensure_ascii=False)),
-                       (out_md, render(results))):
-        if text is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n")
-    print(f"{render(results)}\nwrote {out_md}" + ("" if args.render_only else f" and {out_json}"))
+    written = {out_md: render(results)}
+    if not args.render_only:
+        written[out_json] = json.dumps(results, indent=2, ensure_ascii=False)
+    for path, text in written.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    print(f"{written[out_md]}\nwrote {' and '.join(map(str, written))}")
     return int(args.strict and not all(t["pass"] for t in results.get("targets", [])))
